@@ -1,0 +1,24 @@
+//! # tracklog-domain
+//!
+//! The vocabulary of Tracklog as typed values, and the rules that apply to them.
+//! Nothing here performs I/O: every function is pure and unit-tested, so the
+//! server and the stores can rely on a value once it exists.
+//!
+//! - [`time`]: UTC millisecond timestamps, RFC 3339 in and out.
+//! - [`ids`]: identifiers (org, portal, contact, session, interaction, policy, user).
+//! - [`interaction`]: portal interactions, the four built-in types, and the decoder
+//!   that turns one untrusted JSON item into an [`interaction::Interaction`] or a
+//!   [`ingest::Rejection`].
+//! - [`ingest`]: request bodies (object, array, NDJSON) split into items, per-item
+//!   outcomes, reasons and limits.
+//! - [`auth`]: rights, Azure SAS tokens (sign, parse, verify) and Basic credentials.
+//! - [`audit`]: the activity-log record of PRODUCT.md §5.1 and its categorisation.
+//! - [`user`]: roles of people who sign in to the web UI.
+
+pub mod audit;
+pub mod auth;
+pub mod ids;
+pub mod ingest;
+pub mod interaction;
+pub mod time;
+pub mod user;

@@ -1,0 +1,289 @@
+//! # tracklog-store
+//!
+//! Where Tracklog keeps its data. Handlers and services see only the narrow
+//! traits defined here; which engine sits behind them is a start-up choice.
+//!
+//! - [`EventStore`]: append-mostly activity — portal interactions today.
+//! - [`MetaStore`]: the small, transactional metadata — orgs, access policies,
+//!   users and their web sessions.
+//! - [`AuditStore`]: the activity log, with server-assigned sequence numbers.
+//! - [`sqlite`]: the embedded backend. One writer thread owns the write
+//!   connection and commits in groups; a small pool serves reads.
+//! - [`conformance`]: the behaviour every backend must show, as a test suite that
+//!   each backend's tests instantiate with [`conformance_suite!`].
+//!
+//! Every write returns only once it is durable under the configured
+//! [`Durability`].
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use serde::{Deserialize, Serialize};
+use tracklog_domain::audit::AuditRecord;
+use tracklog_domain::auth::{PolicyKey, Rights};
+use tracklog_domain::ids::{ContactId, OrgId, OrgName, PolicyName, PortalId, UserName};
+use tracklog_domain::interaction::Interaction;
+use tracklog_domain::time::UtcMillis;
+use tracklog_domain::user::Role;
+
+pub mod conformance;
+mod cursor;
+pub mod sqlite;
+
+pub use cursor::Cursor;
+
+/// Errors at the storage boundary.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The write queue is full; the caller should retry later.
+    #[error("the write queue is full")]
+    Overloaded,
+    /// The store is shutting down or cannot be reached.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// A unique name is already taken.
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// The named thing does not exist.
+    #[error("{0} was not found")]
+    NotFound(String),
+    /// A cursor that this store did not issue.
+    #[error("the cursor is not valid")]
+    BadCursor,
+    /// Anything else the engine reported.
+    #[error("storage failure: {0}")]
+    Internal(String),
+}
+
+/// How far a write must go before it is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// Flushed to stable storage (fsync) before the reply: survives power loss.
+    #[default]
+    Fsync,
+    /// Handed to the operating system before the reply: survives a crash of
+    /// Tracklog (kill -9), not a power cut.
+    Os,
+}
+
+/// Metrics every backend keeps, registered by the server under `tracklog_`.
+#[derive(Clone)]
+pub struct StoreMetrics {
+    /// Seconds from the start of a group commit until it is durable.
+    pub commit_seconds: Histogram,
+    /// Items waiting in the write queue.
+    pub queue_depth: Gauge,
+    /// Items per group commit.
+    pub commit_items: Histogram,
+}
+
+impl Default for StoreMetrics {
+    fn default() -> Self {
+        Self {
+            commit_seconds: Histogram::new(
+                [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5].into_iter(),
+            ),
+            queue_depth: Gauge::default(),
+            commit_items: Histogram::new(
+                [1.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0, 10000.0, 50000.0].into_iter(),
+            ),
+        }
+    }
+}
+
+/// A page of results and the cursor for the next one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<Cursor>,
+}
+
+/// A window over a contact's timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimelineQuery {
+    /// Inclusive lower bound.
+    pub from: Option<UtcMillis>,
+    /// Exclusive upper bound.
+    pub to: Option<UtcMillis>,
+    pub limit: usize,
+    pub cursor: Option<Cursor>,
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AppendSummary {
+    pub inserted: usize,
+    /// Items whose id was already stored: idempotent retries, stored once.
+    pub duplicates: usize,
+}
+
+/// Append-mostly activity.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Stores interactions durably; an id already stored for the org is skipped.
+    async fn append_interactions(
+        &self,
+        org: OrgId,
+        items: Vec<Interaction>,
+    ) -> Result<AppendSummary, StoreError>;
+
+    /// A contact's interactions, oldest first.
+    async fn contact_interactions(
+        &self,
+        org: OrgId,
+        contact: &ContactId,
+        query: TimelineQuery,
+    ) -> Result<Page<Interaction>, StoreError>;
+}
+
+/// An organisation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Org {
+    pub id: OrgId,
+    pub name: OrgName,
+    pub created_at: UtcMillis,
+}
+
+/// An access policy with its keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub org: OrgId,
+    pub name: PolicyName,
+    pub rights: Rights,
+    pub primary_key: PolicyKey,
+    pub secondary_key: PolicyKey,
+    /// Limits the policy to one portal.
+    pub portal: Option<PortalId>,
+    /// Limits the policy to one channel provider.
+    pub provider: Option<String>,
+    pub created_at: UtcMillis,
+    pub updated_at: UtcMillis,
+}
+
+/// Which of a policy's two keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeySlot {
+    Primary,
+    Secondary,
+}
+
+/// A person who signs in to the web UI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub org: OrgId,
+    pub name: UserName,
+    pub role: Role,
+    /// An argon2id PHC string.
+    pub password_hash: String,
+    pub created_at: UtcMillis,
+}
+
+/// A signed-in browser session. Only a hash of the cookie's token is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSession {
+    pub token_hash: String,
+    pub org: OrgId,
+    pub user: UserName,
+    pub csrf_token: String,
+    pub expires_at: UtcMillis,
+}
+
+/// Orgs, policies, users and web sessions.
+#[async_trait]
+pub trait MetaStore: Send + Sync {
+    /// Returns the org, creating it if needed.
+    async fn ensure_org(&self, name: &OrgName) -> Result<Org, StoreError>;
+    async fn org_by_name(&self, name: &OrgName) -> Result<Option<Org>, StoreError>;
+    async fn org_by_id(&self, id: OrgId) -> Result<Option<Org>, StoreError>;
+    async fn list_orgs(&self) -> Result<Vec<Org>, StoreError>;
+
+    /// Fails with [`StoreError::Conflict`] when the name is taken in any org.
+    async fn create_policy(&self, policy: Policy) -> Result<(), StoreError>;
+    /// Policy names are unique across the instance, so credentials need no org.
+    async fn policy(&self, name: &PolicyName) -> Result<Option<Policy>, StoreError>;
+    async fn list_policies(&self, org: OrgId) -> Result<Vec<Policy>, StoreError>;
+    /// Replaces one key, leaving the other as it was.
+    async fn replace_policy_key(
+        &self,
+        org: OrgId,
+        name: &PolicyName,
+        slot: KeySlot,
+        key: PolicyKey,
+    ) -> Result<Policy, StoreError>;
+    async fn delete_policy(&self, org: OrgId, name: &PolicyName) -> Result<(), StoreError>;
+
+    async fn create_user(&self, user: User) -> Result<(), StoreError>;
+    async fn user(&self, name: &UserName) -> Result<Option<User>, StoreError>;
+    async fn list_users(&self, org: OrgId) -> Result<Vec<User>, StoreError>;
+
+    async fn create_web_session(&self, session: WebSession) -> Result<(), StoreError>;
+    /// Returns the session if it exists and has not expired at `now`.
+    async fn web_session(
+        &self,
+        token_hash: &str,
+        now: UtcMillis,
+    ) -> Result<Option<WebSession>, StoreError>;
+    async fn delete_web_session(&self, token_hash: &str) -> Result<(), StoreError>;
+
+    /// Proves the store accepts a durable write (for `/readyz`).
+    async fn check_writable(&self) -> Result<(), StoreError>;
+}
+
+/// The activity log.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends records, assigning `Category` and `Sequence`. A record whose `Id`
+    /// is already stored for the org is skipped. Returns each record as stored,
+    /// or `None` for a skipped duplicate.
+    async fn append_audit(
+        &self,
+        org: OrgId,
+        records: Vec<AuditRecord>,
+    ) -> Result<Vec<Option<AuditRecord>>, StoreError>;
+
+    /// The newest records first, before the sequence `before` when given.
+    async fn recent_audit(
+        &self,
+        org: OrgId,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+}
+
+/// Lifecycle of a backend.
+#[async_trait]
+pub trait Lifecycle: Send + Sync {
+    /// Finishes queued writes and stops accepting new ones.
+    async fn close(&self);
+}
+
+/// The set of stores one server runs on.
+#[derive(Clone)]
+pub struct Stores {
+    pub events: Arc<dyn EventStore>,
+    pub meta: Arc<dyn MetaStore>,
+    pub audit: Arc<dyn AuditStore>,
+    pub lifecycle: Arc<dyn Lifecycle>,
+    pub metrics: StoreMetrics,
+}
+
+impl Stores {
+    /// One backend that implements every trait.
+    pub fn single<S>(store: S, metrics: StoreMetrics) -> Self
+    where
+        S: EventStore + MetaStore + AuditStore + Lifecycle + 'static,
+    {
+        let store = Arc::new(store);
+        Self {
+            events: store.clone(),
+            meta: store.clone(),
+            audit: store.clone(),
+            lifecycle: store,
+            metrics,
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! The embedded backend: one SQLite file in WAL mode.
+//!
+//! - One writer thread ([`writer`]) owns the write connection. Every write, from
+//!   ingestion to a policy change, is a job on its bounded queue; jobs are
+//!   committed in groups and answered only after COMMIT returned. With
+//!   [`Durability::Fsync`] (`synchronous=FULL`) the WAL is fsynced on every
+//!   commit; with [`Durability::Os`] (`synchronous=NORMAL`) the commit is in the
+//!   OS's buffers, which survives a crash of the process but not a power cut.
+//! - A small r2d2 pool of read-only connections serves queries on the blocking
+//!   thread pool; WAL lets them run beside the writer.
+//! - Other processes (the `tracklog` CLI) may open the same file: SQLite's own
+//!   locking orders their writes with the server's.
+
+mod audit;
+mod events;
+mod meta;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use crossbeam_channel::{Sender, TrySendError};
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{Semaphore, oneshot};
+use tracklog_domain::ids::OrgName;
+use tracklog_domain::time::UtcMillis;
+
+use crate::{Durability, Lifecycle, StoreError, StoreMetrics, Stores};
+use writer::{ClosureJob, GroupPolicy, Message, WriteContext};
+
+pub use schema::CURRENT_VERSION as SCHEMA_VERSION;
+
+/// The database file inside the data directory.
+pub const DB_FILE: &str = "tracklog.db";
+
+/// Tuning of the embedded backend.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    pub durability: Durability,
+    /// A group commit closes at this many items...
+    pub batch_max_items: usize,
+    /// ...or this long after its first job arrived.
+    pub batch_linger: Duration,
+    /// Items that may wait for the writer; past this, writes fail with
+    /// [`StoreError::Overloaded`].
+    pub queue_max_items: usize,
+    pub read_connections: u32,
+    /// How long a write waits for a lock held by another process.
+    pub busy_timeout: Duration,
+    /// WAL pages before SQLite checkpoints on its own. Larger values write
+    /// random index pages back less often, which is what limits insert speed.
+    pub wal_autocheckpoint_pages: u32,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            durability: Durability::Fsync,
+            batch_max_items: 20_000,
+            batch_linger: Duration::from_millis(1),
+            queue_max_items: 200_000,
+            read_connections: 4,
+            busy_timeout: Duration::from_secs(5),
+            wal_autocheckpoint_pages: 16_384,
+        }
+    }
+}
+
+/// The embedded store. Cheap to clone; all clones share one writer.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    jobs: Sender<Message>,
+    budget: Arc<Semaphore>,
+    queue_max_items: usize,
+    readers: r2d2::Pool<ReadConnections>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    metrics: StoreMetrics,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `data_dir`, applies migrations,
+    /// creates the `default` org and starts the writer.
+    pub fn open(
+        data_dir: &Path,
+        options: SqliteOptions,
+        metrics: StoreMetrics,
+    ) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create {}: {e}", data_dir.display()))
+        })?;
+        let path = data_dir.join(DB_FILE);
+        let mut conn = open_write_connection(&path, &options)?;
+        schema::migrate(&mut conn).map_err(StoreError::Internal)?;
+        ensure_org_sync(&conn, "default")?;
+
+        let readers = r2d2::Pool::builder()
+            .max_size(options.read_connections.max(1))
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(10))
+            .build(ReadConnections {
+                path: path.clone(),
+                busy_timeout: options.busy_timeout,
+            })
+            .map_err(|e| StoreError::Unavailable(format!("read pool: {e}")))?;
+
+        // The channel is bounded in jobs; the semaphore bounds queued items.
+        let (jobs, receiver) = crossbeam_channel::bounded(65_536);
+        let policy = GroupPolicy {
+            max_items: options.batch_max_items.max(1),
+            linger: options.batch_linger,
+        };
+        let writer_metrics = metrics.clone();
+        let writer = std::thread::Builder::new()
+            .name("tracklog-writer".into())
+            .spawn(move || writer::run_writer(conn, receiver, policy, writer_metrics))
+            .map_err(|e| StoreError::Internal(format!("cannot start the writer: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path,
+                jobs,
+                budget: Arc::new(Semaphore::new(options.queue_max_items)),
+                queue_max_items: options.queue_max_items,
+                readers,
+                writer: Mutex::new(Some(writer)),
+                metrics,
+            }),
+        })
+    }
+
+    /// Opens the store and wraps it as the full set of [`Stores`].
+    pub fn open_stores(data_dir: &Path, options: SqliteOptions) -> Result<Stores, StoreError> {
+        let metrics = StoreMetrics::default();
+        let store = Self::open(data_dir, options, metrics.clone())?;
+        Ok(Stores::single(store, metrics))
+    }
+
+    /// The database file's path.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `work` on a pooled read connection, off the async threads.
+    pub(crate) async fn read<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let pool = self.inner.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool
+                .get()
+                .map_err(|e| StoreError::Unavailable(format!("no read connection: {e}")))?;
+            work(&conn)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("read task failed: {e}")))?
+    }
+
+    /// Queues `work` for the writer and waits until its group is durable.
+    /// `items` counts against the queue bound.
+    pub(crate) async fn write<T, F>(&self, items: usize, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteContext<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = &self.inner;
+        let items = items.clamp(1, inner.queue_max_items);
+        let permit = inner
+            .budget
+            .clone()
+            .try_acquire_many_owned(items as u32)
+            .map_err(|_| StoreError::Overloaded)?;
+        self.update_queue_depth();
+        let (reply, answer) = oneshot::channel();
+        let job = ClosureJob { items, work, reply };
+        let sent = inner.jobs.try_send(Message::Job(Box::new(job)));
+        let result = match sent {
+            Ok(()) => answer
+                .await
+                .unwrap_or_else(|_| Err(StoreError::Unavailable("the writer stopped".into()))),
+            Err(TrySendError::Full(_)) => Err(StoreError::Overloaded),
+            Err(TrySendError::Disconnected(_)) => {
+                Err(StoreError::Unavailable("the store is closed".into()))
+            }
+        };
+        drop(permit);
+        self.update_queue_depth();
+        result
+    }
+
+    fn update_queue_depth(&self) {
+        let waiting = self.inner.queue_max_items - self.inner.budget.available_permits();
+        self.inner.metrics.queue_depth.set(waiting as i64);
+    }
+}
+
+#[async_trait]
+impl Lifecycle for SqliteStore {
+    async fn close(&self) {
+        let _ = self.inner.jobs.send(Message::Stop);
+        let handle = self.inner.writer.lock().ok().and_then(|mut w| w.take());
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+    }
+}
+
+fn open_write_connection(path: &Path, options: &SqliteOptions) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(|e| {
+        StoreError::Unavailable(format!("cannot open {}: {e}", path.display()))
+    })?;
+    conn.busy_timeout(options.busy_timeout).map_err(sql_error)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(sql_error)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Unavailable(format!(
+            "{} cannot use WAL mode (got {mode})",
+            path.display()
+        )));
+    }
+    let synchronous = match options.durability {
+        Durability::Fsync => "FULL",
+        Durability::Os => "NORMAL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {synchronous};
+         PRAGMA foreign_keys = ON;
+         PRAGMA wal_autocheckpoint = {};
+         PRAGMA cache_size = -65536;
+         PRAGMA temp_store = MEMORY;",
+        options.wal_autocheckpoint_pages
+    ))
+    .map_err(sql_error)?;
+    Ok(conn)
+}
+
+fn ensure_org_sync(conn: &Connection, name: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO orgs (name, created_at) VALUES (?1, ?2) ON CONFLICT(name) DO NOTHING",
+        rusqlite::params![name, UtcMillis::now().as_millis()],
+    )
+    .map_err(sql_error)?;
+    Ok(())
+}
+
+/// Opens read-only connections for the pool.
+struct ReadConnections {
+    path: PathBuf,
+    busy_timeout: Duration,
+}
+
+impl r2d2::ManageConnection for ReadConnections {
+    type Connection = Connection;
+    type Error = rusqlite::Error;
+
+    fn connect(&self) -> Result<Connection, rusqlite::Error> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(self.busy_timeout)?;
+        conn.execute_batch("PRAGMA query_only = ON; PRAGMA cache_size = -32768;")?;
+        Ok(conn)
+    }
+
+    fn is_valid(&self, conn: &mut Connection) -> Result<(), rusqlite::Error> {
+        conn.execute_batch("")
+    }
+
+    fn has_broken(&self, _conn: &mut Connection) -> bool {
+        false
+    }
+}
+
+/// Maps an engine error to the storage boundary's error.
+pub(crate) fn sql_error(error: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode;
+    match error.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            StoreError::Unavailable(format!("the database is locked: {error}"))
+        }
+        Some(ErrorCode::DiskFull) => StoreError::Unavailable(format!("the disk is full: {error}")),
+        Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen) => {
+            StoreError::Unavailable(error.to_string())
+        }
+        _ => StoreError::Internal(error.to_string()),
+    }
+}
+
+/// Whether an error is a UNIQUE or PRIMARY KEY violation.
+pub(crate) fn is_unique_violation(error: &rusqlite::Error) -> bool {
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(e, _)
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+    )
+}
+
+/// The org name, as stored, for an org that must exist.
+pub(crate) fn org_name_of(name: String) -> Result<OrgName, StoreError> {
+    OrgName::parse(name).map_err(|e| StoreError::Internal(format!("stored org name: {e}")))
+}

@@ -1,0 +1,131 @@
+//! Versioned schema migrations, applied in order at start-up.
+//!
+//! The version lives in SQLite's `user_version`. A small hand-written runner is
+//! used because the migration crates pin their own rusqlite version, and the
+//! whole workspace must link exactly one SQLite.
+
+use rusqlite::Connection;
+
+/// Each entry moves the schema one version forward. Never edit a released entry;
+/// append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: orgs, access policies, users, web sessions, interactions, audit log.
+    r#"
+    CREATE TABLE orgs (
+        id          INTEGER PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE,
+        created_at  INTEGER NOT NULL
+    );
+    CREATE TABLE policies (
+        name          TEXT PRIMARY KEY,
+        org_id        INTEGER NOT NULL REFERENCES orgs(id),
+        rights        INTEGER NOT NULL,
+        primary_key   TEXT NOT NULL,
+        secondary_key TEXT NOT NULL,
+        portal_id     TEXT,
+        provider_id   TEXT,
+        created_at    INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL
+    );
+    CREATE INDEX policies_org ON policies(org_id);
+    CREATE TABLE users (
+        name          TEXT PRIMARY KEY,
+        org_id        INTEGER NOT NULL REFERENCES orgs(id),
+        role          TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        created_at    INTEGER NOT NULL
+    );
+    CREATE TABLE web_sessions (
+        token_hash  TEXT PRIMARY KEY,
+        org_id      INTEGER NOT NULL,
+        user_name   TEXT NOT NULL,
+        csrf_token  TEXT NOT NULL,
+        expires_at  INTEGER NOT NULL
+    );
+    -- Interactions: the rowid is the arrival sequence. Small dictionary ids keep
+    -- repeated strings (type, portal) out of every row.
+    CREATE TABLE dict (
+        id    INTEGER PRIMARY KEY,
+        kind  INTEGER NOT NULL,
+        text  TEXT NOT NULL,
+        UNIQUE (kind, text)
+    );
+    CREATE TABLE interactions (
+        seq         INTEGER PRIMARY KEY,
+        org_id      INTEGER NOT NULL,
+        id          TEXT NOT NULL,
+        type_id     INTEGER NOT NULL,
+        portal_id   INTEGER NOT NULL,
+        contact_id  TEXT,
+        session_id  TEXT,
+        ts          INTEGER NOT NULL,
+        fields      TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX interactions_by_id ON interactions(org_id, id);
+    CREATE INDEX interactions_by_contact ON interactions(org_id, contact_id, ts)
+        WHERE contact_id IS NOT NULL;
+    CREATE TABLE audit_records (
+        org_id         INTEGER NOT NULL,
+        seq            INTEGER NOT NULL,
+        id             TEXT NOT NULL,
+        creation_time  INTEGER NOT NULL,
+        operation      TEXT NOT NULL,
+        category       TEXT NOT NULL,
+        user_name      TEXT,
+        record         TEXT NOT NULL,
+        PRIMARY KEY (org_id, seq)
+    ) WITHOUT ROWID;
+    CREATE UNIQUE INDEX audit_records_by_id ON audit_records(org_id, id);
+    "#,
+];
+
+/// The schema version this build writes.
+pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database up to [`CURRENT_VERSION`]. Refuses a database written by
+/// a newer Tracklog rather than guessing at its layout.
+pub fn migrate(conn: &mut Connection) -> Result<(), String> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(|e| e.to_string())?;
+    if version > CURRENT_VERSION {
+        return Err(format!(
+            "the data directory has schema version {version}, newer than this build's {CURRENT_VERSION}; use a newer tracklog"
+        ));
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let target = index as i64 + 1;
+        let tx = conn.transaction().map_err(|e| e.to_string())?;
+        tx.execute_batch(sql)
+            .map_err(|e| format!("migration to schema version {target} failed: {e}"))?;
+        tx.pragma_update(None, "user_version", target)
+            .map_err(|e| e.to_string())?;
+        tx.commit().map_err(|e| e.to_string())?;
+        tracing::info!(version = target, "applied schema migration");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_once_and_is_idempotent() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        migrate(&mut conn).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, CURRENT_VERSION);
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "user_version", CURRENT_VERSION + 1)
+            .unwrap();
+        assert!(migrate(&mut conn).unwrap_err().contains("newer"));
+    }
+}

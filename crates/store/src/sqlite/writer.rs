@@ -1,0 +1,257 @@
+//! The single writer: one thread owns the write connection and commits queued
+//! jobs in groups.
+//!
+//! Group commit is what makes durable ingestion fast: one fsync covers every
+//! job in the group. A group closes at `max_items` items, or `linger` after its
+//! first job arrived, whichever comes first. Each job runs inside its own
+//! savepoint, so one failing job does not undo the others; every job's caller
+//! is answered only after the group's COMMIT returned.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::oneshot;
+
+use crate::{StoreError, StoreMetrics};
+
+use super::sql_error;
+
+/// What a job sees while it runs: the connection inside the open transaction,
+/// and the dictionary of repeated strings.
+pub(crate) struct WriteContext<'a> {
+    pub conn: &'a Connection,
+    pub dict: &'a mut Dictionary,
+}
+
+/// Small integer ids for strings repeated on many rows (interaction types,
+/// portal ids). The cache only ever holds ids that are committed or belong to
+/// the open transaction; [`Dictionary::forget_fresh`] drops the latter when
+/// the transaction is undone.
+#[derive(Default)]
+pub(crate) struct Dictionary {
+    cache: HashMap<(u8, String), i64>,
+    fresh: Vec<(u8, String)>,
+}
+
+impl Dictionary {
+    pub const INTERACTION_TYPE: u8 = 1;
+    pub const PORTAL: u8 = 2;
+
+    pub fn intern(&mut self, conn: &Connection, kind: u8, text: &str) -> Result<i64, StoreError> {
+        if let Some(id) = self.cache.get(&(kind, text.to_owned())) {
+            return Ok(*id);
+        }
+        let existing: Option<i64> = conn
+            .prepare_cached("SELECT id FROM dict WHERE kind = ?1 AND text = ?2")
+            .and_then(|mut s| s.query_row(params![kind, text], |r| r.get(0)).optional())
+            .map_err(sql_error)?;
+        let id = match existing {
+            Some(id) => id,
+            None => {
+                conn.prepare_cached("INSERT INTO dict (kind, text) VALUES (?1, ?2)")
+                    .and_then(|mut s| s.execute(params![kind, text]))
+                    .map_err(sql_error)?;
+                self.fresh.push((kind, text.to_owned()));
+                conn.last_insert_rowid()
+            }
+        };
+        self.cache.insert((kind, text.to_owned()), id);
+        Ok(id)
+    }
+
+    fn mark(&self) -> usize {
+        self.fresh.len()
+    }
+
+    fn forget_fresh(&mut self, since: usize) {
+        for key in self.fresh.drain(since..) {
+            self.cache.remove(&key);
+        }
+    }
+
+    fn settle(&mut self) {
+        self.fresh.clear();
+    }
+}
+
+/// Delivers a job's result once the group's fate is known.
+pub(crate) type Delivery = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+/// A unit of work for the writer.
+pub(crate) trait Job: Send {
+    /// How many items it carries, for group sizing.
+    fn items(&self) -> usize;
+    /// Runs inside the open transaction and returns how to deliver the result.
+    fn run(self: Box<Self>, ctx: &mut WriteContext<'_>) -> Delivery;
+    /// Answers the caller without running.
+    fn fail(self: Box<Self>, error: StoreError);
+}
+
+/// A job built from a closure, answered through a oneshot channel.
+pub(crate) struct ClosureJob<T, F> {
+    pub items: usize,
+    pub work: F,
+    pub reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> Job for ClosureJob<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut WriteContext<'_>) -> Result<T, StoreError> + Send + 'static,
+{
+    fn items(&self) -> usize {
+        self.items
+    }
+
+    fn run(self: Box<Self>, ctx: &mut WriteContext<'_>) -> Delivery {
+        let ClosureJob { work, reply, .. } = *self;
+        let result = in_savepoint(ctx, work);
+        Box::new(move |commit| {
+            let _ = reply.send(commit.and(result));
+        })
+    }
+
+    fn fail(self: Box<Self>, error: StoreError) {
+        let _ = self.reply.send(Err(error));
+    }
+}
+
+fn in_savepoint<T>(
+    ctx: &mut WriteContext<'_>,
+    work: impl FnOnce(&mut WriteContext<'_>) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    ctx.conn.execute_batch("SAVEPOINT job").map_err(sql_error)?;
+    let mark = ctx.dict.mark();
+    let result = work(ctx);
+    match &result {
+        Ok(_) => ctx.conn.execute_batch("RELEASE job").map_err(sql_error)?,
+        Err(_) => {
+            ctx.conn
+                .execute_batch("ROLLBACK TO job; RELEASE job")
+                .map_err(sql_error)?;
+            ctx.dict.forget_fresh(mark);
+        }
+    }
+    result
+}
+
+/// Messages to the writer thread.
+pub(crate) enum Message {
+    Job(Box<dyn Job>),
+    /// Commit what is queued, then exit.
+    Stop,
+}
+
+/// How the writer groups jobs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GroupPolicy {
+    pub max_items: usize,
+    pub linger: Duration,
+}
+
+/// The writer thread's body. Returns when told to stop or when every sender is gone.
+pub(crate) fn run_writer(
+    conn: Connection,
+    jobs: Receiver<Message>,
+    policy: GroupPolicy,
+    metrics: StoreMetrics,
+) {
+    let mut dict = Dictionary::default();
+    let mut stopping = false;
+    while !stopping {
+        let first = match jobs.recv() {
+            Ok(Message::Job(job)) => job,
+            Ok(Message::Stop) | Err(_) => break,
+        };
+        let (group, stop) = collect_group(first, &jobs, policy);
+        stopping = stop;
+        commit_group(&conn, &mut dict, group, &metrics);
+    }
+    // Drain: whatever was queued before the stop is still committed.
+    loop {
+        let mut group = Vec::new();
+        let mut items = 0;
+        while items < policy.max_items {
+            match jobs.try_recv() {
+                Ok(Message::Job(job)) => {
+                    items += job.items();
+                    group.push(job);
+                }
+                Ok(Message::Stop) => {}
+                Err(_) => break,
+            }
+        }
+        if group.is_empty() {
+            break;
+        }
+        commit_group(&conn, &mut dict, group, &metrics);
+    }
+    tracing::info!("writer stopped");
+}
+
+fn collect_group(
+    first: Box<dyn Job>,
+    jobs: &Receiver<Message>,
+    policy: GroupPolicy,
+) -> (Vec<Box<dyn Job>>, bool) {
+    let deadline = Instant::now() + policy.linger;
+    let mut items = first.items();
+    let mut group = vec![first];
+    while items < policy.max_items {
+        let next = match jobs.try_recv() {
+            Ok(message) => message,
+            Err(TryRecvError::Disconnected) => break,
+            Err(TryRecvError::Empty) => match jobs.recv_deadline(deadline) {
+                Ok(message) => message,
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+            },
+        };
+        match next {
+            Message::Job(job) => {
+                items += job.items();
+                group.push(job);
+            }
+            Message::Stop => return (group, true),
+        }
+    }
+    (group, false)
+}
+
+fn commit_group(
+    conn: &Connection,
+    dict: &mut Dictionary,
+    group: Vec<Box<dyn Job>>,
+    metrics: &StoreMetrics,
+) {
+    let _span = tracing::debug_span!("group_commit", jobs = group.len()).entered();
+    let started = Instant::now();
+    let items: usize = group.iter().map(|job| job.items()).sum();
+    if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let error = sql_error(error);
+        tracing::error!(%error, "could not begin a write transaction");
+        for job in group {
+            job.fail(error.clone());
+        }
+        return;
+    }
+    let mut ctx = WriteContext { conn, dict };
+    let deliveries: Vec<Delivery> = group.into_iter().map(|job| job.run(&mut ctx)).collect();
+    let commit = conn.execute_batch("COMMIT").map_err(sql_error);
+    match &commit {
+        Ok(()) => dict.settle(),
+        Err(error) => {
+            tracing::error!(%error, "group commit failed");
+            let _ = conn.execute_batch("ROLLBACK");
+            dict.forget_fresh(0);
+        }
+    }
+    metrics
+        .commit_seconds
+        .observe(started.elapsed().as_secs_f64());
+    metrics.commit_items.observe(items as f64);
+    for deliver in deliveries {
+        deliver(commit.clone());
+    }
+}
