@@ -105,6 +105,7 @@ fn split_ndjson(text: &str) -> Vec<RawItem<'_>> {
 
 /// Why one item was refused. The code is stable: integrators match on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     InvalidJson,
@@ -151,6 +152,7 @@ impl Reason {
 /// A refused item: its place in the batch, its id when one could be read, the
 /// reason, and for field problems the field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Rejection {
     pub index: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -196,6 +198,7 @@ impl Rejection {
 
 /// The reply to an ingestion request: every item ends in exactly one outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IngestReport {
     /// Items now durable, counting retries of items already stored.
     pub accepted: usize,

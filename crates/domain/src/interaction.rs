@@ -160,7 +160,7 @@ pub struct DecodeContext<'a> {
     /// The portal a portal-scoped credential is limited to.
     pub portal_scope: Option<&'a PortalId>,
     /// The org's type catalogue.
-    pub types: &'a dyn Fn(&str) -> TypeStatus,
+    pub types: &'a (dyn Fn(&str) -> TypeStatus + Sync),
 }
 
 /// Decodes one item. On failure the rejection names the field at fault; the
@@ -540,4 +540,44 @@ mod tests {
             }
         }
     }
+}
+
+/// A decoded batch: the valid interactions, and a rejection for every other item.
+#[derive(Debug, Default)]
+pub struct DecodedBatch {
+    pub interactions: Vec<Interaction>,
+    pub rejected: Vec<Rejection>,
+    /// Each accepted interaction's index in the request, for reporting.
+    pub indexes: Vec<usize>,
+}
+
+/// Splits a request body into items and decodes each one. Body-level problems
+/// (not JSON, too many items) fail the whole request; item-level problems are
+/// reported per item.
+pub fn decode_batch(
+    body: &[u8],
+    ndjson: bool,
+    ctx: &DecodeContext<'_>,
+) -> Result<DecodedBatch, crate::ingest::BodyError> {
+    let items = crate::ingest::split_items(body, ndjson, ctx.limits)?;
+    let mut batch = DecodedBatch {
+        interactions: Vec::with_capacity(items.len()),
+        ..DecodedBatch::default()
+    };
+    for (index, item) in items.into_iter().enumerate() {
+        let decoded = match item {
+            crate::ingest::RawItem::Json(raw) => decode_interaction(raw.get(), ctx),
+            crate::ingest::RawItem::Unparsable(message) => {
+                Err(Rejection::item(Reason::InvalidJson, message))
+            }
+        };
+        match decoded {
+            Ok(interaction) => {
+                batch.interactions.push(interaction);
+                batch.indexes.push(index);
+            }
+            Err(rejection) => batch.rejected.push(rejection.at(index, None)),
+        }
+    }
+    Ok(batch)
 }

@@ -1,1 +1,165 @@
-//! placeholder
+//! # tracklog-server
+//!
+//! Tracklog's HTTP server, as a library: [`run`] takes a configuration, a bound
+//! listener and a shutdown signal, and serves until the signal fires. `main`
+//! only parses the command line; tests bind `127.0.0.1:0` and get the real
+//! server.
+//!
+//! - [`config`]: layered, typed configuration.
+//! - [`api`]: the JSON API under `/api/v1` and the operations endpoints;
+//!   thin handlers over the stores and [`services`].
+//! - [`auth`]: access-policy credentials (SAS and Basic).
+//! - [`edge`]: ingestion bodies — limits, gzip, NDJSON.
+//! - [`services`]: management actions shared with the CLI, each audited.
+//! - [`ui`]: server-rendered pages and sign-in.
+//! - [`error`]: the one error type of the HTTP boundary.
+//! - [`metrics`]: every Prometheus metric, documented in one place.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod edge;
+pub mod error;
+pub mod metrics;
+pub mod services;
+pub mod state;
+pub mod ui;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::HeaderValue;
+use axum::http::header;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Json, Router};
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+use tracklog_store::Stores;
+use tracklog_store::sqlite::SqliteStore;
+use utoipa_axum::routes;
+
+pub use config::Config;
+pub use state::AppState;
+
+use crate::metrics::HttpLabel;
+
+/// Opens the stores the configuration names: today, the embedded SQLite store
+/// in `data_dir`.
+pub fn open_stores(config: &Config) -> Result<Stores, tracklog_store::StoreError> {
+    SqliteStore::open_stores(&config.data_dir, config.sqlite_options())
+}
+
+/// The full application: API, operations endpoints and UI.
+pub fn app(state: AppState) -> Router {
+    let (api, openapi) = api::router()
+        .routes(routes!(ui::pages::home))
+        .routes(routes!(ui::pages::login_form, ui::pages::login))
+        .routes(routes!(ui::pages::logout))
+        .split_for_parts();
+    let openapi = std::sync::Arc::new(openapi);
+    api.route(
+        "/api/v1/openapi.json",
+        get(move || {
+            let openapi = openapi.clone();
+            async move { Json(openapi.as_ref().clone()) }
+        }),
+    )
+    .route("/static/app.css", get(ui::stylesheet))
+    .layer(middleware::from_fn(security_headers))
+    .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+    .layer(
+        TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            // The path only: query strings may carry tokens.
+            let route = request
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or_else(|| request.uri().path().to_owned(), |p| p.as_str().to_owned());
+            tracing::info_span!("request", method = %request.method(), route = %route)
+        }),
+    )
+    .with_state(state)
+}
+
+async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    state
+        .metrics
+        .http_requests
+        .get_or_create(&HttpLabel {
+            method,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
+}
+
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    let is_html = headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if is_html {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'",
+            ),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish
+/// (up to `shutdown_grace_seconds`) and drains the write queue before
+/// returning, so every acknowledged write is on disk.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let stores = open_stores(&config)?;
+    run_with_stores(config, stores, listener, shutdown).await
+}
+
+/// [`run`] on stores the caller opened.
+pub async fn run_with_stores(
+    config: Config,
+    stores: Stores,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let grace = Duration::from_secs(config.shutdown_grace_seconds);
+    let state = AppState::new(stores.clone(), config);
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "serving");
+    let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = stopping_tx.send(true);
+    });
+    let mut stopping = stopping_rx.clone();
+    tokio::select! {
+        result = server => result?,
+        _ = async {
+            let _ = stopping.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        } => tracing::warn!("in-flight requests did not finish within the grace period"),
+    }
+    stores.lifecycle.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! Extractors whose failures speak the API's error format instead of axum's
+//! plain-text rejections.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// Query parameters; a bad one is a 400 naming it where serde can.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|q| ApiQuery(q.0))
+            .map_err(|e: QueryRejection| ApiError::BadRequest {
+                code: "invalid_query",
+                message: e.body_text(),
+                field: None,
+            })
+    }
+}
+
+/// A JSON body for management endpoints.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        axum::Json::<T>::from_request(req, state)
+            .await
+            .map(|j| ApiJson(j.0))
+            .map_err(|e: JsonRejection| match e {
+                JsonRejection::MissingJsonContentType(_) => ApiError::BadRequest {
+                    code: "invalid_content_type",
+                    message: "send Content-Type: application/json".into(),
+                    field: Some("Content-Type".into()),
+                },
+                JsonRejection::BytesRejection(_) => ApiError::PayloadTooLarge {
+                    limit: "max_body_bytes",
+                    message: "the body could not be read within the size limit".into(),
+                },
+                other => ApiError::BadRequest {
+                    code: "invalid_json",
+                    message: other.body_text(),
+                    field: None,
+                },
+            })
+    }
+}
+
+/// The peer's address when the server knows it (always, when served by
+/// [`crate::run`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub Option<std::net::SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0),
+        ))
+    }
+}

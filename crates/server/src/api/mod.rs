@@ -1,0 +1,85 @@
+//! The JSON API under `/api/v1`, and the operations endpoints. Handlers are
+//! thin: they parse, authorise, call a store or a service, and shape the reply.
+//! Every route is registered through utoipa-axum, so the OpenAPI document at
+//! `/api/v1/openapi.json` cannot miss one.
+
+pub mod extract;
+pub mod health;
+pub mod interactions;
+pub mod policies;
+
+use serde::Serialize;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::AppState;
+
+/// The error envelope of every non-2xx JSON answer.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorEnvelope {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable code, such as `payload_too_large` or `forbidden`.
+    pub code: String,
+    pub message: String,
+    /// The field or limit at fault, when there is one.
+    pub field: Option<String>,
+}
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "sas",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Authorization",
+                "`SharedAccessSignature sr=<resource>&sig=<signature>&se=<expiry>&skn=<policy>`",
+            ))),
+        );
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some("`<policy>:<key>`"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Tracklog",
+        description = "Activity hub: portal interactions and customer journeys, channel analytics, and compliance activity logging."
+    ),
+    modifiers(&Security),
+    tags(
+        (name = "interactions", description = "Portal interactions and contact timelines"),
+        (name = "policies", description = "Access policies and their keys"),
+        (name = "operations", description = "Health, readiness, metrics"),
+        (name = "ui", description = "Server-rendered web pages"),
+    )
+)]
+struct ApiDoc;
+
+/// Every route with its OpenAPI description.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(interactions::post_interactions))
+        .routes(routes!(interactions::contact_interactions))
+        .routes(routes!(policies::list_policies, policies::create_policy))
+        .routes(routes!(policies::get_policy, policies::delete_policy))
+        .routes(routes!(policies::rotate_policy))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(health::metrics))
+}

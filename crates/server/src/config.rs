@@ -1,0 +1,320 @@
+//! Typed configuration: defaults, then an optional TOML file, then `TRACKLOG_`
+//! environment variables, then command-line flags, each overriding the last.
+//!
+//! Unknown keys and bad values are refused at start-up with a message that
+//! names the key, so a typo never silently falls back to a default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use tracklog_domain::ingest::Limits;
+use tracklog_store::Durability;
+use tracklog_store::sqlite::SqliteOptions;
+
+/// Everything a server needs to start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Where the embedded store keeps its files.
+    pub data_dir: PathBuf,
+    /// `text` for people, `json` for log collectors.
+    pub log_format: LogFormat,
+    pub ingest: IngestConfig,
+    pub storage: StorageConfig,
+    pub ui: UiConfig,
+    /// Seconds to wait for in-flight requests at shutdown.
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./tracklog-data"),
+            log_format: LogFormat::Text,
+            ingest: IngestConfig::default(),
+            storage: StorageConfig::default(),
+            ui: UiConfig::default(),
+            shutdown_grace_seconds: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The ingestion pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// `fsync` (default): acknowledged writes survive a power cut.
+    /// `os`: they survive a crash of Tracklog, not of the machine.
+    pub durability: Durability,
+    /// A group commit closes at this many items...
+    pub commit_max_items: usize,
+    /// ...or this many milliseconds after its first write arrived.
+    pub commit_linger_ms: u64,
+    /// Items that may wait for the writer before requests get 503.
+    pub queue_max_items: usize,
+    /// Largest request body, after decompression.
+    pub max_body_bytes: usize,
+    /// Most items in one request.
+    pub max_batch_items: usize,
+    /// Longest string value in an item.
+    pub max_field_bytes: usize,
+    /// Largest single item.
+    pub max_item_bytes: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        let limits = Limits::default();
+        let store = SqliteOptions::default();
+        Self {
+            durability: Durability::Fsync,
+            commit_max_items: store.batch_max_items,
+            commit_linger_ms: store.batch_linger.as_millis() as u64,
+            queue_max_items: store.queue_max_items,
+            max_body_bytes: limits.max_body_bytes,
+            max_batch_items: limits.max_batch_items,
+            max_field_bytes: limits.max_field_bytes,
+            max_item_bytes: limits.max_item_bytes,
+        }
+    }
+}
+
+/// The embedded store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub read_connections: u32,
+    pub busy_timeout_ms: u64,
+    pub wal_autocheckpoint_pages: u32,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        let store = SqliteOptions::default();
+        Self {
+            read_connections: store.read_connections,
+            busy_timeout_ms: store.busy_timeout.as_millis() as u64,
+            wal_autocheckpoint_pages: store.wal_autocheckpoint_pages,
+        }
+    }
+}
+
+/// The web UI.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UiConfig {
+    /// Hours a sign-in lasts.
+    pub session_hours: u64,
+    /// `auto`: Secure cookies unless the request came to a loopback host over
+    /// plain HTTP. `always` or `never` force it.
+    pub secure_cookies: SecureCookies,
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        Self {
+            session_hours: 12,
+            secure_cookies: SecureCookies::Auto,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecureCookies {
+    Auto,
+    Always,
+    Never,
+}
+
+/// A configuration that could not be used; the message names the key.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+/// Flags given on the command line; `None` leaves the lower layers in force.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ConfigOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<String>,
+}
+
+impl Config {
+    /// Loads the layers in order: defaults, `file`, `TRACKLOG_*` variables
+    /// (nested keys with `__`, as in `TRACKLOG_INGEST__DURABILITY=os`), flags.
+    pub fn load(file: Option<&Path>, overrides: &ConfigOverrides) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError(format!(
+                    "the config file {} does not exist",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let figment = figment
+            .merge(
+                Env::prefixed("TRACKLOG_")
+                    .split("__")
+                    .filter(|key| key.as_str() != "config"),
+            )
+            .merge(Serialized::defaults(overrides));
+        let config: Config = figment.extract().map_err(|e| ConfigError(describe(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let ingest = &self.ingest;
+        let positive = [
+            ("ingest.commit_max_items", ingest.commit_max_items),
+            ("ingest.queue_max_items", ingest.queue_max_items),
+            ("ingest.max_body_bytes", ingest.max_body_bytes),
+            ("ingest.max_batch_items", ingest.max_batch_items),
+            ("ingest.max_field_bytes", ingest.max_field_bytes),
+            ("ingest.max_item_bytes", ingest.max_item_bytes),
+            ("storage.read_connections", self.storage.read_connections as usize),
+            ("ui.session_hours", self.ui.session_hours as usize),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            return Err(ConfigError(format!("{key} must be greater than 0")));
+        }
+        if ingest.queue_max_items > u32::MAX as usize {
+            return Err(ConfigError(format!(
+                "ingest.queue_max_items must be at most {}",
+                u32::MAX
+            )));
+        }
+        if ingest.commit_linger_ms > 1_000 {
+            return Err(ConfigError(
+                "ingest.commit_linger_ms must be at most 1000".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The ingestion limits.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_body_bytes: self.ingest.max_body_bytes,
+            max_batch_items: self.ingest.max_batch_items,
+            max_field_bytes: self.ingest.max_field_bytes,
+            max_item_bytes: self.ingest.max_item_bytes,
+        }
+    }
+
+    /// The embedded store's options.
+    pub fn sqlite_options(&self) -> SqliteOptions {
+        SqliteOptions {
+            durability: self.ingest.durability,
+            batch_max_items: self.ingest.commit_max_items,
+            batch_linger: Duration::from_millis(self.ingest.commit_linger_ms),
+            queue_max_items: self.ingest.queue_max_items,
+            read_connections: self.storage.read_connections,
+            busy_timeout: Duration::from_millis(self.storage.busy_timeout_ms),
+            wal_autocheckpoint_pages: self.storage.wal_autocheckpoint_pages,
+        }
+    }
+}
+
+/// Figment's error, phrased around the key at fault.
+fn describe(error: figment::Error) -> String {
+    error
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| format!(" (from {})", m.name))
+                .unwrap_or_default();
+            let kind = e.kind.to_string();
+            if key.is_empty() {
+                format!("{kind}{source}")
+            } else {
+                format!("key `{key}`: {kind}{source}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn defaults_run_out_of_the_box() {
+        Jail::expect_with(|_| {
+            let config = Config::load(None, &ConfigOverrides::default()).unwrap();
+            assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+            assert_eq!(config.data_dir, PathBuf::from("./tracklog-data"));
+            assert_eq!(config.ingest.durability, Durability::Fsync);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn layers_override_in_order() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "tracklog.toml",
+                "listen = \"127.0.0.1:9000\"\ndata_dir = \"/from-file\"\n[ingest]\ndurability = \"os\"\n",
+            )?;
+            jail.set_env("TRACKLOG_DATA_DIR", "/from-env");
+            let overrides = ConfigOverrides {
+                listen: Some("127.0.0.1:9100".into()),
+                ..ConfigOverrides::default()
+            };
+            let config = Config::load(Some(Path::new("tracklog.toml")), &overrides).unwrap();
+            assert_eq!(config.listen.to_string(), "127.0.0.1:9100");
+            assert_eq!(config.data_dir, PathBuf::from("/from-env"));
+            assert_eq!(config.ingest.durability, Durability::Os);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        Jail::expect_with(|jail| {
+            jail.set_env("TRACKLOG_LISTEN", "not-an-address");
+            let error = Config::load(None, &ConfigOverrides::default()).unwrap_err();
+            assert!(error.to_string().contains("listen"), "{error}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.create_file("t.toml", "[ingest]\ndurabilty = \"os\"\n")?;
+            let error =
+                Config::load(Some(Path::new("t.toml")), &ConfigOverrides::default()).unwrap_err();
+            assert!(error.to_string().contains("durabilty"), "{error}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("TRACKLOG_INGEST__MAX_BATCH_ITEMS", "0");
+            let error = Config::load(None, &ConfigOverrides::default()).unwrap_err();
+            assert!(error.to_string().contains("ingest.max_batch_items"), "{error}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,151 @@
+//! Prometheus metrics, served at `/metrics`. Every metric Tracklog exports is
+//! registered here, with its help text:
+//!
+//! | metric | type | labels | meaning |
+//! |---|---|---|---|
+//! | `tracklog_events_ingested_total` | counter | `kind` | items accepted and durable (retries included) |
+//! | `tracklog_events_duplicate_total` | counter | `kind` | accepted items that were already stored |
+//! | `tracklog_events_rejected_total` | counter | `kind`, `reason` | items refused, by reason; whole requests refused for overload or size count every item they carried where it is known |
+//! | `tracklog_requests_refused_total` | counter | `reason` | ingestion requests refused before their items were read (`body_too_large`, `too_many_items`, `invalid_body`) |
+//! | `tracklog_batch_commit_seconds` | histogram | | time from the start of a group commit until it is durable |
+//! | `tracklog_batch_commit_items` | histogram | | items per group commit |
+//! | `tracklog_queue_depth` | gauge | | items waiting for the writer |
+//! | `tracklog_http_requests_total` | counter | `method`, `status` | HTTP responses |
+//! | `tracklog_auth_failures_total` | counter | `status` | 401 and 403 answers |
+//! | `tracklog_logins_total` | counter | `outcome` | web UI sign-ins |
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+use tracklog_store::StoreMetrics;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectLabel {
+    pub kind: &'static str,
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabel {
+    pub method: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabel {
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
+}
+
+/// The server's metrics; one registry per server, no globals.
+pub struct Metrics {
+    registry: Registry,
+    pub ingested: Family<KindLabel, Counter>,
+    pub duplicates: Family<KindLabel, Counter>,
+    pub rejected: Family<RejectLabel, Counter>,
+    pub refused_requests: Family<ReasonLabel, Counter>,
+    pub http_requests: Family<HttpLabel, Counter>,
+    pub auth_failures: Family<StatusLabel, Counter>,
+    pub logins: Family<OutcomeLabel, Counter>,
+}
+
+impl Metrics {
+    /// Registers every metric, including the store's.
+    pub fn new(store: &StoreMetrics) -> Self {
+        let mut registry = Registry::with_prefix("tracklog");
+        let metrics = Self {
+            registry: Registry::default(),
+            ingested: Family::default(),
+            duplicates: Family::default(),
+            rejected: Family::default(),
+            refused_requests: Family::default(),
+            http_requests: Family::default(),
+            auth_failures: Family::default(),
+            logins: Family::default(),
+        };
+        registry.register(
+            "events_ingested",
+            "Items accepted and durable, retries included",
+            metrics.ingested.clone(),
+        );
+        registry.register(
+            "events_duplicate",
+            "Accepted items whose id was already stored",
+            metrics.duplicates.clone(),
+        );
+        registry.register(
+            "events_rejected",
+            "Items refused, by reason",
+            metrics.rejected.clone(),
+        );
+        registry.register(
+            "requests_refused",
+            "Ingestion requests refused before their items were read",
+            metrics.refused_requests.clone(),
+        );
+        registry.register(
+            "batch_commit_seconds",
+            "Seconds from the start of a group commit until it is durable",
+            store.commit_seconds.clone(),
+        );
+        registry.register(
+            "batch_commit_items",
+            "Items per group commit",
+            store.commit_items.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Items waiting for the writer",
+            store.queue_depth.clone(),
+        );
+        registry.register(
+            "http_requests",
+            "HTTP responses by method and status",
+            metrics.http_requests.clone(),
+        );
+        registry.register(
+            "auth_failures",
+            "401 and 403 answers",
+            metrics.auth_failures.clone(),
+        );
+        registry.register("logins", "Web UI sign-ins by outcome", metrics.logins.clone());
+        // Pre-create the reason series so dashboards see zeros, not gaps.
+        for reason in tracklog_domain::ingest::Reason::ALL {
+            let _ = metrics.rejected.get_or_create(&RejectLabel {
+                kind: "interaction",
+                reason: reason.code(),
+            });
+        }
+        Self { registry, ..metrics }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Counts `count` items of `kind` refused for `reason`.
+    pub fn reject(&self, kind: &'static str, reason: &'static str, count: usize) {
+        self.rejected
+            .get_or_create(&RejectLabel { kind, reason })
+            .inc_by(count as u64);
+    }
+}

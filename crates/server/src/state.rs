@@ -1,0 +1,30 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+
+use tracklog_domain::ingest::Limits;
+use tracklog_store::Stores;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+
+/// Shared, cheaply cloned state of one running server.
+#[derive(Clone)]
+pub struct AppState {
+    pub stores: Stores,
+    pub config: Arc<Config>,
+    pub limits: Limits,
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    pub fn new(stores: Stores, config: Config) -> Self {
+        let metrics = Arc::new(Metrics::new(&stores.metrics));
+        Self {
+            limits: config.limits(),
+            stores,
+            config: Arc::new(config),
+            metrics,
+        }
+    }
+}

@@ -1,0 +1,400 @@
+//! Command-line parsing and the subcommands.
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+
+use anyhow::{Context, anyhow, bail};
+use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
+use serde_json::json;
+use tracklog_domain::auth::{Rights, make_sas_token};
+use tracklog_domain::ids::{OrgId, OrgName, PolicyName, PortalId, UserName};
+use tracklog_domain::time::{UtcMillis, parse_iso8601_duration};
+use tracklog_domain::user::Role;
+use tracklog_server::config::{Config, ConfigOverrides, LogFormat};
+use tracklog_server::services::{Actor, policies, users};
+use tracklog_store::{KeySlot, Policy, Stores};
+
+#[derive(Debug, Parser)]
+#[command(name = "tracklog", version, about = "Tracklog: portal journeys, channel analytics and compliance activity logs in one server")]
+pub struct Args {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, ClapArgs)]
+struct GlobalArgs {
+    /// The data directory [default: ./tracklog-data; env: TRACKLOG_DATA_DIR]
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// A TOML configuration file.
+    #[arg(long, global = true, env = "TRACKLOG_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log format: text or json [env: TRACKLOG_LOG_FORMAT]
+    #[arg(long, global = true)]
+    log_format: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// Address to listen on [default: 127.0.0.1:8080; env: TRACKLOG_LISTEN]
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Manage access policies.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Mint a SAS token for a policy.
+    Sas {
+        #[arg(long)]
+        policy: String,
+        /// The URI the token is for; it covers every path under it.
+        #[arg(long)]
+        resource: String,
+        /// Lifetime: ISO 8601 (PT1H) or short (1h, 30m, 7d).
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        #[arg(long, value_enum, default_value_t = KeyChoice::Primary)]
+        key: KeyChoice,
+    },
+    /// Manage people who sign in to the web UI.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage organisations.
+    #[command(subcommand)]
+    Org(OrgCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Create a policy and print its keys.
+    Create {
+        name: String,
+        /// Comma-separated: manage, write, read.
+        #[arg(long)]
+        rights: String,
+        /// Limit the policy to one portal.
+        #[arg(long)]
+        portal: Option<String>,
+        /// Limit the policy to one channel provider.
+        #[arg(long)]
+        provider: Option<String>,
+        #[arg(long, default_value = "default")]
+        org: String,
+        /// Print JSON with primary_key and secondary_key.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List an org's policies (never their keys).
+    List {
+        #[arg(long, default_value = "default")]
+        org: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace one key; the other keeps working.
+    Rotate {
+        name: String,
+        #[arg(long, value_enum, default_value_t = KeyChoice::Primary)]
+        key: KeyChoice,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a policy: its credentials stop working at once.
+    Delete { name: String },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum KeyChoice {
+    Primary,
+    Secondary,
+}
+
+impl From<KeyChoice> for KeySlot {
+    fn from(choice: KeyChoice) -> Self {
+        match choice {
+            KeyChoice::Primary => KeySlot::Primary,
+            KeyChoice::Secondary => KeySlot::Secondary,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Add a user. The password is read from standard input when it is not a
+    /// terminal; otherwise one is generated and printed once.
+    Add {
+        name: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long, default_value = "default")]
+        org: String,
+    },
+    /// List an org's users.
+    List {
+        #[arg(long, default_value = "default")]
+        org: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OrgCommand {
+    /// Create an organisation (a tenant).
+    Create { name: String },
+    /// List organisations.
+    List,
+}
+
+fn load_config(global: &GlobalArgs, listen: Option<String>) -> anyhow::Result<Config> {
+    let overrides = ConfigOverrides {
+        listen,
+        data_dir: global.data_dir.clone(),
+        log_format: global.log_format.clone(),
+    };
+    Ok(Config::load(global.config.as_deref(), &overrides)?)
+}
+
+fn init_logging(format: LogFormat, default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// Runs one subcommand.
+pub async fn execute(args: Args) -> anyhow::Result<()> {
+    let listen = match &args.command {
+        Command::Serve { listen } => listen.clone(),
+        _ => None,
+    };
+    let config = load_config(&args.global, listen)?;
+    match args.command {
+        Command::Serve { .. } => {
+            init_logging(config.log_format, "info");
+            serve(config).await
+        }
+        command => {
+            init_logging(config.log_format, "warn");
+            let stores = tracklog_server::open_stores(&config)
+                .with_context(|| format!("opening {}", config.data_dir.display()))?;
+            let result = manage(&stores, command).await;
+            stores.lifecycle.close().await;
+            result
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (key `listen`)", config.listen))?;
+    let address = listener.local_addr()?;
+    println!("tracklog listening on http://{address} with data in {}", config.data_dir.display());
+    tracklog_server::run(config, listener, shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {},
+            _ = terminate.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+async fn org_id(stores: &Stores, name: &str) -> anyhow::Result<OrgId> {
+    let name = OrgName::parse(name).map_err(|e| anyhow!("org name {e}"))?;
+    stores
+        .meta
+        .org_by_name(&name)
+        .await?
+        .map(|org| org.id)
+        .ok_or_else(|| anyhow!("there is no org named {name}; create it with `tracklog org create {name}`"))
+}
+
+fn policy_name(text: &str) -> anyhow::Result<PolicyName> {
+    PolicyName::parse(text).map_err(|e| anyhow!("policy name {e}"))
+}
+
+fn print_policy_keys(policy: &Policy, as_json: bool) {
+    let rights: Vec<&str> = policy.rights.to_vec().iter().map(|r| r.as_str()).collect();
+    if as_json {
+        println!(
+            "{}",
+            json!({
+                "name": policy.name.as_str(),
+                "rights": rights,
+                "portal": policy.portal.as_ref().map(PortalId::as_str),
+                "provider": policy.provider,
+                "primary_key": policy.primary_key.expose(),
+                "secondary_key": policy.secondary_key.expose(),
+            })
+        );
+    } else {
+        println!("policy:        {}", policy.name);
+        println!("rights:        {}", rights.join(","));
+        if let Some(portal) = &policy.portal {
+            println!("portal:        {portal}");
+        }
+        println!("primary key:   {}", policy.primary_key.expose());
+        println!("secondary key: {}", policy.secondary_key.expose());
+        println!("Keep these keys secret; `tracklog policy rotate` replaces one.");
+    }
+}
+
+/// Reads a password from piped standard input, or generates one.
+fn password_from_stdin() -> anyhow::Result<(String, bool)> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        let mut text = String::new();
+        stdin.lock().take(4096).read_to_string(&mut text)?;
+        let line = text.lines().next().unwrap_or("").to_owned();
+        if !line.is_empty() {
+            return Ok((line, false));
+        }
+    }
+    Ok((tracklog_server::ui::session::random_token(), true))
+}
+
+async fn manage(stores: &Stores, command: Command) -> anyhow::Result<()> {
+    let actor = Actor::cli();
+    match command {
+        Command::Serve { .. } => unreachable!("handled by execute"),
+        Command::Policy(PolicyCommand::Create { name, rights, portal, provider, org, json }) => {
+            let org = org_id(stores, &org).await?;
+            let new = policies::NewPolicy {
+                name: policy_name(&name)?,
+                rights: Rights::parse_list(&rights).map_err(|e| anyhow!("--rights: {e}"))?,
+                portal: portal
+                    .map(PortalId::parse)
+                    .transpose()
+                    .map_err(|e| anyhow!("--portal: {e}"))?,
+                provider,
+            };
+            let policy = policies::create(stores, org, &actor, new).await?;
+            print_policy_keys(&policy, json);
+        }
+        Command::Policy(PolicyCommand::List { org, json }) => {
+            let org = org_id(stores, &org).await?;
+            let list = stores.meta.list_policies(org).await?;
+            if json {
+                let items: Vec<_> = list
+                    .iter()
+                    .map(|p| {
+                        json!({
+                            "name": p.name.as_str(),
+                            "rights": p.rights.to_vec().iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+                            "portal": p.portal.as_ref().map(PortalId::as_str),
+                            "provider": p.provider,
+                            "created_at": p.created_at.to_rfc3339(),
+                        })
+                    })
+                    .collect();
+                println!("{}", json!({ "items": items }));
+            } else if list.is_empty() {
+                println!("no policies; create one with `tracklog policy create NAME --rights manage,write,read`");
+            } else {
+                println!("{:<24} {:<20} {:<16} created", "name", "rights", "portal");
+                for p in list {
+                    let rights: Vec<&str> = p.rights.to_vec().iter().map(|r| r.as_str()).collect();
+                    println!(
+                        "{:<24} {:<20} {:<16} {}",
+                        p.name,
+                        rights.join(","),
+                        p.portal.as_ref().map_or("-", PortalId::as_str),
+                        p.created_at
+                    );
+                }
+            }
+        }
+        Command::Policy(PolicyCommand::Rotate { name, key, json }) => {
+            let name = policy_name(&name)?;
+            let org = stores
+                .meta
+                .policy(&name)
+                .await?
+                .ok_or_else(|| anyhow!("there is no policy named {name}"))?
+                .org;
+            let policy = policies::rotate(stores, org, &actor, &name, key.into()).await?;
+            print_policy_keys(&policy, json);
+        }
+        Command::Policy(PolicyCommand::Delete { name }) => {
+            let name = policy_name(&name)?;
+            let org = stores
+                .meta
+                .policy(&name)
+                .await?
+                .ok_or_else(|| anyhow!("there is no policy named {name}"))?
+                .org;
+            policies::delete(stores, org, &actor, &name).await?;
+            println!("deleted policy {name}");
+        }
+        Command::Sas { policy, resource, ttl, key } => {
+            let name = policy_name(&policy)?;
+            let policy = stores
+                .meta
+                .policy(&name)
+                .await?
+                .ok_or_else(|| anyhow!("there is no policy named {name}"))?;
+            let ttl_ms = parse_iso8601_duration(&ttl)
+                .filter(|ms| *ms > 0)
+                .ok_or_else(|| anyhow!("--ttl: {ttl:?} is not a duration such as 1h or PT1H"))?;
+            let expiry = (UtcMillis::now().as_millis() + ttl_ms) / 1000;
+            let key = match key {
+                KeyChoice::Primary => &policy.primary_key,
+                KeyChoice::Secondary => &policy.secondary_key,
+            };
+            println!("{}", make_sas_token(&resource, &policy.name, key, expiry));
+        }
+        Command::User(UserCommand::Add { name, role, org }) => {
+            let org = org_id(stores, &org).await?;
+            let role: Role = role.parse().map_err(|e: String| anyhow!("--role: {e}"))?;
+            let name = UserName::parse(name).map_err(|e| anyhow!("user name {e}"))?;
+            let (password, generated) = password_from_stdin()?;
+            let user = users::add(stores, org, &actor, name, role, password.clone()).await?;
+            println!("added user {} ({})", user.name, user.role.as_str());
+            if generated {
+                println!("password: {password}");
+                println!("It is shown only now.");
+            }
+        }
+        Command::User(UserCommand::List { org }) => {
+            let org = org_id(stores, &org).await?;
+            for user in stores.meta.list_users(org).await? {
+                println!("{:<24} {:<12} {}", user.name, user.role.as_str(), user.created_at);
+            }
+        }
+        Command::Org(OrgCommand::Create { name }) => {
+            let name = OrgName::parse(name).map_err(|e| anyhow!("org name {e}"))?;
+            if stores.meta.org_by_name(&name).await?.is_some() {
+                bail!("an org named {name} already exists");
+            }
+            stores.meta.ensure_org(&name).await?;
+            println!("created org {name}");
+        }
+        Command::Org(OrgCommand::List) => {
+            for org in stores.meta.list_orgs().await? {
+                println!("{:<24} {}", org.name, org.created_at);
+            }
+        }
+    }
+    Ok(())
+}
