@@ -191,12 +191,20 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (key `listen`)", config.listen))?;
+    // Open (and migrate) the store before listening, so a client that sees the
+    // address finds a ready server.
+    let stores = tracklog_server::open_stores(&config)
+        .with_context(|| format!("opening {} (key `data_dir`)", config.data_dir.display()))?;
+    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            stores.lifecycle.close().await;
+            return Err(anyhow!("cannot listen on {} (key `listen`): {error}", config.listen));
+        }
+    };
     let address = listener.local_addr()?;
     println!("tracklog listening on http://{address} with data in {}", config.data_dir.display());
-    tracklog_server::run(config, listener, shutdown_signal()).await
+    tracklog_server::run_with_stores(config, stores, listener, shutdown_signal()).await
 }
 
 async fn shutdown_signal() {

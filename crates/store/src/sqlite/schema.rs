@@ -4,7 +4,7 @@
 //! used because the migration crates pin their own rusqlite version, and the
 //! whole workspace must link exactly one SQLite.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
 
 /// Each entry moves the schema one version forward. Never edit a released entry;
 /// append a new one.
@@ -85,25 +85,32 @@ pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Brings the database up to [`CURRENT_VERSION`]. Refuses a database written by
 /// a newer Tracklog rather than guessing at its layout.
 pub fn migrate(conn: &mut Connection) -> Result<(), String> {
-    let version: i64 = conn
-        .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .map_err(|e| e.to_string())?;
-    if version > CURRENT_VERSION {
-        return Err(format!(
-            "the data directory has schema version {version}, newer than this build's {CURRENT_VERSION}; use a newer tracklog"
-        ));
-    }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        let target = index as i64 + 1;
-        let tx = conn.transaction().map_err(|e| e.to_string())?;
-        tx.execute_batch(sql)
+    // Each step re-reads the version inside an IMMEDIATE transaction, so a
+    // server and a CLI starting together on one data directory cannot both
+    // apply the same step.
+    loop {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| e.to_string())?;
+        let version: i64 = tx
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(|e| e.to_string())?;
+        if version > CURRENT_VERSION {
+            return Err(format!(
+                "the data directory has schema version {version}, newer than this build's {CURRENT_VERSION}; use a newer tracklog"
+            ));
+        }
+        if version == CURRENT_VERSION {
+            return Ok(());
+        }
+        let target = version + 1;
+        tx.execute_batch(MIGRATIONS[version as usize])
             .map_err(|e| format!("migration to schema version {target} failed: {e}"))?;
         tx.pragma_update(None, "user_version", target)
             .map_err(|e| e.to_string())?;
         tx.commit().map_err(|e| e.to_string())?;
         tracing::info!(version = target, "applied schema migration");
     }
-    Ok(())
 }
 
 #[cfg(test)]

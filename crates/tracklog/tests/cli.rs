@@ -1,0 +1,303 @@
+//! The `tracklog` binary end to end: crash durability, graceful shutdown, CLI
+//! changes honoured by a running server, SAS minting, users, and bad config.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tracklog");
+
+fn tracklog(data_dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("TRACKLOG_LISTEN")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tracklog")
+}
+
+fn create_policy(data_dir: &Path, name: &str, rights: &str) -> (String, String) {
+    let output = tracklog(data_dir, &["policy", "create", name, "--rights", rights, "--json"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let keys: Value = serde_json::from_slice(&output.stdout).unwrap();
+    (
+        keys["primary_key"].as_str().unwrap().to_owned(),
+        keys["secondary_key"].as_str().unwrap().to_owned(),
+    )
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(data_dir: &Path) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tracklog serve");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let address = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_owned();
+        Self {
+            child,
+            base: format!("http://{address}"),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn kill_hard(mut self) {
+        self.child.kill().unwrap(); // SIGKILL
+        self.child.wait().unwrap();
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the server did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn item(id: &str, contact: &str) -> Value {
+    json!({
+        "portal_interactionid": id, "type": "portal_search",
+        "portal_timestamp": "2026-03-01T10:00:00Z", "portal_portalid": "support",
+        "portal_contactid": contact, "session_id": "s", "portal_searchstring": "printer",
+    })
+}
+
+async fn all_ids(http: &reqwest::Client, server: &Server, key: &str, contact: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = server.url(&format!("/api/v1/contacts/{contact}/interactions?limit=1000"));
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let page: Value = http
+            .get(url)
+            .basic_auth("app", Some(key))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for item in page["items"].as_array().unwrap() {
+            ids.push(item["portal_interactionid"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return ids,
+        }
+    }
+}
+
+/// Sends batches from several clients until `stop` is set or a bound is hit;
+/// returns the ids of every acknowledged item.
+async fn send_until(base: String, key: String, stop: Arc<AtomicBool>, clients: usize) -> Vec<String> {
+    let http = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for client in 0..clients {
+        let http = http.clone();
+        let url = format!("{base}/api/v1/interactions");
+        let key = key.to_owned();
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            for batch in 0..2_000 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let ids: Vec<String> = (0..50).map(|i| format!("k{client}-{batch}-{i}")).collect();
+                let body: Vec<Value> = ids.iter().map(|id| item(id, &format!("c{client}"))).collect();
+                match http.post(&url).basic_auth("app", Some(&key)).json(&body).send().await {
+                    Ok(response) if response.status() == 200 => acknowledged.extend(ids),
+                    _ => break,
+                }
+            }
+            acknowledged
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn everything_acknowledged_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = create_policy(dir.path(), "app", "write,read");
+    let server = Server::start(dir.path());
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = tokio::spawn(send_until(server.base.clone(), key.clone(), stop.clone(), 4));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.kill_hard(); // mid-stream: requests are in flight
+    stop.store(true, Ordering::Relaxed);
+    let acknowledged = sender.await.unwrap();
+    assert!(acknowledged.len() >= 200, "too few writes before the kill: {}", acknowledged.len());
+
+    let server = Server::start(dir.path());
+    let http = reqwest::Client::new();
+    let mut stored = std::collections::HashSet::new();
+    for client in 0..4 {
+        stored.extend(all_ids(&http, &server, &key, &format!("c{client}")).await);
+    }
+    let lost: Vec<&String> = acknowledged.iter().filter(|id| !stored.contains(*id)).collect();
+    assert!(lost.is_empty(), "{} acknowledged items lost, e.g. {:?}", lost.len(), &lost[..lost.len().min(5)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_writes_in_flight_then_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = create_policy(dir.path(), "app", "write,read");
+    let server = Server::start(dir.path());
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = tokio::spawn(send_until(server.base.clone(), key.clone(), stop.clone(), 2));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = tokio::task::spawn_blocking(move || server.terminate()).await.unwrap();
+    stop.store(true, Ordering::Relaxed);
+    assert!(status.success(), "exit status {status:?}");
+    let acknowledged = sender.await.unwrap();
+
+    let server = Server::start(dir.path());
+    let http = reqwest::Client::new();
+    let mut stored = std::collections::HashSet::new();
+    for client in 0..2 {
+        stored.extend(all_ids(&http, &server, &key, &format!("c{client}")).await);
+    }
+    assert!(acknowledged.iter().all(|id| stored.contains(id)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_changes_take_effect_on_a_running_server_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let http = reqwest::Client::new();
+    let get = |key: String| {
+        let http = http.clone();
+        let url = server.url("/api/v1/contacts/c/interactions");
+        async move { http.get(url).basic_auth("late", Some(key)).send().await.unwrap().status().as_u16() }
+    };
+
+    let (primary, secondary) = create_policy(dir.path(), "late", "read");
+    assert_eq!(get(primary.clone()).await, 200, "a new policy authenticates at once");
+
+    let output = tracklog(dir.path(), &["policy", "rotate", "late", "--key", "primary", "--json"]);
+    assert!(output.status.success());
+    let rotated: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(get(primary).await, 401, "the rotated key stops at once");
+    assert_eq!(get(rotated["primary_key"].as_str().unwrap().to_owned()).await, 200);
+    assert_eq!(get(secondary.clone()).await, 200, "the other key keeps working");
+
+    // A SAS token minted by the CLI works against the server.
+    let output = tracklog(dir.path(), &["sas", "--policy", "late", "--resource", &server.url("/api/v1"), "--ttl", "10m"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    let status = http
+        .get(server.url("/api/v1/contacts/c/interactions"))
+        .header("authorization", token)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+
+    let listed = tracklog(dir.path(), &["policy", "list", "--json"]);
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed["items"][0]["name"], "late");
+    assert!(listed["items"][0].get("primary_key").is_none());
+
+    let output = tracklog(dir.path(), &["policy", "delete", "late"]);
+    assert!(output.status.success());
+    assert_eq!(get(secondary).await, 401, "a deleted policy stops at once");
+}
+
+#[test]
+fn users_get_a_password_from_stdin_or_a_generated_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["user", "add", "ana", "--role", "auditor", "--data-dir"])
+        .arg(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"a long enough password\n").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("password:"));
+
+    let output = tracklog(dir.path(), &["user", "add", "bo", "--role", "agent"]);
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    let password = text.lines().find_map(|l| l.strip_prefix("password: ")).expect("a generated password");
+    assert!(password.len() >= 40);
+
+    let output = tracklog(dir.path(), &["user", "add", "ana", "--role", "agent"]);
+    assert!(!output.status.success(), "a duplicate user is refused");
+    let output = tracklog(dir.path(), &["user", "add", "cy", "--role", "root"]);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--role"));
+}
+
+#[test]
+fn bad_configuration_is_refused_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(BIN)
+        .args(["serve", "--data-dir"])
+        .arg(dir.path())
+        .env("TRACKLOG_LISTEN", "not-an-address")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("listen"));
+
+    let config = dir.path().join("tracklog.toml");
+    std::fs::write(&config, "[ingest]\ndurability = \"sometimes\"\n").unwrap();
+    let output = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("ingest.durability"));
+}
