@@ -66,6 +66,8 @@ enum Command {
     /// Manage organisations.
     #[command(subcommand)]
     Org(OrgCommand),
+    /// Benchmark Tracklog side by side with ClickHouse and PostgreSQL.
+    Bench(tracklog_bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -179,6 +181,10 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
             init_logging(config.log_format, "info");
             serve(config).await
         }
+        Command::Bench(bench) => {
+            init_logging(config.log_format, "warn");
+            tracklog_bench::run(bench).await
+        }
         command => {
             init_logging(config.log_format, "warn");
             let stores = tracklog_server::open_stores(&config)
@@ -285,7 +291,7 @@ fn password_from_stdin() -> anyhow::Result<(String, bool)> {
 async fn manage(stores: &Stores, command: Command) -> anyhow::Result<()> {
     let actor = Actor::cli();
     match command {
-        Command::Serve { .. } => unreachable!("handled by execute"),
+        Command::Serve { .. } | Command::Bench(_) => unreachable!("handled by execute"),
         Command::Policy(PolicyCommand::Create { name, rights, portal, provider, org, json }) => {
             let org = org_id(stores, &org).await?;
             let new = policies::NewPolicy {
