@@ -15,5 +15,8 @@ pub struct BenchArgs {
 
 /// Runs the benchmark.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    anyhow::bail!("the benchmark is not built yet (asked for {} events)", args.events)
+    anyhow::bail!(
+        "the benchmark is not built yet (asked for {} events)",
+        args.events
+    )
 }

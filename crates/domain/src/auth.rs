@@ -69,12 +69,13 @@ impl std::str::FromStr for Right {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Rights(u8);
 
-impl Rights {
-    /// Builds a set from its members.
-    pub fn from_iter(rights: impl IntoIterator<Item = Right>) -> Self {
+impl FromIterator<Right> for Rights {
+    fn from_iter<I: IntoIterator<Item = Right>>(rights: I) -> Self {
         Self(rights.into_iter().fold(0, |acc, r| acc | r.bit()))
     }
+}
 
+impl Rights {
     /// Whether the set grants `right`; `manage` implies `write` and `read`.
     pub fn allows(self, right: Right) -> bool {
         self.0 & Right::Manage.bit() != 0 || self.0 & right.bit() != 0
@@ -108,7 +109,7 @@ impl Rights {
         if rights.is_empty() {
             return Err("at least one right is needed: manage, write or read".into());
         }
-        Ok(Self::from_iter(rights))
+        Ok(rights.into_iter().collect())
     }
 }
 
@@ -165,7 +166,11 @@ pub enum CredentialError {
 
 /// Characters escaped in a SAS `sr` or `sig` value; Python's `quote_plus` escapes
 /// all of these and .NET's `UrlEncode` the same set.
-const SAS_ESCAPE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+const SAS_ESCAPE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// A parsed `SharedAccessSignature` token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -271,7 +276,9 @@ fn resource_path(resource: &str) -> &str {
 }
 
 fn resource_covers(resource: &str, request_path: &str) -> bool {
-    let prefix = resource_path(resource).trim_end_matches('/').to_ascii_lowercase();
+    let prefix = resource_path(resource)
+        .trim_end_matches('/')
+        .to_ascii_lowercase();
     let path = request_path.to_ascii_lowercase();
     if prefix.is_empty() {
         return true;
@@ -305,7 +312,10 @@ pub fn make_sas_token(
 pub enum Credential {
     Sas(SasToken),
     /// `Basic base64(policy:key)`.
-    Basic { policy: String, key: String },
+    Basic {
+        policy: String,
+        key: String,
+    },
 }
 
 impl Credential {
@@ -320,11 +330,14 @@ impl Credential {
                 .decode(rest.trim())
                 .map_err(|_| CredentialError::MalformedBasic)?;
             let text = String::from_utf8(decoded).map_err(|_| CredentialError::MalformedBasic)?;
-            let (user, password) = text.rsplit_once(':').ok_or(CredentialError::MalformedBasic)?;
+            let (user, password) = text
+                .rsplit_once(':')
+                .ok_or(CredentialError::MalformedBasic)?;
             // A Segment write key `<policy>:<key>` arrives as the user name with an
             // empty password, so the user name itself holds `policy:key`.
             let (policy, key) = if password.is_empty() {
-                user.split_once(':').ok_or(CredentialError::MalformedBasic)?
+                user.split_once(':')
+                    .ok_or(CredentialError::MalformedBasic)?
             } else {
                 (user, password)
             };
@@ -395,7 +408,9 @@ mod tests {
         let sig = sign_raw(sr, 42, "k");
         let token = SasToken::parse(&format!(
             "sr={sr}&sig={}&se=42&skn=p",
-            sig.replace('+', "%2b").replace('/', "%2f").replace('=', "%3d")
+            sig.replace('+', "%2b")
+                .replace('/', "%2f")
+                .replace('=', "%3d")
         ))
         .unwrap();
         assert!(token.signed_with(&key("k")));
@@ -404,10 +419,16 @@ mod tests {
 
     #[test]
     fn covers_on_segment_boundaries() {
-        assert!(resource_covers("http://h:8080/api/v1", "/api/v1/interactions"));
+        assert!(resource_covers(
+            "http://h:8080/api/v1",
+            "/api/v1/interactions"
+        ));
         assert!(resource_covers("http://h:8080/api/v1/", "/api/v1"));
         assert!(!resource_covers("http://h/api/v1", "/api/v10"));
-        assert!(!resource_covers("http://h/api/v1/policies", "/api/v1/interactions"));
+        assert!(!resource_covers(
+            "http://h/api/v1/policies",
+            "/api/v1/interactions"
+        ));
         assert!(resource_covers("https://h", "/anything"));
         assert!(resource_covers("/API/V1", "/api/v1/x"));
     }
@@ -425,12 +446,18 @@ mod tests {
         let basic = format!("Basic {}", BASE64.encode("ops:abc="));
         assert_eq!(
             Credential::parse(&basic).unwrap(),
-            Credential::Basic { policy: "ops".into(), key: "abc=".into() }
+            Credential::Basic {
+                policy: "ops".into(),
+                key: "abc=".into()
+            }
         );
         let segment = format!("Basic {}", BASE64.encode("ops:abc=:"));
         assert_eq!(
             Credential::parse(&segment).unwrap(),
-            Credential::Basic { policy: "ops".into(), key: "abc=".into() }
+            Credential::Basic {
+                policy: "ops".into(),
+                key: "abc=".into()
+            }
         );
         assert_eq!(
             Credential::parse("Bearer x"),
@@ -440,7 +467,7 @@ mod tests {
 
     #[test]
     fn manage_implies_the_others() {
-        let manage = Rights::from_iter([Right::Manage]);
+        let manage: Rights = [Right::Manage].into_iter().collect();
         assert!(manage.allows(Right::Read) && manage.allows(Right::Write));
         let read = Rights::parse_list("read").unwrap();
         assert!(read.allows(Right::Read) && !read.allows(Right::Write));

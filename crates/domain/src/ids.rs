@@ -137,10 +137,7 @@ mod tests {
             ContactId::parse("x".repeat(129)),
             Err(IdError::TooLong { max: 128 })
         );
-        assert_eq!(
-            ContactId::parse("a\nb"),
-            Err(IdError::ControlCharacter)
-        );
+        assert_eq!(ContactId::parse("a\nb"), Err(IdError::ControlCharacter));
         assert!(ContactId::parse("Jäger 42").is_ok());
     }
 

@@ -226,7 +226,8 @@ mod tests {
 
     #[test]
     fn bad_ndjson_lines_become_items_not_failures() {
-        let items = split_items(b"{\"a\":1}\nnot json\n{\"b\":2}", true, &Limits::default()).unwrap();
+        let items =
+            split_items(b"{\"a\":1}\nnot json\n{\"b\":2}", true, &Limits::default()).unwrap();
         assert!(matches!(items[1], RawItem::Unparsable(_)));
         assert!(matches!(items[2], RawItem::Json(_)));
     }
@@ -236,7 +237,10 @@ mod tests {
         assert_eq!(count("", false), Err(BodyError::Empty));
         assert_eq!(count("42", false), Err(BodyError::WrongShape));
         assert!(matches!(count("[{", false), Err(BodyError::InvalidJson(_))));
-        let limits = Limits { max_batch_items: 2, ..Limits::default() };
+        let limits = Limits {
+            max_batch_items: 2,
+            ..Limits::default()
+        };
         assert_eq!(
             split_items(b"[{},{},{}]", false, &limits).map(|v| v.len()),
             Err(BodyError::TooManyItems { items: 3, limit: 2 })

@@ -25,7 +25,11 @@ pub struct FieldSpec {
 }
 
 const fn field(name: &'static str, required: bool, description: &'static str) -> FieldSpec {
-    FieldSpec { name, required, description }
+    FieldSpec {
+        name,
+        required,
+        description,
+    }
 }
 
 const KNOWLEDGE_ARTICLE_FIELDS: &[FieldSpec] = &[
@@ -139,13 +143,20 @@ impl Interaction {
         object.insert("type".into(), self.interaction_type.clone().into());
         object.insert(
             "portal_contactid".into(),
-            self.contact_id.as_ref().map_or(Value::Null, |c| c.as_str().into()),
+            self.contact_id
+                .as_ref()
+                .map_or(Value::Null, |c| c.as_str().into()),
         );
-        object.insert("portal_timestamp".into(), self.timestamp.to_rfc3339().into());
+        object.insert(
+            "portal_timestamp".into(),
+            self.timestamp.to_rfc3339().into(),
+        );
         object.insert("portal_portalid".into(), self.portal_id.as_str().into());
         object.insert(
             "session_id".into(),
-            self.session_id.as_ref().map_or(Value::Null, |s| s.as_str().into()),
+            self.session_id
+                .as_ref()
+                .map_or(Value::Null, |s| s.as_str().into()),
         );
         for (key, value) in &self.fields {
             object.insert(key.clone(), value.clone());
@@ -179,7 +190,10 @@ pub fn decode_interaction(raw: &str, ctx: &DecodeContext<'_>) -> Result<Interact
     let value: Value = serde_json::from_str(raw)
         .map_err(|e| Rejection::item(Reason::InvalidJson, e.to_string()))?;
     let Value::Object(object) = value else {
-        return Err(Rejection::item(Reason::NotAnObject, "each item must be a JSON object"));
+        return Err(Rejection::item(
+            Reason::NotAnObject,
+            "each item must be a JSON object",
+        ));
     };
     decode_object(object, ctx)
 }
@@ -190,7 +204,12 @@ pub fn decode_object(
     ctx: &DecodeContext<'_>,
 ) -> Result<Interaction, Rejection> {
     let limits = ctx.limits;
-    let id = required_id(&mut object, "portal_interactionid", InteractionId::parse, limits)?;
+    let id = required_id(
+        &mut object,
+        "portal_interactionid",
+        InteractionId::parse,
+        limits,
+    )?;
     let with_id = |r: Rejection| r.at(0, Some(id.as_str().to_owned()));
 
     let interaction_type = required_text(&mut object, "type", limits).map_err(with_id)?;
@@ -200,7 +219,9 @@ pub fn decode_object(
             return Err(with_id(Rejection::field(
                 Reason::InteractionTypeNotCaptured,
                 "type",
-                format!("interactions of type {interaction_type:?} are not captured: the type is disabled or deleted"),
+                format!(
+                    "interactions of type {interaction_type:?} are not captured: the type is disabled or deleted"
+                ),
             )));
         }
         TypeStatus::Unknown => {
@@ -213,24 +234,28 @@ pub fn decode_object(
     };
     let timestamp_text = required_text(&mut object, "portal_timestamp", limits).map_err(with_id)?;
     let timestamp = UtcMillis::parse_rfc3339(&timestamp_text).map_err(|e| {
-        with_id(Rejection::field(Reason::InvalidField, "portal_timestamp", e.to_string()))
+        with_id(Rejection::field(
+            Reason::InvalidField,
+            "portal_timestamp",
+            e.to_string(),
+        ))
     })?;
-    let contact_id = optional_id(&mut object, "portal_contactid", ContactId::parse, limits)
-        .map_err(with_id)?;
+    let contact_id =
+        optional_id(&mut object, "portal_contactid", ContactId::parse, limits).map_err(with_id)?;
     let session_id =
         optional_id(&mut object, "session_id", SessionId::parse, limits).map_err(with_id)?;
     let portal_id = match optional_id(&mut object, "portal_portalid", PortalId::parse, limits)
         .map_err(with_id)?
     {
         Some(portal) => {
-            if let Some(scope) = ctx.portal_scope {
-                if &portal != scope {
-                    return Err(with_id(Rejection::field(
-                        Reason::PortalOutOfScope,
-                        "portal_portalid",
-                        format!("this credential may only send for portal {scope:?}"),
-                    )));
-                }
+            if let Some(scope) = ctx.portal_scope
+                && &portal != scope
+            {
+                return Err(with_id(Rejection::field(
+                    Reason::PortalOutOfScope,
+                    "portal_portalid",
+                    format!("this credential may only send for portal {scope:?}"),
+                )));
             }
             portal
         }
@@ -452,8 +477,16 @@ mod tests {
     fn unknown_type_and_missing_common_fields() {
         let mut item = article();
         item["type"] = json!("portal_viewvideo");
-        assert_eq!(decode(item).unwrap_err().reason, Reason::UnknownInteractionType);
-        for name in ["portal_interactionid", "type", "portal_timestamp", "portal_portalid"] {
+        assert_eq!(
+            decode(item).unwrap_err().reason,
+            Reason::UnknownInteractionType
+        );
+        for name in [
+            "portal_interactionid",
+            "type",
+            "portal_timestamp",
+            "portal_portalid",
+        ] {
             let mut item = article();
             item.as_object_mut().unwrap().remove(name);
             let rejection = decode(item).unwrap_err();

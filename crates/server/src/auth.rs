@@ -74,7 +74,8 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiE
         .ok_or_else(|| unauthorized("an Authorization header is required"))?
         .to_str()
         .map_err(|_| unauthorized("the Authorization header is not text"))?;
-    let credential = Credential::parse(header).map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+    let credential =
+        Credential::parse(header).map_err(|e| ApiError::Unauthorized(e.to_string()))?;
     let invalid = || unauthorized("the credential is not valid");
     let name = PolicyName::parse(credential.policy_name()).map_err(|_| invalid())?;
     let policy = state.stores.meta.policy(&name).await?.ok_or_else(invalid)?;
@@ -82,7 +83,8 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiE
         Credential::Sas(token) => {
             // Check both keys without short-circuiting, so timing does not
             // reveal which one matched.
-            let signed = token.signed_with(&policy.primary_key) | token.signed_with(&policy.secondary_key);
+            let signed =
+                token.signed_with(&policy.primary_key) | token.signed_with(&policy.secondary_key);
             if !signed {
                 return Err(invalid());
             }

@@ -193,7 +193,10 @@ impl Config {
             ("ingest.max_batch_items", ingest.max_batch_items),
             ("ingest.max_field_bytes", ingest.max_field_bytes),
             ("ingest.max_item_bytes", ingest.max_item_bytes),
-            ("storage.read_connections", self.storage.read_connections as usize),
+            (
+                "storage.read_connections",
+                self.storage.read_connections as usize,
+            ),
             ("ui.session_hours", self.ui.session_hours as usize),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
@@ -260,6 +263,8 @@ fn describe(error: figment::Error) -> String {
 }
 
 #[cfg(test)]
+// figment's Jail API returns its own large error type; that is its design.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use figment::Jail;
@@ -313,7 +318,10 @@ mod tests {
         Jail::expect_with(|jail| {
             jail.set_env("TRACKLOG_INGEST__MAX_BATCH_ITEMS", "0");
             let error = Config::load(None, &ConfigOverrides::default()).unwrap_err();
-            assert!(error.to_string().contains("ingest.max_batch_items"), "{error}");
+            assert!(
+                error.to_string().contains("ingest.max_batch_items"),
+                "{error}"
+            );
             Ok(())
         });
     }

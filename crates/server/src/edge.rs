@@ -24,7 +24,11 @@ fn too_large(limits: &Limits, what: &str) -> ApiError {
 }
 
 /// Reads the whole body within the limits, inflating gzip.
-pub async fn read_body(headers: &HeaderMap, body: Body, limits: &Limits) -> Result<Bytes, ApiError> {
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limits: &Limits,
+) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -98,13 +102,19 @@ mod tests {
 
     #[test]
     fn inflates_within_the_limit() {
-        let limits = Limits { max_body_bytes: 1000, ..Limits::default() };
+        let limits = Limits {
+            max_body_bytes: 1000,
+            ..Limits::default()
+        };
         assert_eq!(&inflate(&gzip(b"[{}]"), &limits).unwrap()[..], b"[{}]");
     }
 
     #[test]
     fn refuses_a_bomb() {
-        let limits = Limits { max_body_bytes: 5000, ..Limits::default() };
+        let limits = Limits {
+            max_body_bytes: 5000,
+            ..Limits::default()
+        };
         let bomb = gzip(&vec![b' '; 1_000_000]);
         assert!(bomb.len() < 5000);
         let error = inflate(&bomb, &limits).unwrap_err();
@@ -114,6 +124,11 @@ mod tests {
 
     #[test]
     fn refuses_garbage_gzip() {
-        assert_eq!(inflate(b"not gzip", &Limits::default()).unwrap_err().status(), 400);
+        assert_eq!(
+            inflate(b"not gzip", &Limits::default())
+                .unwrap_err()
+                .status(),
+            400
+        );
     }
 }

@@ -36,7 +36,10 @@ pub enum ApiError {
     Conflict(String),
     /// 413: a size limit, named in the message.
     #[error("{message}")]
-    PayloadTooLarge { limit: &'static str, message: String },
+    PayloadTooLarge {
+        limit: &'static str,
+        message: String,
+    },
     /// 422: well-formed but semantically wrong.
     #[error("{message}")]
     Unprocessable {

@@ -70,14 +70,17 @@ pub fn app(state: AppState) -> Router {
     )
     .route("/static/app.css", get(ui::stylesheet))
     .layer(middleware::from_fn(security_headers))
-    .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+    .layer(middleware::from_fn_with_state(
+        state.clone(),
+        count_requests,
+    ))
     .layer(
         TraceLayer::new_for_http().make_span_with(|request: &Request| {
             // The path only: query strings may carry tokens.
-            let route = request
-                .extensions()
-                .get::<MatchedPath>()
-                .map_or_else(|| request.uri().path().to_owned(), |p| p.as_str().to_owned());
+            let route = request.extensions().get::<MatchedPath>().map_or_else(
+                || request.uri().path().to_owned(),
+                |p| p.as_str().to_owned(),
+            );
             tracing::info_span!("request", method = %request.method(), route = %route)
         }),
     )
@@ -101,8 +104,14 @@ async fn count_requests(State(state): State<AppState>, request: Request, next: N
 async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     let is_html = headers
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));

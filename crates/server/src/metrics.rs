@@ -123,7 +123,11 @@ impl Metrics {
             "401 and 403 answers",
             metrics.auth_failures.clone(),
         );
-        registry.register("logins", "Web UI sign-ins by outcome", metrics.logins.clone());
+        registry.register(
+            "logins",
+            "Web UI sign-ins by outcome",
+            metrics.logins.clone(),
+        );
         // Pre-create the reason series so dashboards see zeros, not gaps.
         for reason in tracklog_domain::ingest::Reason::ALL {
             let _ = metrics.rejected.get_or_create(&RejectLabel {
@@ -131,7 +135,10 @@ impl Metrics {
                 reason: reason.code(),
             });
         }
-        Self { registry, ..metrics }
+        Self {
+            registry,
+            ..metrics
+        }
     }
 
     /// The text exposition format.

@@ -8,7 +8,9 @@
 use serde_json::json;
 use tracklog_domain::audit::{AuditRecord, Category};
 use tracklog_domain::auth::{PolicyKey, Rights};
-use tracklog_domain::ids::{ContactId, InteractionId, OrgName, PolicyName, PortalId, SessionId, UserName};
+use tracklog_domain::ids::{
+    ContactId, InteractionId, OrgName, PolicyName, PortalId, SessionId, UserName,
+};
 use tracklog_domain::interaction::Interaction;
 use tracklog_domain::time::UtcMillis;
 use tracklog_domain::user::Role;
@@ -144,11 +146,7 @@ pub async fn timeline_pages_with_a_cursor_and_a_window(stores: Stores) {
     loop {
         let page = stores
             .events
-            .contact_interactions(
-                org,
-                &contact("c1"),
-                TimelineQuery { cursor, ..all(3) },
-            )
+            .contact_interactions(org, &contact("c1"), TimelineQuery { cursor, ..all(3) })
             .await
             .unwrap();
         assert!(page.items.len() <= 3);
@@ -175,7 +173,11 @@ pub async fn timeline_pages_with_a_cursor_and_a_window(stores: Stores) {
         .await
         .unwrap();
     let ids: Vec<String> = window.items.iter().map(|i| i.id.to_string()).collect();
-    assert_eq!(ids, ["i2", "i3", "i4", "i5"], "from is inclusive, to exclusive");
+    assert_eq!(
+        ids,
+        ["i2", "i3", "i4", "i5"],
+        "from is inclusive, to exclusive"
+    );
 }
 
 pub async fn orgs_are_isolated(stores: Stores) {
@@ -232,9 +234,19 @@ pub async fn policies_create_rotate_delete(stores: Stores) {
         .unwrap()
         .id;
     let name = PolicyName::parse("portal-writer").unwrap();
-    stores.meta.create_policy(policy(org, "portal-writer")).await.unwrap();
-    let conflict = stores.meta.create_policy(policy(other, "portal-writer")).await;
-    assert!(matches!(conflict, Err(StoreError::Conflict(_))), "names are unique per instance");
+    stores
+        .meta
+        .create_policy(policy(org, "portal-writer"))
+        .await
+        .unwrap();
+    let conflict = stores
+        .meta
+        .create_policy(policy(other, "portal-writer"))
+        .await;
+    assert!(
+        matches!(conflict, Err(StoreError::Conflict(_))),
+        "names are unique per instance"
+    );
 
     let stored = stores.meta.policy(&name).await.unwrap().unwrap();
     assert_eq!(stored, policy(org, "portal-writer"));
@@ -248,7 +260,10 @@ pub async fn policies_create_rotate_delete(stores: Stores) {
         .await
         .unwrap();
     assert_eq!(rotated.secondary_key, new_key);
-    assert_eq!(rotated.primary_key, stored.primary_key, "the other key is kept");
+    assert_eq!(
+        rotated.primary_key, stored.primary_key,
+        "the other key is kept"
+    );
 
     let wrong_org = stores
         .meta
@@ -289,13 +304,21 @@ pub async fn users_and_web_sessions(stores: Stores) {
         csrf_token: "csrf".into(),
         expires_at: now.saturating_add_millis(60_000),
     };
-    stores.meta.create_web_session(session.clone()).await.unwrap();
+    stores
+        .meta
+        .create_web_session(session.clone())
+        .await
+        .unwrap();
     assert_eq!(
         stores.meta.web_session("h1", now).await.unwrap(),
         Some(session.clone())
     );
     let later = now.saturating_add_millis(120_000);
-    assert_eq!(stores.meta.web_session("h1", later).await.unwrap(), None, "expired");
+    assert_eq!(
+        stores.meta.web_session("h1", later).await.unwrap(),
+        None,
+        "expired"
+    );
     stores.meta.delete_web_session("h1").await.unwrap();
     assert_eq!(stores.meta.web_session("h1", now).await.unwrap(), None);
 }
@@ -322,7 +345,10 @@ pub async fn audit_sequences_categories_and_idempotency(stores: Stores) {
         .audit
         .append_audit(
             org,
-            vec![audit_record("r1", "RetrieveMultiple"), audit_record("r2", "Create")],
+            vec![
+                audit_record("r1", "RetrieveMultiple"),
+                audit_record("r2", "Create"),
+            ],
         )
         .await
         .unwrap();
@@ -333,7 +359,13 @@ pub async fn audit_sequences_categories_and_idempotency(stores: Stores) {
 
     let retry = stores
         .audit
-        .append_audit(org, vec![audit_record("r1", "RetrieveMultiple"), audit_record("r3", "Delete")])
+        .append_audit(
+            org,
+            vec![
+                audit_record("r1", "RetrieveMultiple"),
+                audit_record("r3", "Delete"),
+            ],
+        )
         .await
         .unwrap();
     assert!(retry[0].is_none(), "a retried Id is stored once");
@@ -344,7 +376,11 @@ pub async fn audit_sequences_categories_and_idempotency(stores: Stores) {
         .append_audit(other, vec![audit_record("r1", "Update")])
         .await
         .unwrap();
-    assert_eq!(elsewhere[0].as_ref().unwrap().sequence, Some(1), "sequences are per org");
+    assert_eq!(
+        elsewhere[0].as_ref().unwrap().sequence,
+        Some(1),
+        "sequences are per org"
+    );
 
     let recent = stores.audit.recent_audit(org, None, 10).await.unwrap();
     let sequences: Vec<i64> = recent.iter().filter_map(|r| r.sequence).collect();

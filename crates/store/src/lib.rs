@@ -83,13 +83,13 @@ pub struct StoreMetrics {
 impl Default for StoreMetrics {
     fn default() -> Self {
         Self {
-            commit_seconds: Histogram::new(
-                [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5].into_iter(),
-            ),
+            commit_seconds: Histogram::new([
+                0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
             queue_depth: Gauge::default(),
-            commit_items: Histogram::new(
-                [1.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0, 10000.0, 50000.0].into_iter(),
-            ),
+            commit_items: Histogram::new([
+                1.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0, 10000.0, 50000.0,
+            ]),
         }
     }
 }

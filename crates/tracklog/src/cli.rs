@@ -15,7 +15,11 @@ use tracklog_server::services::{Actor, policies, users};
 use tracklog_store::{KeySlot, Policy, Stores};
 
 #[derive(Debug, Parser)]
-#[command(name = "tracklog", version, about = "Tracklog: portal journeys, channel analytics and compliance activity logs in one server")]
+#[command(
+    name = "tracklog",
+    version,
+    about = "Tracklog: portal journeys, channel analytics and compliance activity logs in one server"
+)]
 pub struct Args {
     #[command(flatten)]
     global: GlobalArgs,
@@ -162,7 +166,9 @@ fn load_config(global: &GlobalArgs, listen: Option<String>) -> anyhow::Result<Co
 fn init_logging(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -205,11 +211,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         Ok(listener) => listener,
         Err(error) => {
             stores.lifecycle.close().await;
-            return Err(anyhow!("cannot listen on {} (key `listen`): {error}", config.listen));
+            return Err(anyhow!(
+                "cannot listen on {} (key `listen`): {error}",
+                config.listen
+            ));
         }
     };
     let address = listener.local_addr()?;
-    println!("tracklog listening on http://{address} with data in {}", config.data_dir.display());
+    println!(
+        "tracklog listening on http://{address} with data in {}",
+        config.data_dir.display()
+    );
     tracklog_server::run_with_stores(config, stores, listener, shutdown_signal()).await
 }
 
@@ -241,7 +253,9 @@ async fn org_id(stores: &Stores, name: &str) -> anyhow::Result<OrgId> {
         .org_by_name(&name)
         .await?
         .map(|org| org.id)
-        .ok_or_else(|| anyhow!("there is no org named {name}; create it with `tracklog org create {name}`"))
+        .ok_or_else(|| {
+            anyhow!("there is no org named {name}; create it with `tracklog org create {name}`")
+        })
 }
 
 fn policy_name(text: &str) -> anyhow::Result<PolicyName> {
@@ -292,7 +306,14 @@ async fn manage(stores: &Stores, command: Command) -> anyhow::Result<()> {
     let actor = Actor::cli();
     match command {
         Command::Serve { .. } | Command::Bench(_) => unreachable!("handled by execute"),
-        Command::Policy(PolicyCommand::Create { name, rights, portal, provider, org, json }) => {
+        Command::Policy(PolicyCommand::Create {
+            name,
+            rights,
+            portal,
+            provider,
+            org,
+            json,
+        }) => {
             let org = org_id(stores, &org).await?;
             let new = policies::NewPolicy {
                 name: policy_name(&name)?,
@@ -324,7 +345,9 @@ async fn manage(stores: &Stores, command: Command) -> anyhow::Result<()> {
                     .collect();
                 println!("{}", json!({ "items": items }));
             } else if list.is_empty() {
-                println!("no policies; create one with `tracklog policy create NAME --rights manage,write,read`");
+                println!(
+                    "no policies; create one with `tracklog policy create NAME --rights manage,write,read`"
+                );
             } else {
                 println!("{:<24} {:<20} {:<16} created", "name", "rights", "portal");
                 for p in list {
@@ -361,7 +384,12 @@ async fn manage(stores: &Stores, command: Command) -> anyhow::Result<()> {
             policies::delete(stores, org, &actor, &name).await?;
             println!("deleted policy {name}");
         }
-        Command::Sas { policy, resource, ttl, key } => {
+        Command::Sas {
+            policy,
+            resource,
+            ttl,
+            key,
+        } => {
             let name = policy_name(&policy)?;
             let policy = stores
                 .meta
@@ -393,7 +421,12 @@ async fn manage(stores: &Stores, command: Command) -> anyhow::Result<()> {
         Command::User(UserCommand::List { org }) => {
             let org = org_id(stores, &org).await?;
             for user in stores.meta.list_users(org).await? {
-                println!("{:<24} {:<12} {}", user.name, user.role.as_str(), user.created_at);
+                println!(
+                    "{:<24} {:<12} {}",
+                    user.name,
+                    user.role.as_str(),
+                    user.created_at
+                );
             }
         }
         Command::Org(OrgCommand::Create { name }) => {

@@ -24,8 +24,15 @@ fn tracklog(data_dir: &Path, args: &[&str]) -> std::process::Output {
 }
 
 fn create_policy(data_dir: &Path, name: &str, rights: &str) -> (String, String) {
-    let output = tracklog(data_dir, &["policy", "create", name, "--rights", rights, "--json"]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = tracklog(
+        data_dir,
+        &["policy", "create", name, "--rights", rights, "--json"],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let keys: Value = serde_json::from_slice(&output.stdout).unwrap();
     (
         keys["primary_key"].as_str().unwrap().to_owned(),
@@ -82,7 +89,10 @@ impl Server {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "the server did not stop after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "the server did not stop after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -107,7 +117,9 @@ async fn all_ids(http: &reqwest::Client, server: &Server, key: &str, contact: &s
     let mut ids = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let mut url = server.url(&format!("/api/v1/contacts/{contact}/interactions?limit=1000"));
+        let mut url = server.url(&format!(
+            "/api/v1/contacts/{contact}/interactions?limit=1000"
+        ));
         if let Some(c) = &cursor {
             url.push_str(&format!("&cursor={c}"));
         }
@@ -132,7 +144,12 @@ async fn all_ids(http: &reqwest::Client, server: &Server, key: &str, contact: &s
 
 /// Sends batches from several clients until `stop` is set or a bound is hit;
 /// returns the ids of every acknowledged item.
-async fn send_until(base: String, key: String, stop: Arc<AtomicBool>, clients: usize) -> Vec<String> {
+async fn send_until(
+    base: String,
+    key: String,
+    stop: Arc<AtomicBool>,
+    clients: usize,
+) -> Vec<String> {
     let http = reqwest::Client::new();
     let mut tasks = Vec::new();
     for client in 0..clients {
@@ -147,8 +164,17 @@ async fn send_until(base: String, key: String, stop: Arc<AtomicBool>, clients: u
                     break;
                 }
                 let ids: Vec<String> = (0..50).map(|i| format!("k{client}-{batch}-{i}")).collect();
-                let body: Vec<Value> = ids.iter().map(|id| item(id, &format!("c{client}"))).collect();
-                match http.post(&url).basic_auth("app", Some(&key)).json(&body).send().await {
+                let body: Vec<Value> = ids
+                    .iter()
+                    .map(|id| item(id, &format!("c{client}")))
+                    .collect();
+                match http
+                    .post(&url)
+                    .basic_auth("app", Some(&key))
+                    .json(&body)
+                    .send()
+                    .await
+                {
                     Ok(response) if response.status() == 200 => acknowledged.extend(ids),
                     _ => break,
                 }
@@ -169,12 +195,21 @@ async fn everything_acknowledged_survives_kill_9() {
     let (key, _) = create_policy(dir.path(), "app", "write,read");
     let server = Server::start(dir.path());
     let stop = Arc::new(AtomicBool::new(false));
-    let sender = tokio::spawn(send_until(server.base.clone(), key.clone(), stop.clone(), 4));
+    let sender = tokio::spawn(send_until(
+        server.base.clone(),
+        key.clone(),
+        stop.clone(),
+        4,
+    ));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     server.kill_hard(); // mid-stream: requests are in flight
     stop.store(true, Ordering::Relaxed);
     let acknowledged = sender.await.unwrap();
-    assert!(acknowledged.len() >= 200, "too few writes before the kill: {}", acknowledged.len());
+    assert!(
+        acknowledged.len() >= 200,
+        "too few writes before the kill: {}",
+        acknowledged.len()
+    );
 
     let server = Server::start(dir.path());
     let http = reqwest::Client::new();
@@ -182,8 +217,16 @@ async fn everything_acknowledged_survives_kill_9() {
     for client in 0..4 {
         stored.extend(all_ids(&http, &server, &key, &format!("c{client}")).await);
     }
-    let lost: Vec<&String> = acknowledged.iter().filter(|id| !stored.contains(*id)).collect();
-    assert!(lost.is_empty(), "{} acknowledged items lost, e.g. {:?}", lost.len(), &lost[..lost.len().min(5)]);
+    let lost: Vec<&String> = acknowledged
+        .iter()
+        .filter(|id| !stored.contains(*id))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged items lost, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,9 +235,16 @@ async fn sigterm_drains_writes_in_flight_then_exits_cleanly() {
     let (key, _) = create_policy(dir.path(), "app", "write,read");
     let server = Server::start(dir.path());
     let stop = Arc::new(AtomicBool::new(false));
-    let sender = tokio::spawn(send_until(server.base.clone(), key.clone(), stop.clone(), 2));
+    let sender = tokio::spawn(send_until(
+        server.base.clone(),
+        key.clone(),
+        stop.clone(),
+        2,
+    ));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let status = tokio::task::spawn_blocking(move || server.terminate()).await.unwrap();
+    let status = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap();
     stop.store(true, Ordering::Relaxed);
     assert!(status.success(), "exit status {status:?}");
     let acknowledged = sender.await.unwrap();
@@ -216,22 +266,59 @@ async fn cli_changes_take_effect_on_a_running_server_at_once() {
     let get = |key: String| {
         let http = http.clone();
         let url = server.url("/api/v1/contacts/c/interactions");
-        async move { http.get(url).basic_auth("late", Some(key)).send().await.unwrap().status().as_u16() }
+        async move {
+            http.get(url)
+                .basic_auth("late", Some(key))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
     };
 
     let (primary, secondary) = create_policy(dir.path(), "late", "read");
-    assert_eq!(get(primary.clone()).await, 200, "a new policy authenticates at once");
+    assert_eq!(
+        get(primary.clone()).await,
+        200,
+        "a new policy authenticates at once"
+    );
 
-    let output = tracklog(dir.path(), &["policy", "rotate", "late", "--key", "primary", "--json"]);
+    let output = tracklog(
+        dir.path(),
+        &["policy", "rotate", "late", "--key", "primary", "--json"],
+    );
     assert!(output.status.success());
     let rotated: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(get(primary).await, 401, "the rotated key stops at once");
-    assert_eq!(get(rotated["primary_key"].as_str().unwrap().to_owned()).await, 200);
-    assert_eq!(get(secondary.clone()).await, 200, "the other key keeps working");
+    assert_eq!(
+        get(rotated["primary_key"].as_str().unwrap().to_owned()).await,
+        200
+    );
+    assert_eq!(
+        get(secondary.clone()).await,
+        200,
+        "the other key keeps working"
+    );
 
     // A SAS token minted by the CLI works against the server.
-    let output = tracklog(dir.path(), &["sas", "--policy", "late", "--resource", &server.url("/api/v1"), "--ttl", "10m"]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = tracklog(
+        dir.path(),
+        &[
+            "sas",
+            "--policy",
+            "late",
+            "--resource",
+            &server.url("/api/v1"),
+            "--ttl",
+            "10m",
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
     let status = http
         .get(server.url("/api/v1/contacts/c/interactions"))
@@ -262,7 +349,12 @@ fn users_get_a_password_from_stdin_or_a_generated_one() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"a long enough password\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a long enough password\n")
+        .unwrap();
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success());
     assert!(!String::from_utf8_lossy(&output.stdout).contains("password:"));
@@ -270,7 +362,10 @@ fn users_get_a_password_from_stdin_or_a_generated_one() {
     let output = tracklog(dir.path(), &["user", "add", "bo", "--role", "agent"]);
     assert!(output.status.success());
     let text = String::from_utf8(output.stdout).unwrap();
-    let password = text.lines().find_map(|l| l.strip_prefix("password: ")).expect("a generated password");
+    let password = text
+        .lines()
+        .find_map(|l| l.strip_prefix("password: "))
+        .expect("a generated password");
     assert!(password.len() >= 40);
 
     let output = tracklog(dir.path(), &["user", "add", "ana", "--role", "agent"]);

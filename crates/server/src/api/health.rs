@@ -1,9 +1,9 @@
 //! `/healthz`, `/readyz` and `/metrics`.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
-use axum::Json;
 use serde_json::{Value, json};
 
 use crate::error::ApiError;

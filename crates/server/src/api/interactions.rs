@@ -1,9 +1,9 @@
 //! `POST /api/v1/interactions` and `GET /api/v1/contacts/{id}/interactions`.
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracklog_domain::auth::Right;
@@ -54,7 +54,13 @@ pub async fn post_interactions(
     };
     let bytes = edge::read_body(&headers, body, &state.limits)
         .await
-        .inspect_err(|e| refuse(if e.status() == 413 { "body_too_large" } else { "invalid_body" }))?;
+        .inspect_err(|e| {
+            refuse(if e.status() == 413 {
+                "body_too_large"
+            } else {
+                "invalid_body"
+            })
+        })?;
     let ctx = DecodeContext {
         limits: &state.limits,
         portal_scope: principal.portal.as_ref(),
@@ -161,7 +167,8 @@ pub async fn contact_interactions(
     ApiQuery(params): ApiQuery<TimelineParams>,
 ) -> Result<Json<TimelinePage>, ApiError> {
     principal.require(Right::Read)?;
-    let contact = ContactId::parse(id).map_err(|e| ApiError::bad_field("id", format!("contact id {e}")))?;
+    let contact =
+        ContactId::parse(id).map_err(|e| ApiError::bad_field("id", format!("contact id {e}")))?;
     let query = TimelineQuery {
         from: time_param("from", params.from.as_deref())?,
         to: time_param("to", params.to.as_deref())?,

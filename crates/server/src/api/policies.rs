@@ -1,9 +1,9 @@
 //! Access policies: `GET/POST /api/v1/policies`, `GET/DELETE
 //! /api/v1/policies/{name}` and `POST /api/v1/policies/{name}/rotate`.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::Json;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use tracklog_domain::audit::UserType;
@@ -51,7 +51,12 @@ impl From<&Policy> for PolicyView {
     fn from(policy: &Policy) -> Self {
         Self {
             name: policy.name.to_string(),
-            rights: policy.rights.to_vec().iter().map(|r| r.as_str().to_owned()).collect(),
+            rights: policy
+                .rights
+                .to_vec()
+                .iter()
+                .map(|r| r.as_str().to_owned())
+                .collect(),
             portal: policy.portal.as_ref().map(|p| p.to_string()),
             provider: policy.provider.clone(),
             created_at: policy.created_at.to_rfc3339(),

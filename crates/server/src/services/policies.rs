@@ -25,7 +25,13 @@ pub struct NewPolicy {
 }
 
 fn rights_json(rights: Rights) -> serde_json::Value {
-    json!(rights.to_vec().iter().map(|r| r.as_str()).collect::<Vec<_>>())
+    json!(
+        rights
+            .to_vec()
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+    )
 }
 
 pub async fn create(

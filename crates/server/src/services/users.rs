@@ -4,8 +4,8 @@
 //! follow OWASP's recommendation). Hashing is slow on purpose, so it runs on
 //! the blocking pool.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use serde_json::json;
 use tracklog_domain::ids::{OrgId, UserName};
 use tracklog_domain::time::UtcMillis;

@@ -13,8 +13,14 @@ use tracklog_domain::user::Role;
 pub async fn stylesheet() -> impl IntoResponse {
     (
         [
-            (CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8")),
-            (CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600")),
+            (
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/css; charset=utf-8"),
+            ),
+            (
+                CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=3600"),
+            ),
         ],
         include_str!("../../static/app.css"),
     )
@@ -39,14 +45,62 @@ pub struct NavSection {
 pub fn navigation(role: Role, current: &str) -> Vec<NavSection> {
     use Role::*;
     let entries: [(&str, &str, &str, bool, &[Role]); 8] = [
-        ("Home", "Overview", "/", true, &[Admin, Supervisor, Agent, Auditor]),
-        ("Customers", "Case journeys", "/ui/cases", false, &[Admin, Supervisor, Agent]),
-        ("Customers", "Portals", "/ui/portals", false, &[Admin, Supervisor]),
-        ("Contact centre", "Live", "/ui/analytics/live", false, &[Admin, Supervisor]),
-        ("Contact centre", "History", "/ui/analytics/history", false, &[Admin, Supervisor]),
-        ("Contact centre", "My performance", "/ui/analytics/me", false, &[Admin, Supervisor, Agent]),
-        ("Compliance", "Activity log", "/ui/audit", false, &[Admin, Auditor]),
-        ("Administration", "Access policies", "/ui/policies", false, &[Admin]),
+        (
+            "Home",
+            "Overview",
+            "/",
+            true,
+            &[Admin, Supervisor, Agent, Auditor],
+        ),
+        (
+            "Customers",
+            "Case journeys",
+            "/ui/cases",
+            false,
+            &[Admin, Supervisor, Agent],
+        ),
+        (
+            "Customers",
+            "Portals",
+            "/ui/portals",
+            false,
+            &[Admin, Supervisor],
+        ),
+        (
+            "Contact centre",
+            "Live",
+            "/ui/analytics/live",
+            false,
+            &[Admin, Supervisor],
+        ),
+        (
+            "Contact centre",
+            "History",
+            "/ui/analytics/history",
+            false,
+            &[Admin, Supervisor],
+        ),
+        (
+            "Contact centre",
+            "My performance",
+            "/ui/analytics/me",
+            false,
+            &[Admin, Supervisor, Agent],
+        ),
+        (
+            "Compliance",
+            "Activity log",
+            "/ui/audit",
+            false,
+            &[Admin, Auditor],
+        ),
+        (
+            "Administration",
+            "Access policies",
+            "/ui/policies",
+            false,
+            &[Admin],
+        ),
     ];
     let mut sections: Vec<NavSection> = Vec::new();
     for (heading, label, href, available, roles) in entries {
@@ -76,15 +130,23 @@ mod tests {
 
     #[test]
     fn roles_see_their_sections() {
-        let headings = |role| -> Vec<&str> {
-            navigation(role, "/").iter().map(|s| s.heading).collect()
-        };
+        let headings =
+            |role| -> Vec<&str> { navigation(role, "/").iter().map(|s| s.heading).collect() };
         assert_eq!(
             headings(Role::Admin),
-            ["Home", "Customers", "Contact centre", "Compliance", "Administration"]
+            [
+                "Home",
+                "Customers",
+                "Contact centre",
+                "Compliance",
+                "Administration"
+            ]
         );
         assert_eq!(headings(Role::Auditor), ["Home", "Compliance"]);
-        assert_eq!(headings(Role::Agent), ["Home", "Customers", "Contact centre"]);
+        assert_eq!(
+            headings(Role::Agent),
+            ["Home", "Customers", "Contact centre"]
+        );
         assert!(navigation(Role::Agent, "/")[0].items[0].current);
     }
 }

@@ -3,11 +3,11 @@
 use std::net::SocketAddr;
 
 use askama::Template;
+use axum::Form;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::Form;
 use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 use serde_json::json;
@@ -55,18 +55,25 @@ pub struct LoginQuery {
 /// The sign-in form.
 #[utoipa::path(get, path = "/login", tag = "ui",
     responses((status = 200, description = "Sign-in form", content_type = "text/html")))]
-pub async fn login_form(
-    State(state): State<AppState>,
-    request: Request,
-) -> Response {
+pub async fn login_form(State(state): State<AppState>, request: Request) -> Response {
     let (mut parts, _) = request.into_parts();
-    if WebUser::from_request_parts(&mut parts, &state).await.is_ok() {
+    if WebUser::from_request_parts(&mut parts, &state)
+        .await
+        .is_ok()
+    {
         return Redirect::to("/").into_response();
     }
     let next = axum::extract::Query::<LoginQuery>::try_from_uri(&parts.uri)
         .ok()
         .and_then(|q| q.0.next);
-    login_page(&state, &parts, safe_next(next.as_deref()), None, String::new(), StatusCode::OK)
+    login_page(
+        &state,
+        &parts,
+        safe_next(next.as_deref()),
+        None,
+        String::new(),
+        StatusCode::OK,
+    )
 }
 
 fn login_page(
@@ -79,7 +86,13 @@ fn login_page(
 ) -> Response {
     let csrf = random_token();
     let secure = session::secure_cookies(state, parts);
-    let jar = CookieJar::new().add(session::cookie(LOGIN_CSRF_COOKIE, csrf.clone(), "/login", secure, 1800));
+    let jar = CookieJar::new().add(session::cookie(
+        LOGIN_CSRF_COOKIE,
+        csrf.clone(),
+        "/login",
+        secure,
+        1800,
+    ));
     let page = LoginPage {
         csrf,
         next,
@@ -128,7 +141,14 @@ pub async fn login(
         .is_some_and(|c| tokens_match(c.value(), &form.csrf));
     if !csrf_ok {
         let message = "The form expired. Please sign in again.".to_owned();
-        return login_page(&state, &parts, next, Some(message), form.username, StatusCode::FORBIDDEN);
+        return login_page(
+            &state,
+            &parts,
+            next,
+            Some(message),
+            form.username,
+            StatusCode::FORBIDDEN,
+        );
     }
 
     let user = match UserName::parse(form.username.trim()) {
@@ -154,10 +174,22 @@ pub async fn login(
     };
 
     let Some(user) = user.filter(|_| verified) else {
-        state.metrics.logins.get_or_create(&OutcomeLabel { outcome: "failed" }).inc();
-        let org = match state.stores.meta.org_by_name(&OrgName::parse("default").expect("valid")).await {
+        state
+            .metrics
+            .logins
+            .get_or_create(&OutcomeLabel { outcome: "failed" })
+            .inc();
+        let org = match state
+            .stores
+            .meta
+            .org_by_name(&OrgName::parse("default").expect("valid"))
+            .await
+        {
             Ok(Some(org)) => org.id,
-            _ => return (StatusCode::SERVICE_UNAVAILABLE, "the store is unavailable").into_response(),
+            _ => {
+                return (StatusCode::SERVICE_UNAVAILABLE, "the store is unavailable")
+                    .into_response();
+            }
         };
         selfaudit::record(
             &state.stores,
@@ -173,7 +205,14 @@ pub async fn login(
         )
         .await;
         let message = "Wrong user name or password.".to_owned();
-        return login_page(&state, &parts, next, Some(message), actor.name.clone(), StatusCode::UNAUTHORIZED);
+        return login_page(
+            &state,
+            &parts,
+            next,
+            Some(message),
+            actor.name.clone(),
+            StatusCode::UNAUTHORIZED,
+        );
     };
 
     let token = random_token();
@@ -187,11 +226,25 @@ pub async fn login(
     };
     if let Err(error) = state.stores.meta.create_web_session(stored).await {
         tracing::warn!(%error, "could not start a session");
-        return (StatusCode::SERVICE_UNAVAILABLE, "the store is unavailable; try again").into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the store is unavailable; try again",
+        )
+            .into_response();
     }
-    state.metrics.logins.get_or_create(&OutcomeLabel { outcome: "succeeded" }).inc();
+    state
+        .metrics
+        .logins
+        .get_or_create(&OutcomeLabel {
+            outcome: "succeeded",
+        })
+        .inc();
     let actor = Actor {
-        user_type: if user.role == Role::Admin { UserType::Admin } else { UserType::Regular },
+        user_type: if user.role == Role::Admin {
+            UserType::Admin
+        } else {
+            UserType::Regular
+        },
         name: user.name.to_string(),
         ..actor
     };
@@ -210,8 +263,20 @@ pub async fn login(
     .await;
     let secure = session::secure_cookies(&state, &parts);
     let jar = jar
-        .remove(session::cookie(LOGIN_CSRF_COOKIE, String::new(), "/login", secure, 0))
-        .add(session::cookie(SESSION_COOKIE, token, "/", secure, ttl_ms / 1000));
+        .remove(session::cookie(
+            LOGIN_CSRF_COOKIE,
+            String::new(),
+            "/login",
+            secure,
+            0,
+        ))
+        .add(session::cookie(
+            SESSION_COOKIE,
+            token,
+            "/",
+            secure,
+            ttl_ms / 1000,
+        ));
     (jar, Redirect::to(&next)).into_response()
 }
 
@@ -236,11 +301,19 @@ pub async fn logout(
     }
     if let Err(error) = state.stores.meta.delete_web_session(&user.token_hash).await {
         tracing::warn!(%error, "could not end a session");
-        return (StatusCode::SERVICE_UNAVAILABLE, "the store is unavailable; try again").into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the store is unavailable; try again",
+        )
+            .into_response();
     }
     let actor = Actor {
         name: user.name.to_string(),
-        user_type: if user.role == Role::Admin { UserType::Admin } else { UserType::Regular },
+        user_type: if user.role == Role::Admin {
+            UserType::Admin
+        } else {
+            UserType::Regular
+        },
         client_ip: client_ip(peer),
         user_agent: None,
     };
@@ -257,7 +330,13 @@ pub async fn logout(
         },
     )
     .await;
-    let jar = jar.remove(session::cookie(SESSION_COOKIE, String::new(), "/", false, 0));
+    let jar = jar.remove(session::cookie(
+        SESSION_COOKIE,
+        String::new(),
+        "/",
+        false,
+        0,
+    ));
     (jar, Redirect::to("/login")).into_response()
 }
 
@@ -315,7 +394,10 @@ pub async fn home(State(state): State<AppState>, user: WebUser) -> Response {
     let page = HomePage {
         user: user.name.to_string(),
         role: user.role.as_str(),
-        org: org.ok().flatten().map_or_else(String::new, |o| o.name.to_string()),
+        org: org
+            .ok()
+            .flatten()
+            .map_or_else(String::new, |o| o.name.to_string()),
         csrf: user.csrf_token.clone(),
         nav: navigation(user.role, "/"),
         policies: policies.map(|p| p.len()).unwrap_or(0),

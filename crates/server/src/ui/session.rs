@@ -72,15 +72,27 @@ fn is_loopback_host(host: &str) -> bool {
         host.rsplit_once(':').map_or(host, |(name, _)| name)
     };
     name.eq_ignore_ascii_case("localhost")
-        || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A cookie with Tracklog's flags.
-pub fn cookie(name: &'static str, value: String, path: &'static str, secure: bool, max_age_seconds: i64) -> Cookie<'static> {
+pub fn cookie(
+    name: &'static str,
+    value: String,
+    path: &'static str,
+    secure: bool,
+    max_age_seconds: i64,
+) -> Cookie<'static> {
     Cookie::build((name, value))
         .path(path)
         .http_only(true)
-        .same_site(if name == LOGIN_CSRF_COOKIE { SameSite::Strict } else { SameSite::Lax })
+        .same_site(if name == LOGIN_CSRF_COOKIE {
+            SameSite::Strict
+        } else {
+            SameSite::Lax
+        })
         .secure(secure)
         .max_age(cookie::time::Duration::seconds(max_age_seconds))
         .build()
@@ -109,7 +121,9 @@ impl IntoResponse for SignInRequired {
 fn url_escape(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' => {
+                (b as char).to_string()
+            }
             other => format!("%{other:02X}"),
         })
         .collect()
@@ -118,7 +132,10 @@ fn url_escape(text: &str) -> String {
 impl FromRequestParts<AppState> for WebUser {
     type Rejection = SignInRequired;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, SignInRequired> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, SignInRequired> {
         let target = parts
             .uri
             .path_and_query()

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::net::SocketAddr;
 
 use tokio::sync::oneshot;
@@ -72,7 +74,13 @@ impl TestServer {
     }
 
     /// Creates a policy in `org` and returns it with its keys.
-    pub async fn policy_in(&self, org: &str, name: &str, rights: &str, portal: Option<&str>) -> Policy {
+    pub async fn policy_in(
+        &self,
+        org: &str,
+        name: &str,
+        rights: &str,
+        portal: Option<&str>,
+    ) -> Policy {
         let org = self.org(org).await;
         policies::create(
             &self.stores,

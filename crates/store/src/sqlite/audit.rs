@@ -31,7 +31,10 @@ impl AuditStore for SqliteStore {
                 let exists: Option<i64> = ctx
                     .conn
                     .prepare_cached("SELECT seq FROM audit_records WHERE org_id = ?1 AND id = ?2")
-                    .and_then(|mut s| s.query_row(params![org.0, record.id], |r| r.get(0)).optional())
+                    .and_then(|mut s| {
+                        s.query_row(params![org.0, record.id], |r| r.get(0))
+                            .optional()
+                    })
                     .map_err(sql_error)?;
                 if exists.is_some() {
                     stored.push(None);

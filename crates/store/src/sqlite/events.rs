@@ -29,9 +29,9 @@ impl EventStore for SqliteStore {
                     Dictionary::INTERACTION_TYPE,
                     &item.interaction_type,
                 )?;
-                let portal_id = ctx
-                    .dict
-                    .intern(ctx.conn, Dictionary::PORTAL, item.portal_id.as_str())?;
+                let portal_id =
+                    ctx.dict
+                        .intern(ctx.conn, Dictionary::PORTAL, item.portal_id.as_str())?;
                 let fields = serde_json::to_string(&item.fields)
                     .map_err(|e| StoreError::Internal(e.to_string()))?;
                 let inserted = ctx
@@ -78,7 +78,8 @@ impl EventStore for SqliteStore {
     }
 }
 
-const SELECT_INTERACTION: &str = "SELECT i.seq, i.id, t.text, p.text, i.contact_id, i.session_id, i.ts, i.fields
+const SELECT_INTERACTION: &str =
+    "SELECT i.seq, i.id, t.text, p.text, i.contact_id, i.session_id, i.ts, i.fields
      FROM interactions i
      JOIN dict t ON t.id = i.type_id
      JOIN dict p ON p.id = i.portal_id";
@@ -145,7 +146,8 @@ fn row_to_interaction(row: &rusqlite::Row<'_>) -> Result<(i64, Interaction), Sto
     let session: Option<String> = row.get(5).map_err(sql_error)?;
     let ts: i64 = row.get(6).map_err(sql_error)?;
     let fields: String = row.get(7).map_err(sql_error)?;
-    let fields: Map<String, Value> = serde_json::from_str(&fields).map_err(|_| corrupt("fields"))?;
+    let fields: Map<String, Value> =
+        serde_json::from_str(&fields).map_err(|_| corrupt("fields"))?;
     Ok((
         seq,
         Interaction {

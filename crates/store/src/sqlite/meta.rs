@@ -53,9 +53,7 @@ fn query_policies(
 ) -> Result<Vec<Policy>, StoreError> {
     let sql = format!("SELECT {POLICY_COLUMNS} FROM policies WHERE {filter} ORDER BY name");
     let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
-    let rows = stmt
-        .query_map([param], row_to_policy)
-        .map_err(sql_error)?;
+    let rows = stmt.query_map([param], row_to_policy).map_err(sql_error)?;
     rows.map(|row| row.map_err(sql_error)?).collect()
 }
 
@@ -353,7 +351,10 @@ impl MetaStore for SqliteStore {
         let token_hash = token_hash.to_owned();
         self.write(1, move |ctx| {
             ctx.conn
-                .execute("DELETE FROM web_sessions WHERE token_hash = ?1", [token_hash])
+                .execute(
+                    "DELETE FROM web_sessions WHERE token_hash = ?1",
+                    [token_hash],
+                )
                 .map_err(sql_error)?;
             Ok(())
         })
@@ -364,7 +365,9 @@ impl MetaStore for SqliteStore {
         // An empty job still opens, commits and syncs a write transaction.
         self.write(1, |ctx| {
             ctx.conn
-                .execute_batch("CREATE TEMP TABLE IF NOT EXISTS readiness (x); DELETE FROM readiness;")
+                .execute_batch(
+                    "CREATE TEMP TABLE IF NOT EXISTS readiness (x); DELETE FROM readiness;",
+                )
                 .map_err(sql_error)
         })
         .await

@@ -1,0 +1,67 @@
+//! The peers Tracklog is measured against, each a real server started by the
+//! bench on loopback and stopped when the bench ends, however it ends.
+
+pub mod clickhouse;
+pub mod postgres;
+pub mod process;
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// The longest a peer's bulk load may take before the run fails.
+pub const LOAD_BUDGET: Duration = Duration::from_secs(3_600);
+
+/// A peer that `--peers` can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeerKind {
+    #[value(name = "clickhouse")]
+    ClickHouse,
+    #[value(name = "postgres")]
+    Postgres,
+    /// No peers: Tracklog alone.
+    #[value(name = "none")]
+    None,
+}
+
+impl PeerKind {
+    /// The key used in figure names.
+    pub fn key(self) -> &'static str {
+        match self {
+            PeerKind::ClickHouse => "clickhouse",
+            PeerKind::Postgres => "postgres",
+            PeerKind::None => "none",
+        }
+    }
+
+    pub fn display_name(self) -> &'static str {
+        match self {
+            PeerKind::ClickHouse => "ClickHouse",
+            PeerKind::Postgres => "PostgreSQL",
+            PeerKind::None => "none",
+        }
+    }
+}
+
+/// A bulk load's rate and footprint.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadFigures {
+    pub rows: usize,
+    pub seconds: f64,
+    pub rows_per_sec: f64,
+    pub bytes: u64,
+    pub bytes_per_event: f64,
+}
+
+impl LoadFigures {
+    pub fn new(rows: usize, seconds: f64, bytes: u64) -> Self {
+        Self {
+            rows,
+            seconds,
+            rows_per_sec: rows as f64 / seconds,
+            bytes,
+            bytes_per_event: bytes as f64 / rows.max(1) as f64,
+        }
+    }
+}

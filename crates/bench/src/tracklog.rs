@@ -1,0 +1,217 @@
+//! The real Tracklog server, started in-process on `127.0.0.1:0` with a fresh
+//! data directory, and the two ways the bench queries it: through the store
+//! (in-process) and through the HTTP API.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::Context;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tracklog_domain::auth::{Right, Rights};
+use tracklog_domain::ids::{ContactId, OrgId, OrgName, PolicyName};
+use tracklog_domain::time::UtcMillis;
+use tracklog_server::config::Config;
+use tracklog_server::services::Actor;
+use tracklog_server::services::policies::{self, NewPolicy};
+use tracklog_store::{Durability, Stores, TimelineQuery};
+
+use crate::queries::{MAX_PAGES, Query, QueryTarget};
+
+/// A running server and what the bench needs to talk to it.
+pub struct TracklogServer {
+    pub addr: SocketAddr,
+    pub stores: Stores,
+    pub org: OrgId,
+    /// `Basic base64(policy:key)` of a write,read policy.
+    pub authorization: String,
+    dir: tempfile::TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TracklogServer {
+    /// Starts a server with default configuration but for the data
+    /// directory (a fresh one under `work_dir`) and the durability mode.
+    pub async fn start(work_dir: &Path, durability: Durability) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("tracklog-bench-data-")
+            .tempdir_in(work_dir)
+            .context("creating the data directory")?;
+        let mut config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        config.ingest.durability = durability;
+        let stores = tracklog_server::open_stores(&config).context("opening the stores")?;
+        let org = stores.meta.ensure_org(&OrgName::parse("default")?).await?.id;
+        let policy = policies::create(
+            &stores,
+            org,
+            &Actor::cli(),
+            NewPolicy {
+                name: PolicyName::parse("bench")?,
+                rights: Rights::from_iter([Right::Write, Right::Read]),
+                portal: None,
+                provider: None,
+            },
+        )
+        .await?;
+        let credentials = format!("{}:{}", policy.name.as_str(), policy.primary_key.expose());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(tracklog_server::run_with_stores(
+            config,
+            stores.clone(),
+            listener,
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        Ok(Self {
+            addr,
+            stores,
+            org,
+            authorization: format!("Basic {}", BASE64.encode(credentials)),
+            dir,
+            shutdown: Some(tx),
+            handle: Some(handle),
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Bytes of the database and its write-ahead log, as they are now.
+    pub fn disk_bytes(&self) -> anyhow::Result<u64> {
+        let mut total = 0;
+        for name in ["tracklog.db", "tracklog.db-wal"] {
+            let path = self.dir.path().join(name);
+            if path.exists() {
+                total += std::fs::metadata(&path)?.len();
+            }
+        }
+        Ok(total)
+    }
+
+    /// Stops the server and waits until the write queue has drained.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            handle.await.context("the server task panicked")??;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TracklogServer {
+    fn drop(&mut self) {
+        // On an error path the server is dropped without `stop`: ask it to
+        // stop so that its task does not outlive the run.
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+/// Queries through the store, skipping HTTP and JSON.
+pub struct InProcess<'a>(pub &'a TracklogServer);
+
+impl QueryTarget for InProcess<'_> {
+    async fn run(&self, query: &Query) -> anyhow::Result<usize> {
+        let Query::ContactWindow {
+            contact,
+            from_ms,
+            to_ms,
+            page,
+            all_pages,
+        } = query;
+        let contact = ContactId::parse(contact.as_str())?;
+        let mut cursor = None;
+        let mut rows = 0;
+        for _ in 0..MAX_PAGES {
+            let result = self
+                .0
+                .stores
+                .events
+                .contact_interactions(
+                    self.0.org,
+                    &contact,
+                    TimelineQuery {
+                        from: from_ms.map(UtcMillis::from_millis),
+                        to: to_ms.map(UtcMillis::from_millis),
+                        limit: *page,
+                        cursor,
+                    },
+                )
+                .await?;
+            rows += result.items.len();
+            cursor = result.next_cursor;
+            if cursor.is_none() || !all_pages {
+                break;
+            }
+        }
+        Ok(rows)
+    }
+}
+
+/// Queries through `GET /api/v1/contacts/{id}/interactions`.
+pub struct OverHttp<'a> {
+    pub server: &'a TracklogServer,
+    pub http: reqwest::Client,
+}
+
+#[derive(Deserialize)]
+struct TimelinePage {
+    items: Vec<IgnoredAny>,
+    next_cursor: Option<String>,
+}
+
+impl QueryTarget for OverHttp<'_> {
+    async fn run(&self, query: &Query) -> anyhow::Result<usize> {
+        let Query::ContactWindow {
+            contact,
+            from_ms,
+            to_ms,
+            page,
+            all_pages,
+        } = query;
+        let url = self
+            .server
+            .url(&format!("/api/v1/contacts/{contact}/interactions"));
+        let mut params = vec![("limit", page.to_string())];
+        for (name, value) in [("from", from_ms), ("to", to_ms)] {
+            if let Some(ms) = value {
+                params.push((name, UtcMillis::from_millis(*ms).to_rfc3339()));
+            }
+        }
+        let mut cursor: Option<String> = None;
+        let mut rows = 0;
+        for _ in 0..MAX_PAGES {
+            let mut request = self
+                .http
+                .get(&url)
+                .header("authorization", &self.server.authorization)
+                .query(&params);
+            if let Some(cursor) = &cursor {
+                request = request.query(&[("cursor", cursor)]);
+            }
+            let response = request.send().await?.error_for_status()?;
+            let page: TimelinePage = serde_json::from_slice(&response.bytes().await?)?;
+            rows += page.items.len();
+            cursor = page.next_cursor;
+            if cursor.is_none() || !all_pages {
+                break;
+            }
+        }
+        Ok(rows)
+    }
+}
