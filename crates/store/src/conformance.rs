@@ -29,6 +29,7 @@ macro_rules! conformance_suite {
             interactions_round_trip_oldest_first,
             interaction_retries_store_one_copy,
             timeline_pages_with_a_cursor_and_a_window,
+            timelines_span_days_and_years,
             orgs_are_isolated,
             policies_create_rotate_delete,
             users_and_web_sessions,
@@ -178,6 +179,79 @@ pub async fn timeline_pages_with_a_cursor_and_a_window(stores: Stores) {
         ["i2", "i3", "i4", "i5"],
         "from is inclusive, to exclusive"
     );
+}
+
+pub async fn timelines_span_days_and_years(stores: Stores) {
+    let org = default_org(&stores).await;
+    const DAY: i64 = 86_400_000;
+    let base = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+    let times = [
+        base - 400 * DAY,
+        base - 1,
+        base,
+        base + DAY - 1,
+        base + 3 * DAY,
+        base + 900 * DAY,
+    ];
+    let items: Vec<_> = times
+        .iter()
+        .enumerate()
+        .map(|(i, ts)| interaction(&format!("d{i}"), Some("c1"), *ts))
+        .collect();
+    // Another contact's rows on the same days must not leak in.
+    let mut others: Vec<_> = times
+        .iter()
+        .enumerate()
+        .map(|(i, ts)| interaction(&format!("o{i}"), Some("c2"), *ts))
+        .collect();
+    others.extend(items.iter().rev().cloned());
+    stores
+        .events
+        .append_interactions(org, others)
+        .await
+        .unwrap();
+    let ids = |page: &crate::Page<Interaction>| -> Vec<String> {
+        page.items.iter().map(|i| i.id.to_string()).collect()
+    };
+    let all_of_it = stores
+        .events
+        .contact_interactions(org, &contact("c1"), all(100))
+        .await
+        .unwrap();
+    assert_eq!(ids(&all_of_it), ["d0", "d1", "d2", "d3", "d4", "d5"]);
+    let journey = stores
+        .events
+        .contact_interactions(
+            org,
+            &contact("c1"),
+            TimelineQuery {
+                from: Some(UtcMillis::from_millis(base + 3 * DAY - 72 * 3_600_000)),
+                to: Some(UtcMillis::from_millis(base + 3 * DAY)),
+                ..all(100)
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&journey),
+        ["d2", "d3"],
+        "from is inclusive; d4, at the end, is not"
+    );
+    let mut cursor = None;
+    let mut paged = Vec::new();
+    for _ in 0..10 {
+        let page = stores
+            .events
+            .contact_interactions(org, &contact("c1"), TimelineQuery { cursor, ..all(2) })
+            .await
+            .unwrap();
+        paged.extend(ids(&page));
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(paged, ids(&all_of_it));
 }
 
 pub async fn orgs_are_isolated(stores: Stores) {

@@ -11,6 +11,41 @@ use super::writer::Dictionary;
 use super::{SqliteStore, sql_error};
 use crate::{AppendSummary, Cursor, EventStore, Page, StoreError, TimelineQuery};
 
+const DAY_MS: i64 = 86_400_000;
+
+/// The UTC day number of a timestamp: the contact index's bucket.
+fn day_of(ms: i64) -> i64 {
+    ms.div_euclid(DAY_MS)
+}
+
+/// An interaction ready for the writer: everything that costs CPU (JSON
+/// encoding) is done on the caller's task, so the single writer thread only
+/// inserts.
+struct Row {
+    ts: i64,
+    id: String,
+    interaction_type: String,
+    portal: String,
+    contact: Option<String>,
+    session: Option<String>,
+    fields: String,
+}
+
+impl Row {
+    fn from_interaction(item: Interaction) -> Result<Self, StoreError> {
+        Ok(Self {
+            ts: item.timestamp.as_millis(),
+            fields: serde_json::to_string(&item.fields)
+                .map_err(|e| StoreError::Internal(e.to_string()))?,
+            id: item.id.into(),
+            interaction_type: item.interaction_type,
+            portal: item.portal_id.into(),
+            contact: item.contact_id.map(String::from),
+            session: item.session_id.map(String::from),
+        })
+    }
+}
+
 #[async_trait]
 impl EventStore for SqliteStore {
     async fn append_interactions(
@@ -21,39 +56,40 @@ impl EventStore for SqliteStore {
         if items.is_empty() {
             return Ok(AppendSummary::default());
         }
-        self.write(items.len(), move |ctx| {
+        let rows = items
+            .into_iter()
+            .map(Row::from_interaction)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.append(rows.len(), move |ctx| {
             let mut summary = AppendSummary::default();
-            for item in &items {
+            let mut insert = ctx
+                .conn
+                .prepare_cached(
+                    "INSERT INTO interactions
+                        (org_id, day, ts, id, type_id, portal_id, contact_id, session_id, fields)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                     ON CONFLICT (org_id, ts, id) DO NOTHING",
+                )
+                .map_err(sql_error)?;
+            for row in &rows {
                 let type_id = ctx.dict.intern(
                     ctx.conn,
                     Dictionary::INTERACTION_TYPE,
-                    &item.interaction_type,
+                    &row.interaction_type,
                 )?;
-                let portal_id =
-                    ctx.dict
-                        .intern(ctx.conn, Dictionary::PORTAL, item.portal_id.as_str())?;
-                let fields = serde_json::to_string(&item.fields)
-                    .map_err(|e| StoreError::Internal(e.to_string()))?;
-                let inserted = ctx
-                    .conn
-                    .prepare_cached(
-                        "INSERT INTO interactions
-                            (org_id, id, type_id, portal_id, contact_id, session_id, ts, fields)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                         ON CONFLICT (org_id, id) DO NOTHING",
-                    )
-                    .and_then(|mut stmt| {
-                        stmt.execute(params![
-                            org.0,
-                            item.id.as_str(),
-                            type_id,
-                            portal_id,
-                            item.contact_id.as_ref().map(ContactId::as_str),
-                            item.session_id.as_ref().map(SessionId::as_str),
-                            item.timestamp.as_millis(),
-                            fields,
-                        ])
-                    })
+                let portal_id = ctx.dict.intern(ctx.conn, Dictionary::PORTAL, &row.portal)?;
+                let inserted = insert
+                    .execute(params![
+                        org.0,
+                        day_of(row.ts),
+                        row.ts,
+                        row.id,
+                        type_id,
+                        portal_id,
+                        row.contact,
+                        row.session,
+                        row.fields,
+                    ])
                     .map_err(sql_error)?;
                 if inserted == 1 {
                     summary.inserted += 1;
@@ -78,11 +114,19 @@ impl EventStore for SqliteStore {
     }
 }
 
-const SELECT_INTERACTION: &str =
-    "SELECT i.seq, i.id, t.text, p.text, i.contact_id, i.session_id, i.ts, i.fields
-     FROM interactions i
-     JOIN dict t ON t.id = i.type_id
-     JOIN dict p ON p.id = i.portal_id";
+/// The first and last timestamps an org has, from the time index.
+fn org_time_span(conn: &Connection, org: OrgId) -> Result<Option<(i64, i64)>, StoreError> {
+    conn.prepare_cached(
+        "SELECT (SELECT min(ts) FROM interactions WHERE org_id = ?1),
+                (SELECT max(ts) FROM interactions WHERE org_id = ?1)",
+    )
+    .and_then(|mut s| {
+        s.query_row([org.0], |r| {
+            Ok(r.get::<_, Option<i64>>(0)?.zip(r.get::<_, Option<i64>>(1)?))
+        })
+    })
+    .map_err(sql_error)
+}
 
 fn timeline(
     conn: &Connection,
@@ -90,22 +134,49 @@ fn timeline(
     contact: &ContactId,
     query: &TimelineQuery,
 ) -> Result<Page<Interaction>, StoreError> {
+    let empty = Page {
+        items: Vec::new(),
+        next_cursor: None,
+    };
     let (after_ts, after_seq) = query
         .cursor
         .map_or((i64::MIN, i64::MIN), |c| (c.time, c.seq));
-    let from = query.from.map_or(i64::MIN, UtcMillis::as_millis);
+    let from = query
+        .from
+        .map_or(i64::MIN, UtcMillis::as_millis)
+        .max(after_ts);
     let to = query.to.map_or(i64::MAX, UtcMillis::as_millis);
-    let limit = query.limit.max(1);
-    let sql = format!(
-        "{SELECT_INTERACTION}
-         WHERE i.org_id = ?1 AND i.contact_id = ?2 AND i.ts >= ?3 AND i.ts < ?4
-           AND (i.ts > ?5 OR (i.ts = ?5 AND i.seq > ?6))
-         ORDER BY i.ts, i.seq
-         LIMIT ?7"
+    // Only the days that can hold a match are visited: the query window
+    // clamped to the org's own span.
+    let Some((first, last)) = org_time_span(conn, org)? else {
+        return Ok(empty);
+    };
+    let (from_day, to_day) = (
+        day_of(from.max(first)),
+        day_of(to.saturating_sub(1).min(last)),
     );
-    let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
+    if from_day > to_day {
+        return Ok(empty);
+    }
+    let limit = query.limit.max(1);
+    let mut stmt = conn
+        .prepare_cached(
+            "WITH RECURSIVE days(d) AS (SELECT ?1 UNION ALL SELECT d + 1 FROM days WHERE d < ?2)
+             SELECT i.seq, i.id, t.text, p.text, i.contact_id, i.session_id, i.ts, i.fields
+             FROM days
+             CROSS JOIN interactions i ON i.day = days.d
+             JOIN dict t ON t.id = i.type_id
+             JOIN dict p ON p.id = i.portal_id
+             WHERE i.org_id = ?3 AND i.contact_id = ?4 AND i.ts >= ?5 AND i.ts < ?6
+               AND (i.ts > ?7 OR (i.ts = ?7 AND i.seq > ?8))
+             ORDER BY i.ts, i.seq
+             LIMIT ?9",
+        )
+        .map_err(sql_error)?;
     let mut rows = stmt
         .query(params![
+            from_day,
+            to_day,
             org.0,
             contact.as_str(),
             from,
@@ -166,4 +237,41 @@ fn row_to_interaction(row: &rusqlite::Row<'_>) -> Result<(i64, Interaction), Sto
             fields,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_are_utc_and_floor_negative_times() {
+        assert_eq!(day_of(0), 0);
+        assert_eq!(day_of(DAY_MS - 1), 0);
+        assert_eq!(day_of(DAY_MS), 1);
+        assert_eq!(day_of(-1), -1);
+    }
+
+    #[test]
+    fn the_timeline_seeks_the_contact_index_per_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("t.db")).unwrap();
+        super::super::schema::migrate(&mut conn).unwrap();
+        let plan: Vec<String> = conn
+            .prepare(
+                "EXPLAIN QUERY PLAN
+                 WITH RECURSIVE days(d) AS (SELECT 1 UNION ALL SELECT d + 1 FROM days WHERE d < 5)
+                 SELECT i.seq FROM days CROSS JOIN interactions i ON i.day = days.d
+                 WHERE i.org_id = 1 AND i.contact_id = 'c' AND i.ts >= 0 AND i.ts < 9",
+            )
+            .unwrap()
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("interactions_by_contact")),
+            "{plan:?}"
+        );
+    }
 }

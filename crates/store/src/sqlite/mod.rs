@@ -166,8 +166,27 @@ impl SqliteStore {
     }
 
     /// Queues `work` for the writer and waits until its group is durable.
-    /// `items` counts against the queue bound.
+    /// `items` counts against the queue bound. The work runs in its own
+    /// savepoint: if it fails, only it is undone.
     pub(crate) async fn write<T, F>(&self, items: usize, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteContext<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.enqueue(items, true, work).await
+    }
+
+    /// Like [`SqliteStore::write`] for bulk appends that fail only when the
+    /// engine does: no savepoint, and a failure fails the whole group.
+    pub(crate) async fn append<T, F>(&self, items: usize, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteContext<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.enqueue(items, false, work).await
+    }
+
+    async fn enqueue<T, F>(&self, items: usize, isolated: bool, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut WriteContext<'_>) -> Result<T, StoreError> + Send + 'static,
@@ -181,7 +200,12 @@ impl SqliteStore {
             .map_err(|_| StoreError::Overloaded)?;
         self.update_queue_depth();
         let (reply, answer) = oneshot::channel();
-        let job = ClosureJob { items, work, reply };
+        let job = ClosureJob {
+            items,
+            isolated,
+            work,
+            reply,
+        };
         let sent = inner.jobs.try_send(Message::Job(Box::new(job)));
         let result = match sent {
             Ok(()) => answer

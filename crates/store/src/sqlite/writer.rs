@@ -23,6 +23,9 @@ use super::sql_error;
 pub(crate) struct WriteContext<'a> {
     pub conn: &'a Connection,
     pub dict: &'a mut Dictionary,
+    /// Set when a job that ran without its own savepoint failed: the whole
+    /// group is then rolled back and every job answered with the error.
+    poisoned: Option<StoreError>,
 }
 
 /// Small integer ids for strings repeated on many rows (interaction types,
@@ -31,7 +34,7 @@ pub(crate) struct WriteContext<'a> {
 /// the transaction is undone.
 #[derive(Default)]
 pub(crate) struct Dictionary {
-    cache: HashMap<(u8, String), i64>,
+    cache: [HashMap<String, i64>; 2],
     fresh: Vec<(u8, String)>,
 }
 
@@ -39,8 +42,12 @@ impl Dictionary {
     pub const INTERACTION_TYPE: u8 = 1;
     pub const PORTAL: u8 = 2;
 
+    fn slot(kind: u8) -> usize {
+        usize::from(kind == Self::PORTAL)
+    }
+
     pub fn intern(&mut self, conn: &Connection, kind: u8, text: &str) -> Result<i64, StoreError> {
-        if let Some(id) = self.cache.get(&(kind, text.to_owned())) {
+        if let Some(id) = self.cache[Self::slot(kind)].get(text) {
             return Ok(*id);
         }
         let existing: Option<i64> = conn
@@ -57,7 +64,7 @@ impl Dictionary {
                 conn.last_insert_rowid()
             }
         };
-        self.cache.insert((kind, text.to_owned()), id);
+        self.cache[Self::slot(kind)].insert(text.to_owned(), id);
         Ok(id)
     }
 
@@ -66,8 +73,8 @@ impl Dictionary {
     }
 
     fn forget_fresh(&mut self, since: usize) {
-        for key in self.fresh.drain(since..) {
-            self.cache.remove(&key);
+        for (kind, text) in self.fresh.drain(since..) {
+            self.cache[Self::slot(kind)].remove(&text);
         }
     }
 
@@ -92,6 +99,11 @@ pub(crate) trait Job: Send {
 /// A job built from a closure, answered through a oneshot channel.
 pub(crate) struct ClosureJob<T, F> {
     pub items: usize,
+    /// Run inside its own savepoint, so that its failure undoes only itself.
+    /// Bulk appends skip it: a savepoint copies every page the job touches
+    /// into a statement journal, and an append fails only when the engine
+    /// does, which dooms the whole group anyway.
+    pub isolated: bool,
     pub work: F,
     pub reply: oneshot::Sender<Result<T, StoreError>>,
 }
@@ -106,8 +118,21 @@ where
     }
 
     fn run(self: Box<Self>, ctx: &mut WriteContext<'_>) -> Delivery {
-        let ClosureJob { work, reply, .. } = *self;
-        let result = in_savepoint(ctx, work);
+        let ClosureJob {
+            work,
+            reply,
+            isolated,
+            ..
+        } = *self;
+        let result = if isolated {
+            in_savepoint(ctx, work)
+        } else {
+            let result = work(ctx);
+            if let Err(error) = &result {
+                ctx.poisoned.get_or_insert_with(|| error.clone());
+            }
+            result
+        };
         Box::new(move |commit| {
             let _ = reply.send(commit.and(result));
         })
@@ -236,13 +261,20 @@ fn commit_group(
         }
         return;
     }
-    let mut ctx = WriteContext { conn, dict };
+    let mut ctx = WriteContext {
+        conn,
+        dict,
+        poisoned: None,
+    };
     let deliveries: Vec<Delivery> = group.into_iter().map(|job| job.run(&mut ctx)).collect();
-    let commit = conn.execute_batch("COMMIT").map_err(sql_error);
+    let commit = match ctx.poisoned.take() {
+        Some(error) => Err(error),
+        None => conn.execute_batch("COMMIT").map_err(sql_error),
+    };
     match &commit {
         Ok(()) => dict.settle(),
         Err(error) => {
-            tracing::error!(%error, "group commit failed");
+            tracing::error!(%error, "group commit failed; rolled back");
             let _ = conn.execute_batch("ROLLBACK");
             dict.forget_fresh(0);
         }
