@@ -614,3 +614,111 @@ pub fn decode_batch(
     }
     Ok(batch)
 }
+
+/// Encodes an interaction's fields for storage. Built-in types store their
+/// known fields positionally — `["KA-1","Title","en-US"]`, with any extra
+/// properties as a trailing object — because the field names would otherwise
+/// repeat on every row. Custom types store their object as is.
+pub fn encode_fields(interaction_type: &str, fields: &Map<String, Value>) -> String {
+    let Some(builtin) = Builtin::from_name(interaction_type) else {
+        return Value::Object(fields.clone()).to_string();
+    };
+    let specs = builtin.fields();
+    let mut values: Vec<Value> = specs
+        .iter()
+        .map(|spec| fields.get(spec.name).cloned().unwrap_or(Value::Null))
+        .collect();
+    let extras: Map<String, Value> = fields
+        .iter()
+        .filter(|(key, _)| !specs.iter().any(|spec| spec.name == key.as_str()))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    if !extras.is_empty() {
+        values.push(Value::Object(extras));
+    }
+    // Trailing nulls carry nothing.
+    while values.last() == Some(&Value::Null) {
+        values.pop();
+    }
+    Value::Array(values).to_string()
+}
+
+/// Reverses [`encode_fields`].
+pub fn decode_fields(interaction_type: &str, stored: &str) -> Result<Map<String, Value>, String> {
+    let value: Value = serde_json::from_str(stored).map_err(|e| e.to_string())?;
+    match (value, Builtin::from_name(interaction_type)) {
+        (Value::Object(object), _) => Ok(object),
+        (Value::Array(values), Some(builtin)) => {
+            let specs = builtin.fields();
+            let mut fields = Map::new();
+            for (index, value) in values.into_iter().enumerate() {
+                match specs.get(index) {
+                    Some(spec) if !value.is_null() => {
+                        fields.insert(spec.name.to_owned(), value);
+                    }
+                    Some(_) => {}
+                    None => match value {
+                        Value::Object(extras) => fields.extend(extras),
+                        _ => return Err("unexpected trailing value".into()),
+                    },
+                }
+            }
+            Ok(fields)
+        }
+        _ => Err(format!(
+            "stored fields of {interaction_type} have the wrong shape"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod storage_tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    #[test]
+    fn builtins_are_stored_positionally() {
+        let fields = json!({"portal_knowledgearticleid": "KA-1", "language": "en"});
+        let Value::Object(fields) = fields else {
+            unreachable!()
+        };
+        let stored = encode_fields("portal_viewknowledgearticle", &fields);
+        assert_eq!(stored, r#"["KA-1",null,"en"]"#);
+        assert_eq!(
+            decode_fields("portal_viewknowledgearticle", &stored).unwrap(),
+            fields
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn fields_round_trip(
+            type_index in 0usize..5,
+            values in proptest::collection::btree_map(
+                prop_oneof![
+                    Just("portal_knowledgearticleid".to_owned()),
+                    Just("portal_knowledgetitle".to_owned()),
+                    Just("language".to_owned()),
+                    Just("portal_searchstring".to_owned()),
+                    Just("portal_blogpostid".to_owned()),
+                    "[a-z_]{1,12}",
+                ],
+                prop_oneof![
+                    ".{0,20}".prop_map(Value::from),
+                    any::<i64>().prop_map(Value::from),
+                    Just(json!({"nested": [1, 2]})),
+                ],
+                0..6,
+            ),
+        ) {
+            let names = [
+                "portal_viewknowledgearticle", "portal_viewblogpost",
+                "portal_viewforumthread", "portal_search", "custom_type",
+            ];
+            let fields: Map<String, Value> = values.into_iter().collect();
+            let stored = encode_fields(names[type_index], &fields);
+            prop_assert_eq!(decode_fields(names[type_index], &stored).unwrap(), fields);
+        }
+    }
+}

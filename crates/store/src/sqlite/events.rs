@@ -2,9 +2,8 @@
 
 use async_trait::async_trait;
 use rusqlite::{Connection, params};
-use serde_json::{Map, Value};
 use tracklog_domain::ids::{ContactId, InteractionId, OrgId, PortalId, SessionId};
-use tracklog_domain::interaction::Interaction;
+use tracklog_domain::interaction::{Interaction, decode_fields, encode_fields};
 use tracklog_domain::time::UtcMillis;
 
 use super::writer::Dictionary;
@@ -32,17 +31,16 @@ struct Row {
 }
 
 impl Row {
-    fn from_interaction(item: Interaction) -> Result<Self, StoreError> {
-        Ok(Self {
+    fn from_interaction(item: Interaction) -> Self {
+        Self {
             ts: item.timestamp.as_millis(),
-            fields: serde_json::to_string(&item.fields)
-                .map_err(|e| StoreError::Internal(e.to_string()))?,
+            fields: encode_fields(&item.interaction_type, &item.fields),
             id: item.id.into(),
             interaction_type: item.interaction_type,
             portal: item.portal_id.into(),
             contact: item.contact_id.map(String::from),
             session: item.session_id.map(String::from),
-        })
+        }
     }
 }
 
@@ -56,10 +54,7 @@ impl EventStore for SqliteStore {
         if items.is_empty() {
             return Ok(AppendSummary::default());
         }
-        let rows = items
-            .into_iter()
-            .map(Row::from_interaction)
-            .collect::<Result<Vec<_>, _>>()?;
+        let rows: Vec<Row> = items.into_iter().map(Row::from_interaction).collect();
         self.append(rows.len(), move |ctx| {
             let mut summary = AppendSummary::default();
             let mut insert = ctx
@@ -217,8 +212,7 @@ fn row_to_interaction(row: &rusqlite::Row<'_>) -> Result<(i64, Interaction), Sto
     let session: Option<String> = row.get(5).map_err(sql_error)?;
     let ts: i64 = row.get(6).map_err(sql_error)?;
     let fields: String = row.get(7).map_err(sql_error)?;
-    let fields: Map<String, Value> =
-        serde_json::from_str(&fields).map_err(|_| corrupt("fields"))?;
+    let fields = decode_fields(&interaction_type, &fields).map_err(|_| corrupt("fields"))?;
     Ok((
         seq,
         Interaction {
