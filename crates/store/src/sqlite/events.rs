@@ -66,13 +66,30 @@ impl EventStore for SqliteStore {
                      ON CONFLICT (org_id, ts, id) DO NOTHING",
                 )
                 .map_err(sql_error)?;
+            // Consecutive rows mostly share their type and portal.
+            let mut last_type: Option<(&str, i64)> = None;
+            let mut last_portal: Option<(&str, i64)> = None;
             for row in &rows {
-                let type_id = ctx.dict.intern(
-                    ctx.conn,
-                    Dictionary::INTERACTION_TYPE,
-                    &row.interaction_type,
-                )?;
-                let portal_id = ctx.dict.intern(ctx.conn, Dictionary::PORTAL, &row.portal)?;
+                let type_id = match last_type {
+                    Some((text, id)) if text == row.interaction_type => id,
+                    _ => {
+                        let id = ctx.dict.intern(
+                            ctx.conn,
+                            Dictionary::INTERACTION_TYPE,
+                            &row.interaction_type,
+                        )?;
+                        last_type = Some((&row.interaction_type, id));
+                        id
+                    }
+                };
+                let portal_id = match last_portal {
+                    Some((text, id)) if text == row.portal => id,
+                    _ => {
+                        let id = ctx.dict.intern(ctx.conn, Dictionary::PORTAL, &row.portal)?;
+                        last_portal = Some((&row.portal, id));
+                        id
+                    }
+                };
                 let inserted = insert
                     .execute(params![
                         org.0,
