@@ -99,7 +99,10 @@ impl Default for IngestConfig {
 pub struct StorageConfig {
     pub read_connections: u32,
     pub busy_timeout_ms: u64,
+    /// WAL pages before the writer checkpoints by itself (a backstop).
     pub wal_autocheckpoint_pages: u32,
+    /// How often a background thread checkpoints the WAL.
+    pub checkpoint_interval_ms: u64,
 }
 
 impl Default for StorageConfig {
@@ -109,6 +112,7 @@ impl Default for StorageConfig {
             read_connections: store.read_connections,
             busy_timeout_ms: store.busy_timeout.as_millis() as u64,
             wal_autocheckpoint_pages: store.wal_autocheckpoint_pages,
+            checkpoint_interval_ms: store.checkpoint_interval.as_millis() as u64,
         }
     }
 }
@@ -236,6 +240,7 @@ impl Config {
             read_connections: self.storage.read_connections,
             busy_timeout: Duration::from_millis(self.storage.busy_timeout_ms),
             wal_autocheckpoint_pages: self.storage.wal_autocheckpoint_pages,
+            checkpoint_interval: Duration::from_millis(self.storage.checkpoint_interval_ms.max(10)),
         }
     }
 }

@@ -12,6 +12,7 @@
 //!   locking orders their writes with the server's.
 
 mod audit;
+mod checkpoint;
 mod events;
 mod meta;
 mod schema;
@@ -51,9 +52,11 @@ pub struct SqliteOptions {
     pub read_connections: u32,
     /// How long a write waits for a lock held by another process.
     pub busy_timeout: Duration,
-    /// WAL pages before SQLite checkpoints on its own. Larger values write
-    /// random index pages back less often, which is what limits insert speed.
+    /// WAL pages before the writer checkpoints on its own: a backstop, since a
+    /// separate thread checkpoints every `checkpoint_interval`.
     pub wal_autocheckpoint_pages: u32,
+    /// How often the background thread runs a PASSIVE checkpoint.
+    pub checkpoint_interval: Duration,
 }
 
 impl Default for SqliteOptions {
@@ -65,7 +68,8 @@ impl Default for SqliteOptions {
             queue_max_items: 200_000,
             read_connections: 4,
             busy_timeout: Duration::from_secs(5),
-            wal_autocheckpoint_pages: 16_384,
+            wal_autocheckpoint_pages: 131_072,
+            checkpoint_interval: Duration::from_millis(500),
         }
     }
 }
@@ -83,6 +87,7 @@ struct Inner {
     queue_max_items: usize,
     readers: r2d2::Pool<ReadConnections>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    checkpointer: Mutex<checkpoint::Checkpointer>,
     metrics: StoreMetrics,
 }
 
@@ -119,6 +124,12 @@ impl SqliteStore {
             linger: options.batch_linger,
         };
         let writer_metrics = metrics.clone();
+        let checkpointer = checkpoint::Checkpointer::start(
+            &path,
+            options.checkpoint_interval,
+            options.busy_timeout,
+        )
+        .map_err(|e| StoreError::Internal(format!("cannot start the checkpointer: {e}")))?;
         let writer = std::thread::Builder::new()
             .name("tracklog-writer".into())
             .spawn(move || writer::run_writer(conn, receiver, policy, writer_metrics))
@@ -131,6 +142,7 @@ impl SqliteStore {
                 queue_max_items: options.queue_max_items,
                 readers,
                 writer: Mutex::new(Some(writer)),
+                checkpointer: Mutex::new(checkpointer),
                 metrics,
             }),
         })
@@ -235,6 +247,13 @@ impl Lifecycle for SqliteStore {
         if let Some(handle) = handle {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }
+        let inner = self.inner.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Ok(mut checkpointer) = inner.checkpointer.lock() {
+                checkpointer.stop();
+            }
+        })
+        .await;
     }
 }
 
