@@ -60,7 +60,7 @@ pub fn app(state: AppState) -> Router {
         .routes(routes!(ui::pages::login_form, ui::pages::login))
         .routes(routes!(ui::pages::logout))
         .split_for_parts();
-    let openapi = std::sync::Arc::new(openapi);
+    let openapi = std::sync::Arc::new(document_itself(openapi));
     api.route(
         "/api/v1/openapi.json",
         get(move || {
@@ -85,6 +85,39 @@ pub fn app(state: AppState) -> Router {
         }),
     )
     .with_state(state)
+}
+
+/// Adds the document's own endpoint and the stylesheet, which are served
+/// outside the documented router.
+fn document_itself(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::HttpMethod;
+    use utoipa::openapi::path::OperationBuilder;
+    use utoipa::openapi::response::ResponseBuilder;
+    let get = |summary: &str, tag: &str, description: &str| {
+        OperationBuilder::new()
+            .summary(Some(summary))
+            .tag(tag)
+            .response(
+                "200",
+                ResponseBuilder::new().description(description).build(),
+            )
+            .build()
+    };
+    openapi.paths.add_path_operation(
+        "/api/v1/openapi.json",
+        vec![HttpMethod::Get],
+        get(
+            "This OpenAPI 3.1 document",
+            "operations",
+            "The document, as JSON",
+        ),
+    );
+    openapi.paths.add_path_operation(
+        "/static/app.css",
+        vec![HttpMethod::Get],
+        get("The web UI's stylesheet", "ui", "CSS"),
+    );
+    openapi
 }
 
 async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {

@@ -841,6 +841,8 @@ async fn operations_endpoints_and_the_openapi_document() {
         "/login",
         "/logout",
         "/",
+        "/api/v1/openapi.json",
+        "/static/app.css",
     ] {
         assert!(paths.contains(&path), "{path} is not documented");
     }
