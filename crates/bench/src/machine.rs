@@ -126,7 +126,7 @@ fn parse_rate(payloads: &Payloads) -> f64 {
             serde_json::from_str(payloads.item(index)).expect("the bench's own JSON parses");
         std::hint::black_box(value);
         parsed += 1;
-        if parsed % 1_024 == 0 && started.elapsed() > PARSE_BUDGET {
+        if parsed.is_multiple_of(1_024) && started.elapsed() > PARSE_BUDGET {
             break;
         }
     }

@@ -53,7 +53,14 @@ fn header(out: &mut String, report: &Report) {
 }
 
 /// One headline row: Tracklog's figure, then each peer's and the ratio.
-fn headline_row(out: &mut String, report: &Report, label: &str, ours: &str, theirs: &dyn Fn(&str) -> String, ratio: &str) {
+fn headline_row(
+    out: &mut String,
+    report: &Report,
+    label: &str,
+    ours: &str,
+    theirs: &dyn Fn(&str) -> String,
+    ratio: &str,
+) {
     let _ = write!(out, "| {label} | {} |", format_number(report.median(ours)));
     for peer in peers(report) {
         let _ = write!(
@@ -70,7 +77,10 @@ fn headline(out: &mut String, report: &Report) {
     let _ = writeln!(out, "## Headline: Tracklog ÷ peers\n");
     let peers = peers(report);
     if peers.is_empty() {
-        let _ = writeln!(out, "No peers ran (`--peers none`); the ratios are empty.\n");
+        let _ = writeln!(
+            out,
+            "No peers ran (`--peers none`); the ratios are empty.\n"
+        );
     }
     let _ = write!(out, "| figure | Tracklog |");
     for peer in &peers {
@@ -168,7 +178,9 @@ fn ingest(out: &mut String, report: &Report) {
     );
     for durability in ["fsync", "os"] {
         for batch in &report.settings.batches {
-            let figure = |field: &str| format_number(report.median(&keys::ingest(durability, *batch, field)));
+            let figure = |field: &str| {
+                format_number(report.median(&keys::ingest(durability, *batch, field)))
+            };
             let _ = writeln!(
                 out,
                 "| {durability} | {batch} | {} | {} | {} | {} |",
@@ -190,7 +202,10 @@ fn ingest(out: &mut String, report: &Report) {
 fn queries(out: &mut String, report: &Report) {
     let _ = writeln!(out, "## Queries\n");
     let mut targets = vec![
-        (keys::TRACKLOG_IN_PROCESS.to_owned(), "Tracklog, in-process".to_owned()),
+        (
+            keys::TRACKLOG_IN_PROCESS.to_owned(),
+            "Tracklog, in-process".to_owned(),
+        ),
         (keys::TRACKLOG_HTTP.to_owned(), "Tracklog, HTTP".to_owned()),
     ];
     targets.extend(
@@ -223,7 +238,10 @@ fn queries(out: &mut String, report: &Report) {
 
 fn limits(out: &mut String, report: &Report) {
     let _ = writeln!(out, "## The machine's limits, measured in this run\n");
-    let _ = writeln!(out, "| limit | value | Tracklog's durable ingest as a fraction |\n|---|---:|---:|");
+    let _ = writeln!(
+        out,
+        "| limit | value | Tracklog's durable ingest as a fraction |\n|---|---:|---:|"
+    );
     let _ = writeln!(
         out,
         "| sequential write, 256 MiB in 1 MiB chunks then fdatasync, MB/s | {} | {} |",
@@ -248,12 +266,12 @@ fn workload(out: &mut String, report: &Report) {
     let _ = writeln!(out, "## Workload `{}`\n", dataset.workload);
     let _ = writeln!(
         out,
-        "{} events from {} sessions of {} contacts ({} active; Zipf activity), {} anonymous; {} knowledge articles with Zipf popularity; {} cases opened after sessions.\n",
+        "{} events from {} sessions of {} contacts ({} active; Zipf activity), {:.0}% anonymous; {} knowledge articles with Zipf popularity; {} cases opened after sessions.\n",
         format_number(Some(dataset.events as f64)),
         format_number(Some(dataset.sessions as f64)),
         format_number(Some(dataset.contacts as f64)),
         format_number(Some(dataset.active_contacts as f64)),
-        format!("{:.0}%", dataset.anonymous_share * 100.0),
+        dataset.anonymous_share * 100.0,
         format_number(Some(dataset.articles as f64)),
         format_number(Some(dataset.cases as f64)),
     );

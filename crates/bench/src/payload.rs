@@ -122,7 +122,11 @@ impl Payloads {
 
     /// A JSON array of the events in `range`.
     pub fn array(&self, range: std::ops::Range<usize>) -> Vec<u8> {
-        let start = if range.start == 0 { 0 } else { self.ends[range.start - 1] };
+        let start = if range.start == 0 {
+            0
+        } else {
+            self.ends[range.start - 1]
+        };
         let end = self.ends[range.end - 1];
         let mut body = Vec::with_capacity(end - start + range.len() + 2);
         body.push(b'[');
@@ -181,7 +185,9 @@ pub fn push_clickhouse_row(out: &mut Vec<u8>, dataset: &Dataset, event: &Event) 
 /// Appends one line of PostgreSQL `COPY` text format, columns in the order
 /// of [`crate::peers::postgres::COPY_COLUMNS`].
 pub fn push_copy_line(out: &mut String, dataset: &Dataset, event: &Event) {
-    let contact = dataset.contact_id(event).map_or_else(|| "\\N".to_owned(), copy_escape);
+    let contact = dataset
+        .contact_id(event)
+        .map_or_else(|| "\\N".to_owned(), copy_escape);
     let _ = writeln!(
         out,
         "{PEER_ORG}\t{}\t{}\t{}\t{contact}\t{}\t{}\t{}",

@@ -97,7 +97,8 @@ fn random_cases<'a>(
     rng: &'a mut StdRng,
 ) -> impl Iterator<Item = &'a crate::workload::Case> + 'a {
     let cases = &dataset.cases;
-    (0..if cases.is_empty() { 0 } else { count }).map(move |_| &cases[rng.random_range(0..cases.len())])
+    (0..if cases.is_empty() { 0 } else { count })
+        .map(move |_| &cases[rng.random_range(0..cases.len())])
 }
 
 /// Something that answers queries: it returns the number of rows.

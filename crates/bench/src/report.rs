@@ -106,10 +106,10 @@ pub fn ratios(medians: &Figures, peers: &[PeerKind], query_sets: &[String]) -> F
     let ingest = medians.get(&headline_ingest_key()).copied();
     for peer in peers.iter().map(|peer| peer.key()) {
         let mut pair = |name: String, ours: Option<f64>, theirs: Option<&f64>| {
-            if let (Some(ours), Some(theirs)) = (ours, theirs) {
-                if *theirs > 0.0 {
-                    ratios.insert(keys::ratio(&name, peer), ours / theirs);
-                }
+            if let (Some(ours), Some(theirs)) = (ours, theirs)
+                && *theirs > 0.0
+            {
+                ratios.insert(keys::ratio(&name, peer), ours / theirs);
             }
         };
         pair(
@@ -147,7 +147,10 @@ fn add_fractions(ratios: &mut Figures, medians: &Figures, ingest: Option<f64>) {
         medians.get(keys::WRITE_MB_PER_SEC),
         medians.get(keys::JSON_BYTES_PER_EVENT),
     ) {
-        ratios.insert(keys::FRACTION_OF_WRITE.into(), ingest * bytes / (write * 1e6));
+        ratios.insert(
+            keys::FRACTION_OF_WRITE.into(),
+            ingest * bytes / (write * 1e6),
+        );
     }
 }
 
@@ -177,7 +180,7 @@ pub fn format_number(value: Option<f64>) -> String {
     let Some(value) = value else {
         return "–".into();
     };
-    if value.abs() >= 1_000.0 {
+    if value.abs() >= 1_000.0 || (value.fract() == 0.0 && value.abs() < 1e15) {
         group_thousands(value.round() as i64)
     } else if value.abs() >= 100.0 {
         format!("{value:.0}")
@@ -197,7 +200,7 @@ fn group_thousands(value: i64) -> String {
     let digits = value.unsigned_abs().to_string();
     let mut out = String::new();
     for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index) % 3 == 0 {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
             out.push(',');
         }
         out.push(digit);
@@ -217,6 +220,7 @@ mod tests {
         assert_eq!(format_number(Some(1_234_567.4)), "1,234,567");
         assert_eq!(format_number(Some(2.345)), "2.35");
         assert_eq!(format_number(None), "–");
+        assert_eq!(format_number(Some(50.0)), "50");
         assert_eq!(format_ratio(Some(0.5)), "0.50×");
     }
 

@@ -48,7 +48,11 @@ impl TracklogServer {
         };
         config.ingest.durability = durability;
         let stores = tracklog_server::open_stores(&config).context("opening the stores")?;
-        let org = stores.meta.ensure_org(&OrgName::parse("default")?).await?.id;
+        let org = stores
+            .meta
+            .ensure_org(&OrgName::parse("default")?)
+            .await?
+            .id;
         let policy = policies::create(
             &stores,
             org,

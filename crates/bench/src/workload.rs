@@ -253,9 +253,9 @@ impl Generator {
                 Builtin::ViewKnowledgeArticle => self.article_zipf.sample(&mut self.rng) as u32 - 1,
                 Builtin::ViewForumThread => self.thread_zipf.sample(&mut self.rng) as u32 - 1,
                 Builtin::Search => self.phrase_zipf.sample(&mut self.rng) as u32 - 1,
-                Builtin::ViewBlogPost => {
-                    self.rng.random_range(0..self.shape.catalog.blog_posts as u32)
-                }
+                Builtin::ViewBlogPost => self
+                    .rng
+                    .random_range(0..self.shape.catalog.blog_posts as u32),
             };
             searched |= kind == Builtin::Search;
             events.push(Event {
@@ -346,8 +346,22 @@ pub fn uuid_text(bits: u128) -> String {
 }
 
 const TOPICS: [&str; 16] = [
-    "password", "invoice", "license", "sign-in", "export", "billing", "firmware", "warranty",
-    "shipping", "refund", "upgrade", "API keys", "backup", "printer", "VPN", "mobile app",
+    "password",
+    "invoice",
+    "license",
+    "sign-in",
+    "export",
+    "billing",
+    "firmware",
+    "warranty",
+    "shipping",
+    "refund",
+    "upgrade",
+    "API keys",
+    "backup",
+    "printer",
+    "VPN",
+    "mobile app",
 ];
 const ACTIONS: [&str; 8] = [
     "How to reset your",
@@ -374,7 +388,9 @@ impl Dataset {
 
     /// The contact id of an event, if it has one.
     pub fn contact_id(&self, event: &Event) -> Option<&str> {
-        event.contact.map(|index| self.contacts[index as usize].as_str())
+        event
+            .contact
+            .map(|index| self.contacts[index as usize].as_str())
     }
 
     pub fn portal(event: &Event) -> &'static str {
@@ -433,7 +449,10 @@ impl Dataset {
             if let Some(contact) = event.contact {
                 active[contact as usize] = true;
             }
-            let slot = Builtin::ALL.iter().position(|k| *k == event.kind).unwrap_or(0);
+            let slot = Builtin::ALL
+                .iter()
+                .position(|k| *k == event.kind)
+                .unwrap_or(0);
             by_kind[slot] += 1;
         }
         DatasetSummary {
@@ -464,13 +483,20 @@ mod tests {
         let b = PortalWorkload.generate(5_000, 7);
         assert_eq!(a.events.len(), 5_000);
         assert_eq!(a.cases, b.cases);
-        assert_eq!(a.interaction_id(&a.events[42]), b.interaction_id(&b.events[42]));
+        assert_eq!(
+            a.interaction_id(&a.events[42]),
+            b.interaction_id(&b.events[42])
+        );
     }
 
     #[test]
     fn events_are_in_time_order_and_cases_exist() {
         let data = PortalWorkload.generate(20_000, 1);
-        assert!(data.events.windows(2).all(|w| w[0].timestamp_ms <= w[1].timestamp_ms));
+        assert!(
+            data.events
+                .windows(2)
+                .all(|w| w[0].timestamp_ms <= w[1].timestamp_ms)
+        );
         assert!(!data.cases.is_empty());
         let summary = data.summary("portal");
         let articles = summary.type_mix[0].1;

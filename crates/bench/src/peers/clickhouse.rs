@@ -12,12 +12,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use futures::stream::{self, StreamExt, TryStreamExt};
+use futures::stream::{self, TryStreamExt};
 use indicatif::ProgressBar;
 use serde::Deserialize;
 
 use super::process::{ServerProcess, find_binary, free_port, wait_until_ready};
-use super::{LoadFigures, LOAD_BUDGET};
+use super::{LOAD_BUDGET, LoadFigures, Peer, PeerKind};
 use crate::payload::{PEER_ORG, push_clickhouse_row};
 use crate::queries::{Query, QueryTarget};
 use crate::workload::Dataset;
@@ -102,37 +102,11 @@ impl ClickHouse {
         })
     }
 
-    /// Drops and recreates the table, so each repetition loads from empty.
-    pub async fn reset(&self) -> anyhow::Result<()> {
-        self.client
-            .query("DROP TABLE IF EXISTS interactions")
-            .execute()
-            .await?;
-        self.client.query(CREATE_TABLE).execute().await?;
-        Ok(())
-    }
-
-    /// Inserts every event and measures the rate and the bytes on disk.
-    pub async fn load(&self, dataset: &Dataset, progress: &ProgressBar) -> anyhow::Result<LoadFigures> {
-        let started = Instant::now();
-        let deadline = started + LOAD_BUDGET;
-        let chunks = dataset.events.chunks(ROWS_PER_INSERT);
-        stream::iter(chunks.map(Ok::<_, anyhow::Error>))
-            .try_for_each_concurrent(INSERTS_IN_FLIGHT, |chunk| async move {
-                if Instant::now() > deadline {
-                    bail!("loading ClickHouse took longer than {LOAD_BUDGET:?}");
-                }
-                self.insert(dataset, chunk).await?;
-                progress.inc(chunk.len() as u64);
-                Ok(())
-            })
-            .await?;
-        let seconds = started.elapsed().as_secs_f64();
-        let bytes = self.table_bytes().await?;
-        Ok(LoadFigures::new(dataset.events.len(), seconds, bytes))
-    }
-
-    async fn insert(&self, dataset: &Dataset, chunk: &[crate::workload::Event]) -> anyhow::Result<()> {
+    async fn insert(
+        &self,
+        dataset: &Dataset,
+        chunk: &[crate::workload::Event],
+    ) -> anyhow::Result<()> {
         let mut body = Vec::with_capacity(chunk.len() * 300);
         for event in chunk {
             push_clickhouse_row(&mut body, dataset, event);
@@ -161,6 +135,50 @@ impl ClickHouse {
     }
 }
 
+impl Peer for ClickHouse {
+    fn kind(&self) -> PeerKind {
+        PeerKind::ClickHouse
+    }
+
+    async fn version(&self) -> anyhow::Result<String> {
+        Ok(self
+            .client
+            .query("SELECT version()")
+            .fetch_one::<String>()
+            .await?)
+    }
+
+    /// Drops and recreates the table, so each repetition loads from empty.
+    async fn reset(&self) -> anyhow::Result<()> {
+        self.client
+            .query("DROP TABLE IF EXISTS interactions")
+            .execute()
+            .await?;
+        self.client.query(CREATE_TABLE).execute().await?;
+        Ok(())
+    }
+
+    /// Inserts every event and measures the rate and the bytes on disk.
+    async fn load(&self, dataset: &Dataset, progress: &ProgressBar) -> anyhow::Result<LoadFigures> {
+        let started = Instant::now();
+        let deadline = started + LOAD_BUDGET;
+        let chunks = dataset.events.chunks(ROWS_PER_INSERT);
+        stream::iter(chunks.map(Ok::<_, anyhow::Error>))
+            .try_for_each_concurrent(INSERTS_IN_FLIGHT, |chunk| async move {
+                if Instant::now() > deadline {
+                    bail!("loading ClickHouse took longer than {LOAD_BUDGET:?}");
+                }
+                self.insert(dataset, chunk).await?;
+                progress.inc(chunk.len() as u64);
+                Ok(())
+            })
+            .await?;
+        let seconds = started.elapsed().as_secs_f64();
+        let bytes = self.table_bytes().await?;
+        Ok(LoadFigures::new(dataset.events.len(), seconds, bytes))
+    }
+}
+
 impl QueryTarget for ClickHouse {
     async fn run(&self, query: &Query) -> anyhow::Result<usize> {
         let Query::ContactWindow {
@@ -185,7 +203,11 @@ impl QueryTarget for ClickHouse {
         if !all_pages {
             sql.push_str(" LIMIT ?");
         }
-        let mut request = self.client.query(&sql).bind(PEER_ORG).bind(contact.as_str());
+        let mut request = self
+            .client
+            .query(&sql)
+            .bind(PEER_ORG)
+            .bind(contact.as_str());
         for bound in [from_ms, to_ms].into_iter().flatten() {
             request = request.bind(*bound);
         }

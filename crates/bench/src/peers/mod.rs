@@ -5,9 +5,14 @@ pub mod clickhouse;
 pub mod postgres;
 pub mod process;
 
+use std::future::Future;
 use std::time::Duration;
 
+use indicatif::ProgressBar;
 use serde::Serialize;
+
+use crate::queries::QueryTarget;
+use crate::workload::Dataset;
 
 /// The longest a peer's bulk load may take before the run fails.
 pub const LOAD_BUDGET: Duration = Duration::from_secs(3_600);
@@ -64,4 +69,19 @@ impl LoadFigures {
             bytes_per_event: bytes as f64 / rows.max(1) as f64,
         }
     }
+}
+
+/// What the bench does with every peer: load the dataset, then query it.
+pub trait Peer: QueryTarget + Sync {
+    fn kind(&self) -> PeerKind;
+    /// The server's version, for the report.
+    fn version(&self) -> impl Future<Output = anyhow::Result<String>> + Send;
+    /// Empties the peer, so each repetition loads from scratch.
+    fn reset(&self) -> impl Future<Output = anyhow::Result<()>> + Send;
+    /// Bulk-loads every event; the figures include the bytes on disk.
+    fn load(
+        &self,
+        dataset: &Dataset,
+        progress: &ProgressBar,
+    ) -> impl Future<Output = anyhow::Result<LoadFigures>> + Send;
 }

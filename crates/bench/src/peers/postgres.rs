@@ -20,7 +20,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Statement};
 
 use super::process::{ServerProcess, find_binary, free_port, wait_until_ready};
-use super::{LOAD_BUDGET, LoadFigures};
+use super::{LOAD_BUDGET, LoadFigures, Peer, PeerKind};
 use crate::payload::{PEER_ORG, push_copy_line};
 use crate::queries::{Query, QueryTarget};
 use crate::workload::Dataset;
@@ -106,8 +106,35 @@ impl Postgres {
         })
     }
 
+    /// Prepares each distinct SQL text once, as a pooled application would.
+    async fn statement(&self, sql: &str) -> anyhow::Result<Statement> {
+        if let Some(statement) = self.statements.lock().expect("not poisoned").get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(sql).await?;
+        self.statements
+            .lock()
+            .expect("not poisoned")
+            .insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+}
+
+impl Peer for Postgres {
+    fn kind(&self) -> PeerKind {
+        PeerKind::Postgres
+    }
+
+    async fn version(&self) -> anyhow::Result<String> {
+        Ok(self
+            .client
+            .query_one("SHOW server_version", &[])
+            .await?
+            .get(0))
+    }
+
     /// Drops and recreates the table, so each repetition loads from empty.
-    pub async fn reset(&self) -> anyhow::Result<()> {
+    async fn reset(&self) -> anyhow::Result<()> {
         self.client
             .batch_execute("DROP TABLE IF EXISTS interactions")
             .await?;
@@ -117,7 +144,7 @@ impl Postgres {
     }
 
     /// Copies every event in and measures the rate and the bytes on disk.
-    pub async fn load(&self, dataset: &Dataset, progress: &ProgressBar) -> anyhow::Result<LoadFigures> {
+    async fn load(&self, dataset: &Dataset, progress: &ProgressBar) -> anyhow::Result<LoadFigures> {
         let started = Instant::now();
         let deadline = started + LOAD_BUDGET;
         let sink = self
@@ -145,20 +172,11 @@ impl Postgres {
             .query_one("SELECT pg_total_relation_size('interactions')", &[])
             .await?
             .get(0);
-        Ok(LoadFigures::new(dataset.events.len(), seconds, bytes as u64))
-    }
-
-    /// Prepares each distinct SQL text once, as a pooled application would.
-    async fn statement(&self, sql: &str) -> anyhow::Result<Statement> {
-        if let Some(statement) = self.statements.lock().expect("not poisoned").get(sql) {
-            return Ok(statement.clone());
-        }
-        let statement = self.client.prepare(sql).await?;
-        self.statements
-            .lock()
-            .expect("not poisoned")
-            .insert(sql.to_owned(), statement.clone());
-        Ok(statement)
+        Ok(LoadFigures::new(
+            dataset.events.len(),
+            seconds,
+            bytes as u64,
+        ))
     }
 }
 
@@ -219,7 +237,7 @@ fn debian_bin_dirs() -> Vec<PathBuf> {
             Some((version, entry.path().join("bin")))
         })
         .collect();
-    versions.sort_by(|a, b| b.0.cmp(&a.0));
+    versions.sort_by_key(|(version, _)| std::cmp::Reverse(*version));
     versions.into_iter().map(|(_, dir)| dir).collect()
 }
 
@@ -251,10 +269,24 @@ fn as_user(command: &mut Command, run_as: Option<&RunAs>) {
     }
 }
 
-fn init_cluster(initdb: &Path, data: &Path, dir: &Path, run_as: Option<&RunAs>) -> anyhow::Result<()> {
+fn init_cluster(
+    initdb: &Path,
+    data: &Path,
+    dir: &Path,
+    run_as: Option<&RunAs>,
+) -> anyhow::Result<()> {
     let mut command = Command::new(initdb);
     command
-        .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync", "-D"])
+        .args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+            "-D",
+        ])
         .arg(data)
         .current_dir(dir);
     as_user(&mut command, run_as);
@@ -270,7 +302,13 @@ fn init_cluster(initdb: &Path, data: &Path, dir: &Path, run_as: Option<&RunAs>) 
 
 /// Stock durability (fsync on, synchronous_commit on); memory sized for a
 /// bulk load on a small machine.
-fn server_command(postgres: &Path, data: &Path, socket_dir: &Path, port: u16, run_as: Option<&RunAs>) -> Command {
+fn server_command(
+    postgres: &Path,
+    data: &Path,
+    socket_dir: &Path,
+    port: u16,
+    run_as: Option<&RunAs>,
+) -> Command {
     let mut command = Command::new(postgres);
     command
         .arg("-D")

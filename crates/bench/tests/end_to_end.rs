@@ -1,0 +1,190 @@
+//! `tracklog bench` end to end at a tiny scale: real server, real peers where
+//! they can start, and a report that carries every figure.
+//!
+//! Under CI (the `CI` variable set) both peers are required, so a machine
+//! without them fails here instead of passing on Tracklog alone.
+
+use std::path::{Path, PathBuf};
+
+use tracklog_bench::BenchArgs;
+use tracklog_bench::peers::PeerKind;
+use tracklog_bench::report::keys;
+
+const EVENTS: usize = 2_000;
+const QUERIES: usize = 20;
+
+/// Whether a peer's server binary is installed, and if not, why.
+fn missing_reason(peer: PeerKind) -> Option<&'static str> {
+    let found = |name: &str, extra: &[&str]| {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&path)
+            .chain(extra.iter().map(PathBuf::from))
+            .any(|dir| dir.join(name).is_file())
+    };
+    match peer {
+        PeerKind::ClickHouse => (!found("clickhouse-server", &[]))
+            .then_some("clickhouse-server is not installed (scripts/bench-peers.sh)"),
+        PeerKind::Postgres => {
+            let debian: Vec<String> = std::fs::read_dir("/usr/lib/postgresql")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|entry| entry.path().join("bin").display().to_string())
+                .collect();
+            let debian: Vec<&str> = debian.iter().map(String::as_str).collect();
+            (!found("postgres", &debian))
+                .then_some("the PostgreSQL server is not installed (scripts/bench-peers.sh)")
+        }
+        PeerKind::None => None,
+    }
+}
+
+fn peers_to_run() -> Vec<PeerKind> {
+    let wanted = [PeerKind::ClickHouse, PeerKind::Postgres];
+    if std::env::var_os("CI").is_some() {
+        // Required: the bench itself fails, naming the missing package.
+        return wanted.to_vec();
+    }
+    wanted
+        .into_iter()
+        .filter(|peer| match missing_reason(*peer) {
+            Some(reason) => {
+                eprintln!("running without {}: {reason}", peer.display_name());
+                false
+            }
+            None => true,
+        })
+        .collect()
+}
+
+fn args(out: &Path, work_dir: &Path, peers: Vec<PeerKind>) -> BenchArgs {
+    BenchArgs {
+        events: EVENTS,
+        repeat: 1,
+        peers: if peers.is_empty() {
+            vec![PeerKind::None]
+        } else {
+            peers
+        },
+        clients: 4,
+        queries: QUERIES,
+        seed: 7,
+        batches: vec![1, 50, 500],
+        small_batch_events: 500,
+        run_seconds: 30,
+        workload: "portal".into(),
+        out: out.to_path_buf(),
+        work_dir: Some(work_dir.to_path_buf()),
+    }
+}
+
+/// Every figure the report must carry for the peers that ran.
+fn expected_figures(peers: &[PeerKind]) -> Vec<String> {
+    let mut names = vec![
+        keys::TRACKLOG_BYTES_PER_EVENT.to_owned(),
+        keys::WRITE_MB_PER_SEC.to_owned(),
+        keys::PARSE_EVENTS_PER_SEC.to_owned(),
+        keys::JSON_BYTES_PER_EVENT.to_owned(),
+    ];
+    for durability in ["fsync", "os"] {
+        for batch in [1, 50, 500] {
+            for field in ["events_per_sec", "ack_p50_ms", "ack_p99_ms"] {
+                names.push(keys::ingest(durability, batch, field));
+            }
+        }
+    }
+    let mut targets = vec![keys::TRACKLOG_IN_PROCESS, keys::TRACKLOG_HTTP];
+    targets.extend(peers.iter().map(|peer| peer.key()));
+    for set in ["journey", "timeline"] {
+        for target in &targets {
+            for field in ["p50_ms", "p99_ms", "max_ms"] {
+                names.push(keys::query(set, target, field));
+            }
+        }
+    }
+    for peer in peers {
+        names.push(keys::peer_load(peer.key(), "rows_per_sec"));
+        names.push(keys::peer_load(peer.key(), "bytes_per_event"));
+    }
+    names
+}
+
+fn expected_ratios(peers: &[PeerKind]) -> Vec<String> {
+    let mut names = vec![
+        keys::FRACTION_OF_PARSE.to_owned(),
+        keys::FRACTION_OF_WRITE.to_owned(),
+    ];
+    for peer in peers {
+        names.push(keys::ratio("ingest_per_sec", peer.key()));
+        names.push(keys::ratio("bytes_per_event", peer.key()));
+        for set in ["journey", "timeline"] {
+            names.push(keys::ratio(
+                &format!("{set}.{}.p99_ms", keys::TRACKLOG_HTTP),
+                peer.key(),
+            ));
+        }
+    }
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bench_runs_end_to_end_and_reports_every_figure() {
+    let out = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let peers = peers_to_run();
+    let (markdown, json) = tracklog_bench::run_bench(args(out.path(), work.path(), peers.clone()))
+        .await
+        .expect("the bench runs");
+
+    assert!(markdown.exists() && json.exists());
+    assert!(
+        markdown
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .ends_with(&format!("-{EVENTS}.md"))
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for name in expected_figures(&peers) {
+        let value = report["medians"][&name].as_f64();
+        assert!(
+            value.is_some_and(f64::is_finite),
+            "figure {name} is missing"
+        );
+    }
+    for name in expected_ratios(&peers) {
+        assert!(
+            report["ratios"][&name].as_f64().is_some(),
+            "ratio {name} is missing"
+        );
+    }
+    for set in ["journey", "timeline"] {
+        for target in peers.iter().map(|p| p.key()).chain([keys::TRACKLOG_HTTP]) {
+            let mismatches = report["medians"][&keys::query(set, target, "mismatches")].as_f64();
+            assert_eq!(
+                mismatches,
+                Some(0.0),
+                "{set} on {target} disagrees with Tracklog"
+            );
+        }
+    }
+    let text = std::fs::read_to_string(&markdown).unwrap();
+    for heading in [
+        "## Machine",
+        "## Headline",
+        "## Targets",
+        "## Tracklog ingest",
+        "## Queries",
+        "limits",
+    ] {
+        assert!(text.contains(heading), "the markdown lacks {heading}");
+    }
+    for peer in &peers {
+        assert!(text.contains(&format!("Tracklog ÷ {}", peer.display_name())));
+    }
+    assert!(
+        !text.contains("| – |") || peers.len() < 2,
+        "a figure is empty:\n{text}"
+    );
+}
