@@ -311,7 +311,11 @@ impl r2d2::ManageConnection for ReadConnections {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(self.busy_timeout)?;
-        conn.execute_batch("PRAGMA query_only = ON; PRAGMA cache_size = -32768;")?;
+        // Reads through a memory map skip a copy and a system call per page,
+        // which is most of a timeline's cost once the pages are cached.
+        conn.execute_batch(
+            "PRAGMA query_only = ON; PRAGMA cache_size = -32768; PRAGMA mmap_size = 1073741824;",
+        )?;
         Ok(conn)
     }
 
