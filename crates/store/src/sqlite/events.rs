@@ -212,7 +212,8 @@ fn timeline(
 }
 
 /// One day of one contact's timeline, in order.
-const TIMELINE_DAY: &str = "SELECT i.seq, i.id, t.text, p.text, i.contact_id, i.session_id, i.ts, i.fields
+const TIMELINE_DAY: &str =
+    "SELECT i.seq, i.id, t.text, p.text, i.contact_id, i.session_id, i.ts, i.fields
      FROM interactions i
      JOIN dict t ON t.id = i.type_id
      JOIN dict p ON p.id = i.portal_id
@@ -272,12 +273,15 @@ mod tests {
         let plan: Vec<String> = conn
             .prepare(&format!("EXPLAIN QUERY PLAN {TIMELINE_DAY}"))
             .unwrap()
-            .query_map(params![1, 1, "c", 0, 9, 0, 0, 10], |r| r.get::<_, String>(3))
+            .query_map(params![1, 1, "c", 0, 9, 0, 0, 10], |r| {
+                r.get::<_, String>(3)
+            })
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
         assert!(
-            plan.iter().any(|step| step.contains("interactions_by_contact")),
+            plan.iter()
+                .any(|step| step.contains("interactions_by_contact")),
             "{plan:?}"
         );
         assert!(

@@ -2,10 +2,11 @@
 //!
 //! - One writer thread ([`writer`]) owns the write connection. Every write, from
 //!   ingestion to a policy change, is a job on its bounded queue; jobs are
-//!   committed in groups and answered only after COMMIT returned. With
-//!   [`Durability::Fsync`] (`synchronous=FULL`) the WAL is fsynced on every
-//!   commit; with [`Durability::Os`] (`synchronous=NORMAL`) the commit is in the
-//!   OS's buffers, which survives a crash of the process but not a power cut.
+//!   committed in groups. With [`Durability::Fsync`] a flushing thread
+//!   ([`sync`]) fsyncs the WAL after each commit and only then answers, while
+//!   the writer goes on with the next group; with [`Durability::Os`] the
+//!   answer follows COMMIT, the data in the OS's buffers, which survives a
+//!   crash of the process but not a power cut.
 //! - A small r2d2 pool of read-only connections serves queries on the blocking
 //!   thread pool; WAL lets them run beside the writer.
 //! - Other processes (the `tracklog` CLI) may open the same file: SQLite's own
@@ -16,6 +17,7 @@ mod checkpoint;
 mod events;
 mod meta;
 mod schema;
+mod sync;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -87,6 +89,7 @@ struct Inner {
     queue_max_items: usize,
     readers: r2d2::Pool<ReadConnections>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    syncer: Mutex<Option<JoinHandle<()>>>,
     checkpointer: Mutex<checkpoint::Checkpointer>,
     metrics: StoreMetrics,
 }
@@ -123,16 +126,31 @@ impl SqliteStore {
             max_items: options.batch_max_items.max(1),
             linger: options.batch_linger,
         };
-        let writer_metrics = metrics.clone();
         let checkpointer = checkpoint::Checkpointer::start(
             &path,
             options.checkpoint_interval,
             options.busy_timeout,
         )
         .map_err(|e| StoreError::Internal(format!("cannot start the checkpointer: {e}")))?;
+        let (acknowledge, syncer) = match options.durability {
+            Durability::Os => (writer::Acknowledge::AtCommit, None),
+            Durability::Fsync => {
+                let (to_syncer, committed) = crossbeam_channel::unbounded();
+                let wal = sync::wal_path(&path);
+                let sync_metrics = metrics.clone();
+                let handle = std::thread::Builder::new()
+                    .name("tracklog-wal-sync".into())
+                    .spawn(move || sync::run_syncer(wal, committed, sync_metrics))
+                    .map_err(|e| {
+                        StoreError::Internal(format!("cannot start the WAL flusher: {e}"))
+                    })?;
+                (writer::Acknowledge::AfterSync(to_syncer), Some(handle))
+            }
+        };
+        let writer_metrics = metrics.clone();
         let writer = std::thread::Builder::new()
             .name("tracklog-writer".into())
-            .spawn(move || writer::run_writer(conn, receiver, policy, writer_metrics))
+            .spawn(move || writer::run_writer(conn, receiver, policy, acknowledge, writer_metrics))
             .map_err(|e| StoreError::Internal(format!("cannot start the writer: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -142,6 +160,7 @@ impl SqliteStore {
                 queue_max_items: options.queue_max_items,
                 readers,
                 writer: Mutex::new(Some(writer)),
+                syncer: Mutex::new(syncer),
                 checkpointer: Mutex::new(checkpointer),
                 metrics,
             }),
@@ -247,6 +266,12 @@ impl Lifecycle for SqliteStore {
         if let Some(handle) = handle {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }
+        // The writer is gone, so the flusher's channel is closed: it answers
+        // what it holds and exits.
+        let syncer = self.inner.syncer.lock().ok().and_then(|mut s| s.take());
+        if let Some(handle) = syncer {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
         let inner = self.inner.clone();
         let _ = tokio::task::spawn_blocking(move || {
             if let Ok(mut checkpointer) = inner.checkpointer.lock() {
@@ -270,10 +295,10 @@ fn open_write_connection(path: &Path, options: &SqliteOptions) -> Result<Connect
             path.display()
         )));
     }
-    let synchronous = match options.durability {
-        Durability::Fsync => "FULL",
-        Durability::Os => "NORMAL",
-    };
+    // COMMIT never waits for the disk: with `Durability::Fsync` the flushing
+    // thread (see `sync`) fsyncs the WAL before any reply; with
+    // `Durability::Os` the reply follows the write into the OS's buffers.
+    let synchronous = "NORMAL";
     conn.execute_batch(&format!(
         "PRAGMA synchronous = {synchronous};
          PRAGMA foreign_keys = ON;

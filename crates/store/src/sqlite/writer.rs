@@ -14,6 +14,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
+use super::sync::Committed;
 use crate::{StoreError, StoreMetrics};
 
 use super::sql_error;
@@ -176,11 +177,20 @@ pub(crate) struct GroupPolicy {
     pub linger: Duration,
 }
 
+/// Where the writer sends a committed group's replies.
+pub(crate) enum Acknowledge {
+    /// COMMIT itself made the group as durable as configured: answer now.
+    AtCommit,
+    /// The flushing thread answers once the WAL is on stable storage.
+    AfterSync(crossbeam_channel::Sender<Committed>),
+}
+
 /// The writer thread's body. Returns when told to stop or when every sender is gone.
 pub(crate) fn run_writer(
     conn: Connection,
     jobs: Receiver<Message>,
     policy: GroupPolicy,
+    acknowledge: Acknowledge,
     metrics: StoreMetrics,
 ) {
     let mut dict = Dictionary::default();
@@ -192,7 +202,7 @@ pub(crate) fn run_writer(
         };
         let (group, stop) = collect_group(first, &jobs, policy);
         stopping = stop;
-        commit_group(&conn, &mut dict, group, &metrics);
+        commit_group(&conn, &mut dict, group, &acknowledge, &metrics);
     }
     // Drain: whatever was queued before the stop is still committed.
     loop {
@@ -211,7 +221,7 @@ pub(crate) fn run_writer(
         if group.is_empty() {
             break;
         }
-        commit_group(&conn, &mut dict, group, &metrics);
+        commit_group(&conn, &mut dict, group, &acknowledge, &metrics);
     }
     tracing::info!("writer stopped");
 }
@@ -248,6 +258,7 @@ fn commit_group(
     conn: &Connection,
     dict: &mut Dictionary,
     group: Vec<Box<dyn Job>>,
+    acknowledge: &Acknowledge,
     metrics: &StoreMetrics,
 ) {
     let _span = tracing::debug_span!("group_commit", jobs = group.len()).entered();
@@ -277,6 +288,24 @@ fn commit_group(
             tracing::error!(%error, "group commit failed; rolled back");
             let _ = conn.execute_batch("ROLLBACK");
             dict.forget_fresh(0);
+        }
+    }
+    if let (Ok(()), Acknowledge::AfterSync(syncer)) = (&commit, acknowledge) {
+        let committed = Committed {
+            deliveries,
+            started,
+            items,
+        };
+        match syncer.send(committed) {
+            Ok(()) => return,
+            Err(unsent) => {
+                // The flushing thread is gone: nothing can vouch for these.
+                let error = StoreError::Unavailable("the WAL flusher stopped".into());
+                for deliver in unsent.0.deliveries {
+                    deliver(Err(error.clone()));
+                }
+                return;
+            }
         }
     }
     metrics
