@@ -30,6 +30,7 @@ macro_rules! conformance_suite {
             interaction_retries_store_one_copy,
             timeline_pages_with_a_cursor_and_a_window,
             timelines_span_days_and_years,
+            uuid_ids_read_back_exactly,
             orgs_are_isolated,
             policies_create_rotate_delete,
             users_and_web_sessions,
@@ -252,6 +253,37 @@ pub async fn timelines_span_days_and_years(stores: Stores) {
         }
     }
     assert_eq!(paged, ids(&all_of_it));
+}
+
+pub async fn uuid_ids_read_back_exactly(stores: Stores) {
+    let org = default_org(&stores).await;
+    let lower = "0a0d8709-711e-e811-a952-000d3a732d76";
+    let upper = "0A0D8709-711E-E811-A952-000D3A732D76";
+    let mut first = interaction("3f2504e0-4f89-41d3-9a0c-0305e82c3301", Some(lower), 10);
+    first.session_id = Some(SessionId::parse("9b2d1c3e-0000-4000-8000-00000000abcd").unwrap());
+    let second = interaction("{3F2504E0-4F89-41D3-9A0C-0305E82C3301}", Some(upper), 20);
+    stores
+        .events
+        .append_interactions(org, vec![first.clone(), second.clone()])
+        .await
+        .unwrap();
+    let read = |c: &'static str| {
+        let stores = stores.clone();
+        async move {
+            stores
+                .events
+                .contact_interactions(org, &contact(c), all(10))
+                .await
+                .unwrap()
+                .items
+        }
+    };
+    assert_eq!(
+        read(lower).await,
+        vec![first],
+        "ids are case-sensitive and exact"
+    );
+    assert_eq!(read(upper).await, vec![second]);
 }
 
 pub async fn orgs_are_isolated(stores: Stores) {

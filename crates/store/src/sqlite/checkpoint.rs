@@ -48,8 +48,17 @@ impl Checkpointer {
                             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                         });
                     match result {
-                        Ok((_, wal_pages, copied)) => {
-                            tracing::debug!(wal_pages, copied, "checkpointed")
+                        Ok((busy, wal_pages, copied)) => {
+                            tracing::debug!(wal_pages, copied, "checkpointed");
+                            // Everything is back in the database and nobody
+                            // is writing: shrink the WAL file to nothing, so an
+                            // idle data directory holds only the database.
+                            if busy == 0 && wal_pages > 0 && wal_pages == copied {
+                                let _ =
+                                    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| {
+                                        Ok(())
+                                    });
+                            }
                         }
                         Err(error) => tracing::warn!(%error, "checkpoint failed"),
                     }

@@ -1,11 +1,13 @@
 //! Interactions in SQLite.
 
 use async_trait::async_trait;
+use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, params};
 use tracklog_domain::ids::{ContactId, InteractionId, OrgId, PortalId, SessionId};
 use tracklog_domain::interaction::{Interaction, decode_fields, encode_fields};
 use tracklog_domain::time::UtcMillis;
 
+use super::compact::{decode_id, encode_id};
 use super::writer::Dictionary;
 use super::{SqliteStore, sql_error};
 use crate::{AppendSummary, Cursor, EventStore, Page, StoreError, TimelineQuery};
@@ -22,11 +24,11 @@ fn day_of(ms: i64) -> i64 {
 /// inserts.
 struct Row {
     ts: i64,
-    id: String,
+    id: Value,
     interaction_type: String,
     portal: String,
-    contact: Option<String>,
-    session: Option<String>,
+    contact: Option<Value>,
+    session: Option<Value>,
     fields: String,
 }
 
@@ -35,11 +37,11 @@ impl Row {
         Self {
             ts: item.timestamp.as_millis(),
             fields: encode_fields(&item.interaction_type, &item.fields),
-            id: item.id.into(),
+            id: encode_id(item.id.as_str()),
             interaction_type: item.interaction_type,
             portal: item.portal_id.into(),
-            contact: item.contact_id.map(String::from),
-            session: item.session_id.map(String::from),
+            contact: item.contact_id.as_ref().map(|c| encode_id(c.as_str())),
+            session: item.session_id.as_ref().map(|s| encode_id(s.as_str())),
         }
     }
 }
@@ -184,7 +186,7 @@ fn timeline(
             .query(params![
                 day,
                 org.0,
-                contact.as_str(),
+                encode_id(contact.as_str()),
                 from,
                 to,
                 after_ts,
@@ -224,12 +226,18 @@ const TIMELINE_DAY: &str =
 
 fn row_to_interaction(row: &rusqlite::Row<'_>) -> Result<(i64, Interaction), StoreError> {
     let corrupt = |what: &str| StoreError::Internal(format!("stored interaction has a bad {what}"));
+    let id_at = |index: usize, what: &str| -> Result<Option<String>, StoreError> {
+        match row.get_ref(index).map_err(sql_error)? {
+            ValueRef::Null => Ok(None),
+            stored => decode_id(stored).map(Some).ok_or_else(|| corrupt(what)),
+        }
+    };
     let seq: i64 = row.get(0).map_err(sql_error)?;
-    let id: String = row.get(1).map_err(sql_error)?;
+    let id = id_at(1, "id")?.ok_or_else(|| corrupt("id"))?;
     let interaction_type: String = row.get(2).map_err(sql_error)?;
     let portal: String = row.get(3).map_err(sql_error)?;
-    let contact: Option<String> = row.get(4).map_err(sql_error)?;
-    let session: Option<String> = row.get(5).map_err(sql_error)?;
+    let contact = id_at(4, "contact")?;
+    let session = id_at(5, "session")?;
     let ts: i64 = row.get(6).map_err(sql_error)?;
     let fields: String = row.get(7).map_err(sql_error)?;
     let fields = decode_fields(&interaction_type, &fields).map_err(|_| corrupt("fields"))?;

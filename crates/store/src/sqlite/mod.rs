@@ -14,6 +14,7 @@
 
 mod audit;
 mod checkpoint;
+mod compact;
 mod events;
 mod meta;
 mod schema;
@@ -70,7 +71,7 @@ impl Default for SqliteOptions {
             queue_max_items: 200_000,
             read_connections: 4,
             busy_timeout: Duration::from_secs(5),
-            wal_autocheckpoint_pages: 131_072,
+            wal_autocheckpoint_pages: 16_384,
             checkpoint_interval: Duration::from_millis(500),
         }
     }
@@ -303,6 +304,7 @@ fn open_write_connection(path: &Path, options: &SqliteOptions) -> Result<Connect
         "PRAGMA synchronous = {synchronous};
          PRAGMA foreign_keys = ON;
          PRAGMA wal_autocheckpoint = {};
+         PRAGMA journal_size_limit = 67108864;
          PRAGMA cache_size = -65536;
          PRAGMA temp_store = MEMORY;",
         options.wal_autocheckpoint_pages
