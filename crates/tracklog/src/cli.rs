@@ -11,7 +11,7 @@ use tracklog_domain::ids::{OrgId, OrgName, PolicyName, PortalId, UserName};
 use tracklog_domain::time::{UtcMillis, parse_iso8601_duration};
 use tracklog_domain::user::Role;
 use tracklog_server::config::{Config, ConfigOverrides, LogFormat};
-use tracklog_server::services::{Actor, policies, users};
+use tracklog_server::services::{Actor, policies, selfaudit, users};
 use tracklog_store::{KeySlot, Policy, Stores};
 
 #[derive(Debug, Parser)]
@@ -262,6 +262,16 @@ fn policy_name(text: &str) -> anyhow::Result<PolicyName> {
     PolicyName::parse(text).map_err(|e| anyhow!("policy name {e}"))
 }
 
+/// The named policy, in whichever org holds it.
+async fn existing_policy(stores: &Stores, name: &str) -> anyhow::Result<Policy> {
+    let name = policy_name(name)?;
+    stores
+        .meta
+        .policy(&name)
+        .await?
+        .ok_or_else(|| anyhow!("there is no policy named {name}"))
+}
+
 fn print_policy_keys(policy: &Policy, as_json: bool) {
     let rights: Vec<&str> = policy.rights.to_vec().iter().map(|r| r.as_str()).collect();
     if as_json {
@@ -363,26 +373,15 @@ async fn manage(stores: &Stores, command: Command) -> anyhow::Result<()> {
             }
         }
         Command::Policy(PolicyCommand::Rotate { name, key, json }) => {
-            let name = policy_name(&name)?;
-            let org = stores
-                .meta
-                .policy(&name)
-                .await?
-                .ok_or_else(|| anyhow!("there is no policy named {name}"))?
-                .org;
-            let policy = policies::rotate(stores, org, &actor, &name, key.into()).await?;
+            let existing = existing_policy(stores, &name).await?;
+            let policy =
+                policies::rotate(stores, existing.org, &actor, &existing.name, key.into()).await?;
             print_policy_keys(&policy, json);
         }
         Command::Policy(PolicyCommand::Delete { name }) => {
-            let name = policy_name(&name)?;
-            let org = stores
-                .meta
-                .policy(&name)
-                .await?
-                .ok_or_else(|| anyhow!("there is no policy named {name}"))?
-                .org;
-            policies::delete(stores, org, &actor, &name).await?;
-            println!("deleted policy {name}");
+            let existing = existing_policy(stores, &name).await?;
+            policies::delete(stores, existing.org, &actor, &existing.name).await?;
+            println!("deleted policy {}", existing.name);
         }
         Command::Sas {
             policy,
@@ -390,12 +389,7 @@ async fn manage(stores: &Stores, command: Command) -> anyhow::Result<()> {
             ttl,
             key,
         } => {
-            let name = policy_name(&policy)?;
-            let policy = stores
-                .meta
-                .policy(&name)
-                .await?
-                .ok_or_else(|| anyhow!("there is no policy named {name}"))?;
+            let policy = existing_policy(stores, &policy).await?;
             let ttl_ms = parse_iso8601_duration(&ttl)
                 .filter(|ms| *ms > 0)
                 .ok_or_else(|| anyhow!("--ttl: {ttl:?} is not a duration such as 1h or PT1H"))?;
@@ -434,7 +428,20 @@ async fn manage(stores: &Stores, command: Command) -> anyhow::Result<()> {
             if stores.meta.org_by_name(&name).await?.is_some() {
                 bail!("an org named {name} already exists");
             }
-            stores.meta.ensure_org(&name).await?;
+            let org = stores.meta.ensure_org(&name).await?;
+            selfaudit::record(
+                stores,
+                org.id,
+                &actor,
+                selfaudit::Action {
+                    operation: "CreateOrganization",
+                    entity_name: "organization",
+                    entity_id: org.name.as_str(),
+                    success: true,
+                    fields: None,
+                },
+            )
+            .await;
             println!("created org {name}");
         }
         Command::Org(OrgCommand::List) => {

@@ -12,6 +12,15 @@ use crate::{KeySlot, MetaStore, Org, Policy, StoreError, User, WebSession};
 
 const POLICY_COLUMNS: &str = "org_id, name, rights, primary_key, secondary_key, portal_id, provider_id, created_at, updated_at";
 
+/// A UNIQUE violation is a conflict over `what`; anything else is the engine's.
+fn conflict_or(error: rusqlite::Error, what: impl FnOnce() -> String) -> StoreError {
+    if is_unique_violation(&error) {
+        StoreError::Conflict(what())
+    } else {
+        sql_error(error)
+    }
+}
+
 fn row_to_org(row: &Row<'_>) -> rusqlite::Result<(i64, String, i64)> {
     Ok((row.get(0)?, row.get(1)?, row.get(2)?))
 }
@@ -155,13 +164,7 @@ impl MetaStore for SqliteStore {
                         policy.updated_at.as_millis(),
                     ],
                 )
-                .map_err(|e| {
-                    if is_unique_violation(&e) {
-                        StoreError::Conflict(format!("policy {}", policy.name))
-                    } else {
-                        sql_error(e)
-                    }
-                })?;
+                .map_err(|e| conflict_or(e, || format!("policy {}", policy.name)))?;
             Ok(())
         })
         .await
@@ -246,13 +249,7 @@ impl MetaStore for SqliteStore {
                         user.created_at.as_millis()
                     ],
                 )
-                .map_err(|e| {
-                    if is_unique_violation(&e) {
-                        StoreError::Conflict(format!("user {}", user.name))
-                    } else {
-                        sql_error(e)
-                    }
-                })?;
+                .map_err(|e| conflict_or(e, || format!("user {}", user.name)))?;
             Ok(())
         })
         .await
