@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -118,15 +119,15 @@ impl IntoResponse for SignInRequired {
     }
 }
 
+/// What `next=` escapes: everything but a path's own characters.
+const NEXT_ESCAPE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.');
+
 fn url_escape(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
+    utf8_percent_encode(text, NEXT_ESCAPE).to_string()
 }
 
 impl FromRequestParts<AppState> for WebUser {
@@ -198,6 +199,14 @@ mod tests {
         assert_eq!(safe_next(Some("https://evil.example")), "/");
         assert_eq!(safe_next(Some("/\\evil.example")), "/");
         assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn next_is_escaped_for_the_query_string() {
+        assert_eq!(
+            url_escape("/ui/audit?x=1&y=ä"),
+            "/ui/audit%3Fx%3D1%26y%3D%C3%A4"
+        );
     }
 
     #[test]
