@@ -206,7 +206,22 @@ async fn a_full_queue_answers_503_with_retry_after() {
                 .unwrap()
         })
     };
-    // Wait until the first request holds the whole queue.
+    // Wait until the first request holds the whole queue; only then can a
+    // one-item request find it full (otherwise the late request could take a
+    // slot first and the ten-item one would be the one refused).
+    let mut queued = false;
+    for _ in 0..500 {
+        if metrics_text(&server)
+            .await
+            .lines()
+            .any(|line| line == "tracklog_queue_depth 10")
+        {
+            queued = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(queued, "the ten-item request never reached the queue");
     let mut overloaded = None;
     for _ in 0..200 {
         let response = post_json(
@@ -234,15 +249,7 @@ async fn a_full_queue_answers_503_with_retry_after() {
         200,
         "the queued request completes once the lock is gone"
     );
-    let metrics = server
-        .http
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&server).await;
     assert!(
         metrics
             .contains("tracklog_events_rejected_total{kind=\"interaction\",reason=\"overloaded\"}")
@@ -795,15 +802,7 @@ async fn operations_endpoints_and_the_openapi_document() {
         &json!([article("m1", "c", "2026-03-01T10:00:00Z"), {"x": 1}]),
     )
     .await;
-    let metrics = server
-        .http
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&server).await;
     for line in [
         "tracklog_events_ingested_total{kind=\"interaction\"} 1",
         "tracklog_events_rejected_total{kind=\"interaction\",reason=\"missing_field\"} 1",
@@ -847,4 +846,16 @@ async fn operations_endpoints_and_the_openapi_document() {
         assert!(paths.contains(&path), "{path} is not documented");
     }
     server.stop().await;
+}
+
+async fn metrics_text(server: &TestServer) -> String {
+    server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
