@@ -128,7 +128,11 @@ pub trait Catalogue: Sync {
     /// The status of a type name.
     fn type_status(&self, name: &str) -> TypeStatus;
     /// Checks the fields of a captured custom type against its schema.
-    fn check_custom_fields(&self, _name: &str, _fields: &Map<String, Value>) -> Result<(), Rejection> {
+    fn check_custom_fields(
+        &self,
+        _name: &str,
+        _fields: &Map<String, Value>,
+    ) -> Result<(), Rejection> {
         Ok(())
     }
     /// Whether interactions from this portal are captured. Portals that were
@@ -299,7 +303,9 @@ pub fn decode_object(
         return Err(with_id(Rejection::field(
             Reason::PortalNotCaptured,
             "portal_portalid",
-            format!("interactions from portal {portal_id:?} are not captured: its integration was deleted"),
+            format!(
+                "interactions from portal {portal_id:?} are not captured: its integration was deleted"
+            ),
         )));
     }
     match builtin {

@@ -16,7 +16,8 @@ pub struct Origin(String);
 
 impl Origin {
     pub fn parse(text: &str) -> Result<Self, String> {
-        let url = url::Url::parse(text.trim()).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+        let url =
+            url::Url::parse(text.trim()).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(format!("{text:?} must be an http or https origin"));
         }
@@ -238,7 +239,9 @@ mod tests {
     #[test]
     fn origins_are_normalised() {
         assert_eq!(
-            Origin::parse("HTTPS://Help.Example.com:443").unwrap().as_str(),
+            Origin::parse("HTTPS://Help.Example.com:443")
+                .unwrap()
+                .as_str(),
             "https://help.example.com"
         );
         assert_eq!(

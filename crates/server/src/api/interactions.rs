@@ -9,7 +9,7 @@ use serde_json::Value;
 use tracklog_domain::auth::Right;
 use tracklog_domain::ids::ContactId;
 use tracklog_domain::ingest::IngestReport;
-use tracklog_domain::interaction::{DecodeContext, builtin_catalogue, decode_batch};
+use tracklog_domain::interaction::{Builtins, DecodeContext, decode_batch};
 use tracklog_domain::time::UtcMillis;
 use tracklog_store::{Cursor, TimelineQuery};
 use utoipa::{IntoParams, ToSchema};
@@ -64,7 +64,7 @@ pub async fn post_interactions(
     let ctx = DecodeContext {
         limits: &state.limits,
         portal_scope: principal.portal.as_ref(),
-        types: &builtin_catalogue,
+        catalogue: &Builtins,
     };
     let batch = decode_batch(&bytes, edge::is_ndjson(&headers), &ctx).map_err(|e| {
         refuse(match e {
