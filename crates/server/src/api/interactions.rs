@@ -9,7 +9,7 @@ use serde_json::Value;
 use tracklog_domain::auth::Right;
 use tracklog_domain::ids::ContactId;
 use tracklog_domain::ingest::IngestReport;
-use tracklog_domain::interaction::{Builtins, DecodeContext, decode_batch};
+use tracklog_domain::interaction::{DecodeContext, decode_batch};
 use tracklog_domain::time::UtcMillis;
 use tracklog_store::{Cursor, TimelineQuery};
 use utoipa::{IntoParams, ToSchema};
@@ -61,10 +61,11 @@ pub async fn post_interactions(
                 "invalid_body"
             })
         })?;
+    let catalogue = state.catalogues.get(&state.stores, principal.org).await?;
     let ctx = DecodeContext {
         limits: &state.limits,
         portal_scope: principal.portal.as_ref(),
-        catalogue: &Builtins,
+        catalogue: catalogue.as_ref(),
     };
     let batch = decode_batch(&bytes, edge::is_ndjson(&headers), &ctx).map_err(|e| {
         refuse(match e {
