@@ -28,6 +28,7 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub storage: StorageConfig,
     pub ui: UiConfig,
+    pub audit: AuditConfig,
     /// Seconds to wait for in-flight requests at shutdown.
     pub shutdown_grace_seconds: u64,
 }
@@ -41,6 +42,7 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             storage: StorageConfig::default(),
             ui: UiConfig::default(),
+            audit: AuditConfig::default(),
             shutdown_grace_seconds: 30,
         }
     }
@@ -137,6 +139,34 @@ impl Default for UiConfig {
     }
 }
 
+/// The activity log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Records whose JSON is longer than this are stored as parts.
+    pub split_threshold_bytes: usize,
+    /// Days records are kept, for orgs that set none of their own.
+    pub retention_days: u32,
+    /// How often the retention purge runs.
+    pub purge_interval_seconds: u64,
+    /// A signed checkpoint is made once this many records arrived since the last...
+    pub checkpoint_every_records: u64,
+    /// ...or this many seconds after the last, if any record arrived since.
+    pub checkpoint_every_seconds: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            split_threshold_bytes: 3072,
+            retention_days: 90,
+            purge_interval_seconds: 3600,
+            checkpoint_every_records: 1000,
+            checkpoint_every_seconds: 60,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SecureCookies {
@@ -202,6 +232,23 @@ impl Config {
                 self.storage.read_connections as usize,
             ),
             ("ui.session_hours", self.ui.session_hours as usize),
+            (
+                "audit.split_threshold_bytes",
+                self.audit.split_threshold_bytes,
+            ),
+            ("audit.retention_days", self.audit.retention_days as usize),
+            (
+                "audit.purge_interval_seconds",
+                self.audit.purge_interval_seconds as usize,
+            ),
+            (
+                "audit.checkpoint_every_records",
+                self.audit.checkpoint_every_records as usize,
+            ),
+            (
+                "audit.checkpoint_every_seconds",
+                self.audit.checkpoint_every_seconds as usize,
+            ),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError(format!("{key} must be greater than 0")));
@@ -211,6 +258,11 @@ impl Config {
                 "ingest.queue_max_items must be at most {}",
                 u32::MAX
             )));
+        }
+        if self.audit.split_threshold_bytes < 256 {
+            return Err(ConfigError(
+                "audit.split_threshold_bytes must be at least 256".into(),
+            ));
         }
         if ingest.commit_linger_ms > 1_000 {
             return Err(ConfigError(
@@ -241,6 +293,7 @@ impl Config {
             busy_timeout: Duration::from_millis(self.storage.busy_timeout_ms),
             wal_autocheckpoint_pages: self.storage.wal_autocheckpoint_pages,
             checkpoint_interval: Duration::from_millis(self.storage.checkpoint_interval_ms.max(10)),
+            audit_split_threshold_bytes: self.audit.split_threshold_bytes,
         }
     }
 }
