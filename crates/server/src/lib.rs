@@ -13,6 +13,7 @@
 //! - [`services`]: management actions shared with the CLI, each audited.
 //! - [`ui`]: server-rendered pages and sign-in.
 //! - [`error`]: the one error type of the HTTP boundary.
+//! - [`jobs`]: background jobs: audit checkpoints and retention.
 //! - [`metrics`]: every Prometheus metric, documented in one place.
 
 pub mod api;
@@ -20,6 +21,7 @@ pub mod auth;
 pub mod config;
 pub mod edge;
 pub mod error;
+pub mod jobs;
 pub mod metrics;
 pub mod services;
 pub mod state;
@@ -180,10 +182,12 @@ pub async fn run_with_stores(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let grace = Duration::from_secs(config.shutdown_grace_seconds);
-    let state = AppState::new(stores.clone(), config);
+    let audit_key = services::audit::load_or_create_key(&config.data_dir)?;
+    let state = AppState::new(stores.clone(), config, audit_key);
     let address = listener.local_addr()?;
     tracing::info!(%address, "serving");
     let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
+    let state_for_jobs = state.clone();
     let server = axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),
@@ -193,6 +197,7 @@ pub async fn run_with_stores(
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = stopping_tx.send(true);
     });
+    let jobs = jobs::spawn(state_for_jobs, stopping_rx.clone());
     let mut stopping = stopping_rx.clone();
     tokio::select! {
         result = server => result?,
@@ -201,6 +206,7 @@ pub async fn run_with_stores(
             tokio::time::sleep(grace).await;
         } => tracing::warn!("in-flight requests did not finish within the grace period"),
     }
+    jobs.stop().await;
     stores.lifecycle.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -15,16 +15,19 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub limits: Limits,
     pub metrics: Arc<Metrics>,
+    /// Signs the activity log's checkpoints.
+    pub audit_key: Arc<ed25519_dalek::SigningKey>,
 }
 
 impl AppState {
-    pub fn new(stores: Stores, config: Config) -> Self {
+    pub fn new(stores: Stores, config: Config, audit_key: ed25519_dalek::SigningKey) -> Self {
         let metrics = Arc::new(Metrics::new(&stores.metrics));
         Self {
             limits: config.limits(),
             stores,
             config: Arc::new(config),
             metrics,
+            audit_key: Arc::new(audit_key),
         }
     }
 }

@@ -261,6 +261,10 @@ pub struct AuditFilter {
     pub q: Option<String>,
     /// One of the preconfigured reports.
     pub report: Option<Predicate>,
+    /// Only records up to this sequence: an export fixes it when it starts,
+    /// so that records arriving meanwhile (its own audit record among them)
+    /// do not change what it returns.
+    pub until_sequence: Option<i64>,
 }
 
 /// What is wrong with a split record that could not be read back whole.

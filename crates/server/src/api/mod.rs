@@ -3,6 +3,7 @@
 //! Every route is registered through utoipa-axum, so the OpenAPI document at
 //! `/api/v1/openapi.json` cannot miss one.
 
+pub mod audit;
 pub mod extract;
 pub mod health;
 pub mod interactions;
@@ -65,6 +66,7 @@ impl Modify for Security {
     tags(
         (name = "interactions", description = "Portal interactions and contact timelines"),
         (name = "policies", description = "Access policies and their keys"),
+        (name = "audit", description = "The activity log: records, settings, search, export, reports, integrity"),
         (name = "operations", description = "Health, readiness, metrics"),
         (name = "ui", description = "Server-rendered web pages"),
     )
@@ -79,6 +81,19 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(policies::list_policies, policies::create_policy))
         .routes(routes!(policies::get_policy, policies::delete_policy))
         .routes(routes!(policies::rotate_policy))
+        .routes(routes!(audit::post_records))
+        .routes(routes!(audit::get_record))
+        .routes(routes!(audit::get_settings, audit::put_settings))
+        .routes(routes!(
+            audit::get_entity_settings,
+            audit::put_entity_settings
+        ))
+        .routes(routes!(audit::search))
+        .routes(routes!(audit::export))
+        .routes(routes!(audit::list_reports))
+        .routes(routes!(audit::get_report))
+        .routes(routes!(audit::verify))
+        .routes(routes!(audit::public_key))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))

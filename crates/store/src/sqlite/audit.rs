@@ -442,6 +442,9 @@ fn filter_sql(org: OrgId, filter: &AuditFilter) -> Where {
     if let Some(predicate) = &filter.report {
         predicate_sql(predicate, &mut w);
     }
+    if let Some(until) = filter.until_sequence {
+        w.push("seq <= ?", [SqlValue::Integer(until)]);
+    }
     w
 }
 
