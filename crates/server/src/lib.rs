@@ -61,6 +61,9 @@ pub fn app(state: AppState) -> Router {
         .routes(routes!(ui::pages::home))
         .routes(routes!(ui::pages::login_form, ui::pages::login))
         .routes(routes!(ui::pages::logout))
+        .routes(routes!(ui::audit::audit_page))
+        .routes(routes!(ui::audit::record_page))
+        .routes(routes!(ui::audit::export_download))
         .split_for_parts();
     let openapi = std::sync::Arc::new(document_itself(openapi));
     api.route(
