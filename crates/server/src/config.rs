@@ -153,6 +153,53 @@ pub struct AuditConfig {
     pub checkpoint_every_records: u64,
     /// ...or this many seconds after the last, if any record arrived since.
     pub checkpoint_every_seconds: u64,
+    /// Continuous forwarding to SIEMs.
+    pub forwarders: Vec<ForwarderConfig>,
+}
+
+/// Where a forwarder sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForwarderKind {
+    /// RFC 5424 over TCP with octet-counting framing.
+    Syslog,
+    /// HTTP POST of a JSON array, signed with HMAC-SHA256.
+    Webhook,
+}
+
+/// One SIEM forwarder. Each resumes from its own saved cursor per org.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwarderConfig {
+    /// Unique; names the saved cursor and the metrics.
+    pub name: String,
+    pub kind: ForwarderKind,
+    /// `host:port` for syslog.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// The URL for webhooks.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The webhook's HMAC key.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Only this org's records; every org's when absent.
+    #[serde(default)]
+    pub org: Option<String>,
+    /// Records per delivery.
+    #[serde(default = "default_forward_batch")]
+    pub batch: usize,
+    /// The HOSTNAME of syslog messages.
+    #[serde(default = "default_forward_hostname")]
+    pub hostname: String,
+}
+
+fn default_forward_batch() -> usize {
+    500
+}
+
+fn default_forward_hostname() -> String {
+    "tracklog".into()
 }
 
 impl Default for AuditConfig {
@@ -163,6 +210,7 @@ impl Default for AuditConfig {
             purge_interval_seconds: 3600,
             checkpoint_every_records: 1000,
             checkpoint_every_seconds: 60,
+            forwarders: Vec::new(),
         }
     }
 }
@@ -258,6 +306,24 @@ impl Config {
                 "ingest.queue_max_items must be at most {}",
                 u32::MAX
             )));
+        }
+        for (i, forwarder) in self.audit.forwarders.iter().enumerate() {
+            let key = format!("audit.forwarders[{i}]");
+            let needs = match forwarder.kind {
+                ForwarderKind::Syslog => ("address", forwarder.address.is_some()),
+                ForwarderKind::Webhook => ("url", forwarder.url.is_some()),
+            };
+            if !needs.1 {
+                return Err(ConfigError(format!("{key}.{} is required", needs.0)));
+            }
+            if forwarder.kind == ForwarderKind::Webhook && forwarder.secret.is_none() {
+                return Err(ConfigError(format!("{key}.secret is required")));
+            }
+            if forwarder.batch == 0 || forwarder.name.is_empty() {
+                return Err(ConfigError(format!(
+                    "{key}.name and {key}.batch must not be empty"
+                )));
+            }
         }
         if self.audit.split_threshold_bytes < 256 {
             return Err(ConfigError(

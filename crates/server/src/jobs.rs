@@ -1,5 +1,5 @@
 //! Background jobs of a running server: signed checkpoints of every org's
-//! activity log, and the retention purge. Each run has its own tracing span;
+//! activity log, the retention purge, and SIEM forwarders ([`crate::forward`]). Each run has its own tracing span;
 //! failures are logged and counted in `tracklog_audit_job_failures_total`.
 
 use std::time::Duration;
@@ -47,12 +47,22 @@ pub fn spawn(state: AppState, stopping: watch::Receiver<bool>) -> Jobs {
         "checkpoint",
         |state| Box::pin(checkpoint_all(state)),
     ));
-    let purges = tokio::spawn(every(purge_tick, stopping, state, "purge", |state| {
-        Box::pin(purge_all(state))
-    }));
-    Jobs {
-        handles: vec![checkpoints, purges],
+    let mut handles = vec![checkpoints];
+    for forwarder in state.config.audit.forwarders.clone() {
+        handles.push(tokio::spawn(crate::forward::run(
+            state.clone(),
+            forwarder,
+            stopping.clone(),
+        )));
     }
+    handles.push(tokio::spawn(every(
+        purge_tick,
+        stopping,
+        state,
+        "purge",
+        |state| Box::pin(purge_all(state)),
+    )));
+    Jobs { handles }
 }
 
 type RunFuture = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>;

@@ -13,7 +13,8 @@
 //! - [`services`]: management actions shared with the CLI, each audited.
 //! - [`ui`]: server-rendered pages and sign-in.
 //! - [`error`]: the one error type of the HTTP boundary.
-//! - [`jobs`]: background jobs: audit checkpoints and retention.
+//! - [`jobs`]: background jobs: audit checkpoints, retention, forwarding.
+//! - [`forward`]: SIEM forwarders (syslog over TCP, signed webhooks).
 //! - [`metrics`]: every Prometheus metric, documented in one place.
 
 pub mod api;
@@ -21,6 +22,7 @@ pub mod auth;
 pub mod config;
 pub mod edge;
 pub mod error;
+pub mod forward;
 pub mod jobs;
 pub mod metrics;
 pub mod services;

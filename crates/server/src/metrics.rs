@@ -18,6 +18,8 @@
 //! | `tracklog_audit_checkpoints_total` | counter | | signed checkpoints made |
 //! | `tracklog_audit_purged_total` | counter | | records removed by retention |
 //! | `tracklog_audit_exported_total` | counter | `format` | records written by exports |
+//! | `tracklog_audit_forwarded_total` | counter | `forwarder` | records sent to a SIEM (resends included) |
+//! | `tracklog_audit_forward_failures_total` | counter | `forwarder` | failed deliveries to a SIEM (each is retried) |
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -72,6 +74,13 @@ pub struct Metrics {
     pub audit_checkpoints: Counter,
     pub audit_purged: Counter,
     pub audit_exported: Family<FormatLabel, Counter>,
+    pub audit_forwarded: Family<ForwarderLabel, Counter>,
+    pub audit_forward_failures: Family<ForwarderLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ForwarderLabel {
+    pub forwarder: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -102,6 +111,8 @@ impl Metrics {
             audit_checkpoints: Counter::default(),
             audit_purged: Counter::default(),
             audit_exported: Family::default(),
+            audit_forwarded: Family::default(),
+            audit_forward_failures: Family::default(),
         };
         registry.register(
             "events_ingested",
@@ -177,6 +188,16 @@ impl Metrics {
             "audit_exported",
             "Audit records written by exports, by format",
             metrics.audit_exported.clone(),
+        );
+        registry.register(
+            "audit_forwarded",
+            "Audit records sent to a SIEM, resends included",
+            metrics.audit_forwarded.clone(),
+        );
+        registry.register(
+            "audit_forward_failures",
+            "Failed deliveries to a SIEM; each is retried",
+            metrics.audit_forward_failures.clone(),
         );
         for job in ["checkpoint", "purge"] {
             let _ = metrics.audit_job_failures.get_or_create(&JobLabel { job });

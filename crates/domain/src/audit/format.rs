@@ -283,6 +283,23 @@ pub fn syslog(record: &AuditRecord, hostname: &str) -> String {
     )
 }
 
+/// Frames one syslog message for TCP with RFC 6587 octet counting:
+/// `LEN SP MSG`, where LEN counts the message's bytes.
+pub fn octet_frame(message: &str) -> String {
+    format!("{} {message}", message.len())
+}
+
+/// The signature a webhook forwarder sends in `X-Tracklog-Signature`:
+/// `sha256=` and the hex HMAC-SHA256 of the body under the shared secret.
+pub fn webhook_signature(secret: &[u8], body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(body);
+    let digest = mac.finalize().into_bytes();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
 /// One OCSF API Activity event (class 6003).
 pub fn ocsf(record: &AuditRecord) -> Value {
     let (activity_id, activity_name) = match record.category {
@@ -418,6 +435,20 @@ mod tests {
         let row = reader.records().next().unwrap().unwrap();
         assert_eq!(&row[8], "Jörg \"J\" Müller=1]");
         assert_eq!(&row[28], "7");
+    }
+
+    #[test]
+    fn octet_counting_counts_bytes() {
+        assert_eq!(octet_frame("<13>1 - ü"), "11 <13>1 - ü");
+    }
+
+    #[test]
+    fn webhook_signature_is_rfc_4231_hmac() {
+        // RFC 4231 test case 2.
+        assert_eq!(
+            webhook_signature(b"Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
     }
 
     #[test]
