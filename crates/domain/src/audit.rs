@@ -394,6 +394,37 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Any JSON value either decodes or is refused with a reason; and a
+        /// record that decodes has the server's category and no sequence.
+        #[test]
+        fn decoding_never_panics(
+            id in proptest::option::of("\\PC{0,300}"),
+            time in proptest::option::of(proptest::prop_oneof![
+                proptest::strategy::Just("2026-03-01T10:00:00Z".to_owned()),
+                "\\PC{0,30}",
+            ]),
+            operation in proptest::option::of("[A-Za-z]{0,20}"),
+            user_type in proptest::option::of("[A-Za-z]{0,8}"),
+            extra in proptest::collection::btree_map("[A-Za-z]{1,12}", "\\PC{0,20}", 0..4),
+        ) {
+            let mut map = serde_json::Map::new();
+            for (key, value) in extra {
+                map.insert(key, Value::String(value));
+            }
+            if let Some(id) = id { map.insert("Id".into(), Value::String(id)); }
+            if let Some(time) = time { map.insert("CreationTime".into(), Value::String(time)); }
+            if let Some(op) = operation { map.insert("Operation".into(), Value::String(op)); }
+            if let Some(t) = user_type { map.insert("UserType".into(), Value::String(t)); }
+            let raw = Value::Object(map).to_string();
+            if let Ok(record) = decode_record(&raw, "default", 64 * 1024) {
+                proptest::prop_assert_eq!(record.category, Some(categorise(&record.operation)));
+                proptest::prop_assert_eq!(record.sequence, None);
+                proptest::prop_assert!(UtcMillis::parse_rfc3339(&record.creation_time).is_ok());
+            }
+        }
+    }
+
     #[test]
     fn search_text_covers_fields_and_query() {
         let record = AuditRecord {

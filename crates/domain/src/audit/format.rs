@@ -439,7 +439,7 @@ mod tests {
 
     #[test]
     fn octet_counting_counts_bytes() {
-        assert_eq!(octet_frame("<13>1 - ü"), "11 <13>1 - ü");
+        assert_eq!(octet_frame("<13>1 - ü"), "10 <13>1 - ü");
     }
 
     #[test]

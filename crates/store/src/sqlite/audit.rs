@@ -1139,6 +1139,27 @@ mod tests {
         crate::Lifecycle::close(&store).await;
     }
 
+    proptest::proptest! {
+        /// Whatever people type, the quoted query is valid FTS5 syntax.
+        #[test]
+        fn any_text_is_a_valid_match_expression(text in "\\PC{0,40}") {
+            let conn = Connection::open_in_memory().unwrap();
+            conn.execute_batch(
+                "CREATE VIRTUAL TABLE t USING fts5(body, content='', contentless_delete=1);
+                 INSERT INTO t (rowid, body) VALUES (1, 'ana \"souza\" NEAR( x*');",
+            )
+            .unwrap();
+            if let Some(query) = fts_query(&text) {
+                let result: rusqlite::Result<i64> = conn.query_row(
+                    "SELECT count(*) FROM t WHERE t MATCH ?1",
+                    [query.as_str()],
+                    |r| r.get(0),
+                );
+                proptest::prop_assert!(result.is_ok(), "{text:?} -> {query:?}: {result:?}");
+            }
+        }
+    }
+
     #[test]
     fn placeholders_are_renumbered() {
         assert_eq!(renumber("a ?1 b ? c ? ?1"), "a ?1 b ?2 c ?3 ?1");
