@@ -94,6 +94,15 @@ enum AuditCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Set how many days an org keeps its activity log (the server's
+    /// `audit.retention_days` when never set); the change is audited.
+    Retention {
+        #[arg(long, default_value = "default")]
+        org: String,
+        /// Days to keep, at least 1.
+        #[arg(long)]
+        days: u32,
+    },
     /// Verify the hash chain and the signed checkpoints; exits non-zero at
     /// the first break, naming it.
     Verify {
@@ -564,6 +573,28 @@ async fn audit_command(
             let written =
                 export(stores, org, &org_name, parsed, &format, params, filter, out).await?;
             eprintln!("exported {written} records");
+        }
+        AuditCommand::Retention { org, days } => {
+            if days == 0 {
+                bail!("--days must be at least 1");
+            }
+            let id = org_id(stores, &org).await?;
+            let old = stores.audit.retention_days(id).await?;
+            stores.audit.set_retention_days(id, Some(days)).await?;
+            selfaudit::record(
+                stores,
+                id,
+                &Actor::cli(),
+                selfaudit::Action {
+                    operation: "UpdateAuditRetention",
+                    entity_name: "audit_settings",
+                    entity_id: "retention_days",
+                    success: true,
+                    fields: Some(json!({"retention_days": {"old": old, "new": days}})),
+                },
+            )
+            .await;
+            println!("{org} keeps its activity log for {days} days");
         }
         AuditCommand::Verify {
             org,

@@ -438,6 +438,11 @@ fn audit_export_and_verify_from_the_command_line() {
     );
     assert!(String::from_utf8_lossy(&output.stderr).contains("--category"));
 
+    let output = tracklog(dir.path(), &["audit", "retention", "--days", "30"]);
+    assert!(output.status.success());
+    let output = tracklog(dir.path(), &["audit", "retention", "--days", "0"]);
+    assert!(!output.status.success());
+
     let output = tracklog(dir.path(), &["audit", "verify"]);
     assert!(
         output.status.success(),
