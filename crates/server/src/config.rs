@@ -192,6 +192,16 @@ pub struct ForwarderConfig {
     /// The HOSTNAME of syslog messages.
     #[serde(default = "default_forward_hostname")]
     pub hostname: String,
+    /// Syslog over TLS (RFC 5425 framing is the same octet counting).
+    #[serde(default)]
+    pub tls: bool,
+    /// PEM file of the certificates to trust for TLS; required with `tls`.
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
+    /// The name the server's certificate must carry; the host part of
+    /// `address` when absent.
+    #[serde(default)]
+    pub tls_server_name: Option<String>,
 }
 
 fn default_forward_batch() -> usize {
@@ -315,6 +325,11 @@ impl Config {
             };
             if !needs.1 {
                 return Err(ConfigError(format!("{key}.{} is required", needs.0)));
+            }
+            if forwarder.tls && forwarder.tls_ca_file.is_none() {
+                return Err(ConfigError(format!(
+                    "{key}.tls_ca_file is required with tls = true"
+                )));
             }
             if forwarder.kind == ForwarderKind::Webhook && forwarder.secret.is_none() {
                 return Err(ConfigError(format!("{key}.secret is required")));

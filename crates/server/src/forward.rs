@@ -30,12 +30,89 @@ use crate::state::AppState;
 const POLL: Duration = Duration::from_millis(300);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
+/// A syslog connection, plain or TLS.
+enum Connection {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl Connection {
+    /// Whether the peer closed it (it never sends anything else).
+    fn closed(&mut self) -> bool {
+        match self {
+            Connection::Plain(stream) => peer_closed(stream),
+            Connection::Tls(stream) => {
+                use futures::FutureExt;
+                use tokio::io::AsyncReadExt;
+                let mut byte = [0u8; 1];
+                // Session tickets are handled inside rustls; only a close or
+                // an error completes the read.
+                matches!(stream.read(&mut byte).now_or_never(), Some(Ok(0) | Err(_)))
+            }
+        }
+    }
+
+    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Connection::Plain(stream) => {
+                stream.write_all(bytes).await?;
+                stream.flush().await
+            }
+            Connection::Tls(stream) => {
+                stream.write_all(bytes).await?;
+                stream.flush().await
+            }
+        }
+    }
+}
+
+/// TLS settings of a syslog forwarder.
+struct Tls {
+    connector: tokio_rustls::TlsConnector,
+    server_name: rustls_pki_types::ServerName<'static>,
+}
+
+fn tls_settings(config: &ForwarderConfig) -> anyhow::Result<Option<Tls>> {
+    use rustls_pki_types::pem::PemObject;
+    if !config.tls {
+        return Ok(None);
+    }
+    let file = config
+        .tls_ca_file
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("tls_ca_file is required with tls"))?;
+    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+    for certificate in rustls_pki_types::CertificateDer::pem_file_iter(file)? {
+        roots.add(certificate?)?;
+    }
+    let config_tls = tokio_rustls::rustls::ClientConfig::builder_with_provider(
+        std::sync::Arc::new(tokio_rustls::rustls::crypto::ring::default_provider()),
+    )
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let host = match &config.tls_server_name {
+        Some(name) => name.clone(),
+        None => config
+            .address
+            .as_deref()
+            .and_then(|a| a.rsplit_once(':'))
+            .map(|(host, _)| host.trim_matches(['[', ']']).to_owned())
+            .unwrap_or_default(),
+    };
+    Ok(Some(Tls {
+        connector: tokio_rustls::TlsConnector::from(std::sync::Arc::new(config_tls)),
+        server_name: rustls_pki_types::ServerName::try_from(host)?,
+    }))
+}
+
 /// A destination.
 enum Sink {
     Syslog {
         address: String,
         hostname: String,
-        connection: Option<TcpStream>,
+        tls: Option<Tls>,
+        connection: Option<Connection>,
     },
     Webhook {
         url: String,
@@ -55,11 +132,12 @@ fn peer_closed(stream: &TcpStream) -> bool {
 }
 
 impl Sink {
-    fn new(config: &ForwarderConfig) -> Self {
-        match config.kind {
+    fn new(config: &ForwarderConfig) -> anyhow::Result<Self> {
+        Ok(match config.kind {
             ForwarderKind::Syslog => Sink::Syslog {
                 address: config.address.clone().unwrap_or_default(),
                 hostname: config.hostname.clone(),
+                tls: tls_settings(config)?,
                 connection: None,
             },
             ForwarderKind::Webhook => Sink::Webhook {
@@ -70,7 +148,7 @@ impl Sink {
                     .build()
                     .unwrap_or_default(),
             },
-        }
+        })
     }
 
     /// Whether a success means the records were received.
@@ -81,13 +159,14 @@ impl Sink {
     /// Whether the destination still looks reachable (syslog only).
     fn alive(&mut self) -> bool {
         match self {
-            Sink::Syslog { connection, .. } => match connection {
-                Some(stream) if peer_closed(stream) => {
+            Sink::Syslog { connection, .. } => {
+                if connection.as_mut().is_some_and(Connection::closed) {
                     *connection = None;
                     false
+                } else {
+                    true
                 }
-                _ => true,
-            },
+            }
             Sink::Webhook { .. } => true,
         }
     }
@@ -103,9 +182,10 @@ impl Sink {
             Sink::Syslog {
                 address,
                 hostname,
+                tls,
                 connection,
             } => {
-                if connection.as_ref().is_some_and(peer_closed) {
+                if connection.as_mut().is_some_and(Connection::closed) {
                     // What was written last may not have been read.
                     *connection = None;
                     anyhow::bail!("the syslog server closed the connection");
@@ -117,18 +197,21 @@ impl Sink {
                     )
                     .await??;
                     stream.set_nodelay(true)?;
-                    *connection = Some(stream);
+                    *connection = Some(match tls {
+                        None => Connection::Plain(stream),
+                        Some(tls) => Connection::Tls(Box::new(
+                            tls.connector
+                                .connect(tls.server_name.clone(), stream)
+                                .await?,
+                        )),
+                    });
                 }
                 let mut frames = String::new();
                 for hit in hits {
                     frames.push_str(&octet_frame(&syslog(&hit.record, hostname)));
                 }
                 let stream = connection.as_mut().expect("connected above");
-                let written = async {
-                    stream.write_all(frames.as_bytes()).await?;
-                    stream.flush().await
-                }
-                .await;
+                let written = stream.write_all(frames.as_bytes()).await;
                 if let Err(error) = written {
                     *connection = None;
                     return Err(error.into());
@@ -167,7 +250,20 @@ struct Position {
 pub async fn run(state: AppState, config: ForwarderConfig, mut stopping: watch::Receiver<bool>) {
     let span = tracing::info_span!("audit_forwarder", forwarder = %config.name);
     async move {
-        let mut sink = Sink::new(&config);
+        let mut sink = match Sink::new(&config) {
+            Ok(sink) => sink,
+            Err(error) => {
+                tracing::error!(%error, "the forwarder cannot start");
+                state
+                    .metrics
+                    .audit_forward_failures
+                    .get_or_create(&ForwarderLabel {
+                        forwarder: config.name.clone(),
+                    })
+                    .inc();
+                return;
+            }
+        };
         let mut positions: HashMap<OrgId, Position> = HashMap::new();
         let mut backoff = Duration::from_millis(200);
         let label = ForwarderLabel {

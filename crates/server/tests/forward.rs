@@ -168,6 +168,9 @@ async fn syslog_forwarding_survives_an_rsyslog_restart() {
             org: None,
             batch: 40,
             hostname: "tracklog-test".into(),
+            tls: false,
+            tls_ca_file: None,
+            tls_server_name: None,
         }];
     })
     .await;
@@ -255,6 +258,9 @@ async fn webhook_forwarding_is_signed_and_retried_until_acknowledged() {
             org: Some("default".into()),
             batch: 25,
             hostname: "tracklog".into(),
+            tls: false,
+            tls_ca_file: None,
+            tls_server_name: None,
         }];
     })
     .await;
@@ -278,5 +284,105 @@ async fn webhook_forwarding_is_signed_and_retried_until_acknowledged() {
         .await
         .unwrap();
     assert!(cursor >= 101, "the cursor is saved: {cursor}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syslog_forwarding_over_tls_frames_every_record() {
+    use tokio::io::AsyncReadExt;
+    use tokio_rustls::rustls;
+
+    let rcgen::CertifiedKey { cert, key_pair } =
+        rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, cert.pem()).unwrap();
+    let server_config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        rustls_pki_types::PrivateKeyDer::Pkcs8(key_pair.serialize_der().into()),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let received: Arc<Mutex<Vec<u8>>> = Arc::default();
+    {
+        let received = received.clone();
+        tokio::spawn(async move {
+            loop {
+                let (socket, _) = listener.accept().await.unwrap();
+                let acceptor = acceptor.clone();
+                let received = received.clone();
+                tokio::spawn(async move {
+                    let mut stream = acceptor.accept(socket).await.unwrap();
+                    let mut buffer = [0u8; 8192];
+                    loop {
+                        match stream.read(&mut buffer).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => received.lock().unwrap().extend_from_slice(&buffer[..n]),
+                        }
+                    }
+                });
+            }
+        });
+    }
+
+    let server = TestServer::start_with(|config| {
+        config.audit.forwarders = vec![ForwarderConfig {
+            name: "tls".into(),
+            kind: ForwarderKind::Syslog,
+            address: Some(format!("localhost:{port}")),
+            url: None,
+            secret: None,
+            org: None,
+            batch: 30,
+            hostname: "tracklog".into(),
+            tls: true,
+            tls_ca_file: Some(ca.clone()),
+            tls_server_name: None,
+        }];
+    })
+    .await;
+    let auth = basic(&server.policy("crm", "write").await);
+    let ids: Vec<String> = (0..100).map(|i| format!("t{i}")).collect();
+    post_all(&server, &auth, &ids).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let bytes = received.lock().unwrap().clone();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        if ids
+            .iter()
+            .all(|id| text.contains(&format!("\"Id\":\"{id}\"")))
+        {
+            // Octet counting: LEN SP MSG, back to back.
+            let mut rest = bytes.as_slice();
+            let mut frames = 0;
+            while !rest.is_empty() {
+                let space = rest.iter().position(|b| *b == b' ').unwrap();
+                let length: usize = std::str::from_utf8(&rest[..space])
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                let message = &rest[space + 1..space + 1 + length];
+                assert!(
+                    message.starts_with(b"<109>1 "),
+                    "{:?}",
+                    String::from_utf8_lossy(message)
+                );
+                rest = &rest[space + 1 + length..];
+                frames += 1;
+            }
+            assert!(frames >= 101, "{frames} frames");
+            break;
+        }
+        assert!(Instant::now() < deadline, "TLS delivery incomplete");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     server.stop().await;
 }
