@@ -440,6 +440,35 @@ mod tests {
     }
 
     #[test]
+    fn forwarders_need_their_destination() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "t.toml",
+                "[[audit.forwarders]]\nname = \"siem\"\nkind = \"syslog\"\ntls = true\naddress = \"h:1\"\n",
+            )?;
+            let error =
+                Config::load(Some(Path::new("t.toml")), &ConfigOverrides::default()).unwrap_err();
+            assert!(
+                error
+                    .to_string()
+                    .contains("audit.forwarders[0].tls_ca_file"),
+                "{error}"
+            );
+            jail.create_file(
+                "w.toml",
+                "[[audit.forwarders]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://x\"\n",
+            )?;
+            let error =
+                Config::load(Some(Path::new("w.toml")), &ConfigOverrides::default()).unwrap_err();
+            assert!(
+                error.to_string().contains("audit.forwarders[0].secret"),
+                "{error}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         Jail::expect_with(|jail| {
             jail.set_env("TRACKLOG_LISTEN", "not-an-address");

@@ -562,6 +562,25 @@ async fn verification_finds_every_kind_of_tampering_in_the_file() {
     assert!(checkpoints >= 5, "{checkpoints}");
     let (_, key) = get(&server, &auth, "/api/v1/audit/public-key").await;
     assert_eq!(key["algorithm"], "Ed25519");
+    let (_, openapi) = get(&server, &auth, "/api/v1/openapi.json").await;
+    for path in [
+        "/api/v1/audit/records",
+        "/api/v1/audit/records/{id}",
+        "/api/v1/audit/settings",
+        "/api/v1/audit/settings/entities/{entity}",
+        "/api/v1/audit/search",
+        "/api/v1/audit/export",
+        "/api/v1/audit/reports",
+        "/api/v1/audit/reports/{name}",
+        "/api/v1/audit/verify",
+        "/api/v1/audit/public-key",
+        "/ui/audit",
+    ] {
+        assert!(
+            openapi["paths"].get(path).is_some(),
+            "{path} is undocumented"
+        );
+    }
 
     // One byte edited.
     let conn = db(&server);

@@ -787,9 +787,13 @@ pub async fn audit_chain_links_checkpoints_and_purges(stores: Stores) {
         .await
         .unwrap();
     assert!(matches!(
-        stores.audit.add_checkpoint(org, checkpoint).await,
+        stores.audit.add_checkpoint(org, checkpoint.clone()).await,
         Err(StoreError::Conflict(_))
     ));
+    assert_eq!(
+        stores.audit.latest_checkpoint(org).await.unwrap(),
+        Some(checkpoint)
+    );
 
     let verify = |stores: Stores| async move {
         let anchor = stores.audit.chain_anchor(org).await.unwrap();

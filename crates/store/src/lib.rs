@@ -383,6 +383,8 @@ pub trait AuditStore: Send + Sync {
     async fn chain_anchor(&self, org: OrgId) -> Result<Anchor, StoreError>;
     /// The org's checkpoints, by number.
     async fn checkpoints(&self, org: OrgId) -> Result<Vec<Checkpoint>, StoreError>;
+    /// The org's newest checkpoint.
+    async fn latest_checkpoint(&self, org: OrgId) -> Result<Option<Checkpoint>, StoreError>;
     async fn add_checkpoint(&self, org: OrgId, checkpoint: Checkpoint) -> Result<(), StoreError>;
     /// Deletes the oldest records stored before `stored_before`, as a prefix
     /// of the chain, and returns the new anchor when anything went.

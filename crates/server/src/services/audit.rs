@@ -233,7 +233,7 @@ pub async fn checkpoint_if_due(
 ) -> Result<Option<Checkpoint>, StoreError> {
     let head = stores.audit.chain_head(org).await?;
     let anchor = stores.audit.chain_anchor(org).await?;
-    let last = stores.audit.checkpoints(org).await?.pop();
+    let last = stores.audit.latest_checkpoint(org).await?;
     let (sequence, hash) = head.unwrap_or(anchor);
     let now = UtcMillis::now().as_millis();
     let due = match &last {

@@ -817,44 +817,13 @@ impl AuditStore for SqliteStore {
     }
 
     async fn checkpoints(&self, org: OrgId) -> Result<Vec<Checkpoint>, StoreError> {
-        self.read(move |conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT number, seq, hash, anchor_seq, anchor_hash, created_at, signature
-                     FROM audit_checkpoints WHERE org_id = ?1 ORDER BY number",
-                )
-                .map_err(sql_error)?;
-            let rows = stmt
-                .query_map([org.0], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, Vec<u8>>(2)?,
-                        r.get::<_, i64>(3)?,
-                        r.get::<_, Vec<u8>>(4)?,
-                        r.get::<_, i64>(5)?,
-                        r.get::<_, Vec<u8>>(6)?,
-                    ))
-                })
-                .map_err(sql_error)?;
-            rows.map(|row| {
-                let (number, sequence, hash, anchor_sequence, anchor_hash, created, signature) =
-                    row.map_err(sql_error)?;
-                Ok(Checkpoint {
-                    number,
-                    sequence,
-                    hash: hash32(hash)?,
-                    anchor_sequence,
-                    anchor_hash: hash32(anchor_hash)?,
-                    created_at_ms: created,
-                    signature: signature.try_into().map_err(|_| {
-                        StoreError::Internal("a stored signature is not 64 bytes".into())
-                    })?,
-                })
-            })
-            .collect()
-        })
-        .await
+        self.read(move |conn| read_checkpoints(conn, org, false))
+            .await
+    }
+
+    async fn latest_checkpoint(&self, org: OrgId) -> Result<Option<Checkpoint>, StoreError> {
+        self.read(move |conn| Ok(read_checkpoints(conn, org, true)?.pop()))
+            .await
     }
 
     async fn add_checkpoint(&self, org: OrgId, checkpoint: Checkpoint) -> Result<(), StoreError> {
@@ -1033,6 +1002,51 @@ impl AuditStore for SqliteStore {
         })
         .await
     }
+}
+
+/// The org's checkpoints by number, or only the newest.
+fn read_checkpoints(
+    conn: &Connection,
+    org: OrgId,
+    latest_only: bool,
+) -> Result<Vec<Checkpoint>, StoreError> {
+    let sql = if latest_only {
+        "SELECT number, seq, hash, anchor_seq, anchor_hash, created_at, signature
+         FROM audit_checkpoints WHERE org_id = ?1 ORDER BY number DESC LIMIT 1"
+    } else {
+        "SELECT number, seq, hash, anchor_seq, anchor_hash, created_at, signature
+         FROM audit_checkpoints WHERE org_id = ?1 ORDER BY number"
+    };
+    let mut stmt = conn.prepare_cached(sql).map_err(sql_error)?;
+    let rows = stmt
+        .query_map([org.0], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Vec<u8>>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, Vec<u8>>(6)?,
+            ))
+        })
+        .map_err(sql_error)?;
+    rows.map(|row| {
+        let (number, sequence, hash, anchor_sequence, anchor_hash, created, signature) =
+            row.map_err(sql_error)?;
+        Ok(Checkpoint {
+            number,
+            sequence,
+            hash: hash32(hash)?,
+            anchor_sequence,
+            anchor_hash: hash32(anchor_hash)?,
+            created_at_ms: created,
+            signature: signature
+                .try_into()
+                .map_err(|_| StoreError::Internal("a stored signature is not 64 bytes".into()))?,
+        })
+    })
+    .collect()
 }
 
 /// Rewrites anonymous `?` placeholders after `?1` into numbered ones (`?2`,
