@@ -4,6 +4,8 @@
 //! server over HTTP, measured side by side with ClickHouse and PostgreSQL
 //! and against the machine's own limits, reported in markdown and JSON.
 //!
+//! - [`audit`]: the activity-log workload (`--workload audit`): writes,
+//!   one user's 30 days, free text, export.
 //! - [`workload`]: the [`workload::Workload`] trait and the portal workload
 //!   (contacts, articles, sessions, interactions, cases).
 //! - [`payload`]: the events as API JSON, ClickHouse rows and COPY text.
@@ -15,6 +17,7 @@
 //! - [`report`] and [`markdown`]: figures, medians, ratios and their rendering.
 //! - [`runner`]: one repetition, end to end.
 
+pub mod audit;
 pub mod ingest;
 pub mod machine;
 pub mod markdown;
@@ -72,7 +75,7 @@ pub struct BenchArgs {
     /// ...and stop after this many seconds.
     #[arg(long, default_value_t = 60)]
     pub run_seconds: u64,
-    /// The workload to generate.
+    /// The workload to generate: portal, or audit (the activity log).
     #[arg(long, default_value = "portal")]
     pub workload: String,
     /// Where the report goes.
@@ -101,6 +104,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 pub async fn run_bench(args: BenchArgs) -> anyhow::Result<(PathBuf, PathBuf)> {
     let settings = settings(&args)?;
     let work_dir = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
+    if args.workload == "audit" {
+        return audit::run(&work_dir, &args.out, args.events, args.queries, args.seed).await;
+    }
     let progress = Progress::new();
     let workload = workload::workloads()
         .into_iter()

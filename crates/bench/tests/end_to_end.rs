@@ -188,3 +188,20 @@ async fn the_bench_runs_end_to_end_and_reports_every_figure() {
         "a figure is empty:\n{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_workload_runs_at_a_small_scale() {
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("results");
+    let (markdown, json) = tracklog_bench::audit::run(work.path(), &out, 1_200, 10, 7)
+        .await
+        .unwrap();
+    let figures: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    assert_eq!(figures["records"], 1_200);
+    // The export holds every record written (and the policy's own record).
+    assert!(figures["export_records"].as_u64().unwrap() >= 1_200);
+    assert!(figures["ingest_records_per_sec"].as_f64().unwrap() > 0.0);
+    let text = std::fs::read_to_string(markdown).unwrap();
+    assert!(text.contains("ClickHouse") && text.contains("PostgreSQL"));
+}

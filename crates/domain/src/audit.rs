@@ -1,7 +1,22 @@
 //! The activity-log record (PRODUCT.md §5.1) and its category (§5.2).
+//!
+//! - [`settings`]: what is recorded (§5.3) and the decision that applies it.
+//! - [`split`]: large records as parts, and their byte-exact reassembly (§5.4).
+//! - [`chain`]: the per-org hash chain, signed checkpoints and the verifier (§5.6).
+//! - [`format`]: export formats: CSV, JSON lines, CEF, RFC 5424 syslog, OCSF.
+//! - [`reports`]: the nine preconfigured reports, as data (§5.5).
+
+pub mod chain;
+pub mod format;
+pub mod reports;
+pub mod settings;
+pub mod split;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::ingest::{Reason, Rejection};
+use crate::time::UtcMillis;
 
 /// The Office 365 audit user type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -32,6 +47,39 @@ impl Category {
             Category::Update => "Update",
             Category::Delete => "Delete",
             Category::Other => "Other",
+        }
+    }
+}
+
+impl std::str::FromStr for Category {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        [
+            Category::ReadMultiple,
+            Category::Read,
+            Category::Create,
+            Category::Update,
+            Category::Delete,
+            Category::Other,
+        ]
+        .into_iter()
+        .find(|c| c.as_str().eq_ignore_ascii_case(text))
+        .ok_or_else(|| {
+            format!(
+                "{text:?} is not a category: ReadMultiple, Read, Create, Update, Delete or Other"
+            )
+        })
+    }
+}
+
+impl UserType {
+    /// The type's name as sent.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserType::Admin => "Admin",
+            UserType::Regular => "Regular",
+            UserType::System => "System",
         }
     }
 }
@@ -104,9 +152,291 @@ pub struct AuditRecord {
     pub sequence: Option<i64>,
 }
 
+/// Longest `Id` and `Operation`, in characters.
+pub const MAX_KEY_CHARS: usize = 256;
+
+/// Turns one untrusted item into a record, or says why not. `Category` and
+/// `Sequence` sent by a client are ignored: the server assigns them.
+/// `OrganizationId` defaults to the caller's org name.
+pub fn decode_record(
+    raw: &str,
+    org_name: &str,
+    max_item_bytes: usize,
+) -> Result<AuditRecord, Rejection> {
+    if raw.len() > max_item_bytes {
+        return Err(Rejection::item(
+            Reason::ItemTooLarge,
+            format!("the item is over the limit max_item_bytes = {max_item_bytes}"),
+        ));
+    }
+    let value: Value = serde_json::from_str(raw)
+        .map_err(|e| Rejection::item(Reason::InvalidJson, e.to_string()))?;
+    let Value::Object(mut map) = value else {
+        return Err(Rejection::item(
+            Reason::NotAnObject,
+            "an audit record must be a JSON object",
+        ));
+    };
+    map.remove("Category");
+    map.remove("Sequence");
+    match map.get("OrganizationId") {
+        Some(Value::String(text)) if !text.is_empty() => {}
+        Some(Value::String(_)) | None | Some(Value::Null) => {
+            map.insert("OrganizationId".into(), Value::String(org_name.to_owned()));
+        }
+        Some(_) => {
+            return Err(Rejection::field(
+                Reason::InvalidField,
+                "OrganizationId",
+                "OrganizationId must be a string",
+            ));
+        }
+    }
+    for required in ["Id", "CreationTime", "Operation"] {
+        match map.get(required) {
+            Some(Value::String(text)) if !text.trim().is_empty() => {}
+            Some(Value::String(_)) | None | Some(Value::Null) => {
+                return Err(Rejection::field(
+                    Reason::MissingField,
+                    required,
+                    format!("{required} is required"),
+                ));
+            }
+            Some(_) => {
+                return Err(Rejection::field(
+                    Reason::InvalidField,
+                    required,
+                    format!("{required} must be a string"),
+                ));
+            }
+        }
+    }
+    // `QueryResults` may come as one comma-separated string, as in the
+    // reference's examples.
+    if let Some(Value::String(text)) = map.get("QueryResults") {
+        let ids: Vec<Value> = text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| Value::String(s.to_owned()))
+            .collect();
+        map.insert("QueryResults".into(), Value::Array(ids));
+    }
+    // `Fields` may come as the JSON text the reference describes.
+    if let Some(Value::String(text)) = map.get("Fields")
+        && let Ok(parsed @ (Value::Object(_) | Value::Array(_))) =
+            serde_json::from_str::<Value>(text)
+    {
+        map.insert("Fields".into(), parsed);
+    }
+    let mut record: AuditRecord = serde_json::from_value(Value::Object(map)).map_err(|e| {
+        let message = e.to_string();
+        let field = FIELD_NAMES
+            .iter()
+            .find(|name| message.contains(&format!("`{name}`")))
+            .map(|s| (*s).to_owned());
+        Rejection {
+            index: 0,
+            id: None,
+            reason: Reason::InvalidField,
+            field,
+            message,
+        }
+    })?;
+    for (name, value) in [("Id", &record.id), ("Operation", &record.operation)] {
+        if value.chars().count() > MAX_KEY_CHARS {
+            return Err(Rejection::field(
+                Reason::FieldTooLong,
+                name,
+                format!("{name} is longer than {MAX_KEY_CHARS} characters"),
+            ));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(Rejection::field(
+                Reason::InvalidField,
+                name,
+                format!("{name} contains a control character"),
+            ));
+        }
+    }
+    let time = UtcMillis::parse_rfc3339(&record.creation_time).map_err(|_| {
+        Rejection::field(
+            Reason::InvalidField,
+            "CreationTime",
+            "CreationTime must be an RFC 3339 time",
+        )
+    })?;
+    record.creation_time = time.to_rfc3339();
+    record.category = Some(categorise(&record.operation));
+    record.sequence = None;
+    Ok(record)
+}
+
+/// Every wire name of §5.1, in the order exports list them.
+pub const FIELD_NAMES: [&str; 29] = [
+    "Id",
+    "OrganizationId",
+    "CreationTime",
+    "ClientIP",
+    "CorrelationId",
+    "Operation",
+    "UserKey",
+    "UserType",
+    "User",
+    "ResultStatus",
+    "UserId",
+    "CrmOrganizationUniqueName",
+    "InstanceUrl",
+    "ItemUrl",
+    "ItemType",
+    "Message",
+    "UserAgent",
+    "EntityId",
+    "EntityName",
+    "Fields",
+    "Query",
+    "QueryResults",
+    "ServiceContextId",
+    "ServiceContextIdType",
+    "ServiceName",
+    "SystemUserId",
+    "UserUpn",
+    "Category",
+    "Sequence",
+];
+
+impl AuditRecord {
+    /// The text free-text search covers: `Fields` and `Query`.
+    pub fn search_text(&self) -> String {
+        let mut text = String::new();
+        if let Some(fields) = &self.fields {
+            collect_text(fields, &mut text);
+        }
+        if let Some(query) = &self.query {
+            text.push_str(query);
+        }
+        text
+    }
+
+    /// The record's creation time in milliseconds (it was checked on the way in).
+    pub fn creation_millis(&self) -> i64 {
+        UtcMillis::parse_rfc3339(&self.creation_time)
+            .map(UtcMillis::as_millis)
+            .unwrap_or(0)
+    }
+}
+
+/// Keys and values of a JSON value as plain words, so that `name:Ana` in
+/// `Fields` is found by searching for either.
+fn collect_text(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map {
+                out.push_str(key);
+                out.push(' ');
+                collect_text(value, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_text(v, out)),
+        Value::String(text) => {
+            out.push_str(text);
+            out.push(' ');
+        }
+        Value::Null => {}
+        other => {
+            out.push_str(&other.to_string());
+            out.push(' ');
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decodes_and_refuses_with_the_field() {
+        let ok = decode_record(
+            r#"{"Id":"1","CreationTime":"2026-03-01T10:00:00+01:00","Operation":"RetrieveMultiple",
+                "Category":"Delete","Sequence":99,"QueryResults":"a, b","UserType":"Admin"}"#,
+            "default",
+            10_000,
+        )
+        .unwrap();
+        assert_eq!(ok.category, Some(Category::ReadMultiple));
+        assert_eq!(ok.sequence, None);
+        assert_eq!(ok.creation_time, "2026-03-01T09:00:00.000Z");
+        assert_eq!(ok.organization_id, "default");
+        assert_eq!(ok.query_results, Some(vec!["a".into(), "b".into()]));
+
+        let missing = decode_record(r#"{"Id":"1","Operation":"Create"}"#, "o", 10_000).unwrap_err();
+        assert_eq!(missing.reason, Reason::MissingField);
+        assert_eq!(missing.field.as_deref(), Some("CreationTime"));
+
+        let bad = decode_record(
+            r#"{"Id":"1","CreationTime":"2026-03-01T10:00:00Z","Operation":"Create","UserType":"Boss"}"#,
+            "o",
+            10_000,
+        )
+        .unwrap_err();
+        assert_eq!(bad.reason, Reason::InvalidField);
+
+        let time = decode_record(
+            r#"{"Id":"1","CreationTime":"yesterday","Operation":"Create"}"#,
+            "o",
+            10_000,
+        )
+        .unwrap_err();
+        assert_eq!(time.field.as_deref(), Some("CreationTime"));
+        assert_eq!(
+            decode_record("[]", "o", 10).unwrap_err().reason,
+            Reason::NotAnObject
+        );
+    }
+
+    proptest::proptest! {
+        /// Any JSON value either decodes or is refused with a reason; and a
+        /// record that decodes has the server's category and no sequence.
+        #[test]
+        fn decoding_never_panics(
+            id in proptest::option::of("\\PC{0,300}"),
+            time in proptest::option::of(proptest::prop_oneof![
+                proptest::strategy::Just("2026-03-01T10:00:00Z".to_owned()),
+                "\\PC{0,30}",
+            ]),
+            operation in proptest::option::of("[A-Za-z]{0,20}"),
+            user_type in proptest::option::of("[A-Za-z]{0,8}"),
+            extra in proptest::collection::btree_map("[A-Za-z]{1,12}", "\\PC{0,20}", 0..4),
+        ) {
+            let mut map = serde_json::Map::new();
+            for (key, value) in extra {
+                map.insert(key, Value::String(value));
+            }
+            if let Some(id) = id { map.insert("Id".into(), Value::String(id)); }
+            if let Some(time) = time { map.insert("CreationTime".into(), Value::String(time)); }
+            if let Some(op) = operation { map.insert("Operation".into(), Value::String(op)); }
+            if let Some(t) = user_type { map.insert("UserType".into(), Value::String(t)); }
+            let raw = Value::Object(map).to_string();
+            if let Ok(record) = decode_record(&raw, "default", 64 * 1024) {
+                proptest::prop_assert_eq!(record.category, Some(categorise(&record.operation)));
+                proptest::prop_assert_eq!(record.sequence, None);
+                proptest::prop_assert!(UtcMillis::parse_rfc3339(&record.creation_time).is_ok());
+            }
+        }
+    }
+
+    #[test]
+    fn search_text_covers_fields_and_query() {
+        let record = AuditRecord {
+            fields: Some(serde_json::json!({"name": {"old": "Ana", "new": "Bea"}, "n": 3})),
+            query: Some("<filter/>".into()),
+            ..AuditRecord::default()
+        };
+        let text = record.search_text();
+        for word in ["name", "Ana", "Bea", "3", "<filter/>"] {
+            assert!(text.contains(word), "{text}");
+        }
+    }
 
     #[test]
     fn prefix_table() {

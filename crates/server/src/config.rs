@@ -29,6 +29,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub ui: UiConfig,
     pub retention: RetentionConfig,
+    pub audit: AuditConfig,
     /// Seconds to wait for in-flight requests at shutdown.
     pub shutdown_grace_seconds: u64,
 }
@@ -43,6 +44,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             ui: UiConfig::default(),
             retention: RetentionConfig::default(),
+            audit: AuditConfig::default(),
             shutdown_grace_seconds: 30,
         }
     }
@@ -160,6 +162,92 @@ impl Default for UiConfig {
     }
 }
 
+/// The activity log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Records whose JSON is longer than this are stored as parts.
+    pub split_threshold_bytes: usize,
+    /// Days records are kept, for orgs that set none of their own.
+    pub retention_days: u32,
+    /// How often the retention purge runs.
+    pub purge_interval_seconds: u64,
+    /// A signed checkpoint is made once this many records arrived since the last...
+    pub checkpoint_every_records: u64,
+    /// ...or this many seconds after the last, if any record arrived since.
+    pub checkpoint_every_seconds: u64,
+    /// Continuous forwarding to SIEMs.
+    pub forwarders: Vec<ForwarderConfig>,
+}
+
+/// Where a forwarder sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForwarderKind {
+    /// RFC 5424 over TCP with octet-counting framing.
+    Syslog,
+    /// HTTP POST of a JSON array, signed with HMAC-SHA256.
+    Webhook,
+}
+
+/// One SIEM forwarder. Each resumes from its own saved cursor per org.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwarderConfig {
+    /// Unique; names the saved cursor and the metrics.
+    pub name: String,
+    pub kind: ForwarderKind,
+    /// `host:port` for syslog.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// The URL for webhooks.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The webhook's HMAC key.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Only this org's records; every org's when absent.
+    #[serde(default)]
+    pub org: Option<String>,
+    /// Records per delivery.
+    #[serde(default = "default_forward_batch")]
+    pub batch: usize,
+    /// The HOSTNAME of syslog messages.
+    #[serde(default = "default_forward_hostname")]
+    pub hostname: String,
+    /// Syslog over TLS (RFC 5425 framing is the same octet counting).
+    #[serde(default)]
+    pub tls: bool,
+    /// PEM file of the certificates to trust for TLS; required with `tls`.
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
+    /// The name the server's certificate must carry; the host part of
+    /// `address` when absent.
+    #[serde(default)]
+    pub tls_server_name: Option<String>,
+}
+
+fn default_forward_batch() -> usize {
+    500
+}
+
+fn default_forward_hostname() -> String {
+    "tracklog".into()
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            split_threshold_bytes: 3072,
+            retention_days: 90,
+            purge_interval_seconds: 3600,
+            checkpoint_every_records: 1000,
+            checkpoint_every_seconds: 60,
+            forwarders: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SecureCookies {
@@ -229,6 +317,23 @@ impl Config {
                 "retention.interval_seconds",
                 self.retention.interval_seconds as usize,
             ),
+            (
+                "audit.split_threshold_bytes",
+                self.audit.split_threshold_bytes,
+            ),
+            ("audit.retention_days", self.audit.retention_days as usize),
+            (
+                "audit.purge_interval_seconds",
+                self.audit.purge_interval_seconds as usize,
+            ),
+            (
+                "audit.checkpoint_every_records",
+                self.audit.checkpoint_every_records as usize,
+            ),
+            (
+                "audit.checkpoint_every_seconds",
+                self.audit.checkpoint_every_seconds as usize,
+            ),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError(format!("{key} must be greater than 0")));
@@ -238,6 +343,34 @@ impl Config {
                 "ingest.queue_max_items must be at most {}",
                 u32::MAX
             )));
+        }
+        for (i, forwarder) in self.audit.forwarders.iter().enumerate() {
+            let key = format!("audit.forwarders[{i}]");
+            let needs = match forwarder.kind {
+                ForwarderKind::Syslog => ("address", forwarder.address.is_some()),
+                ForwarderKind::Webhook => ("url", forwarder.url.is_some()),
+            };
+            if !needs.1 {
+                return Err(ConfigError(format!("{key}.{} is required", needs.0)));
+            }
+            if forwarder.tls && forwarder.tls_ca_file.is_none() {
+                return Err(ConfigError(format!(
+                    "{key}.tls_ca_file is required with tls = true"
+                )));
+            }
+            if forwarder.kind == ForwarderKind::Webhook && forwarder.secret.is_none() {
+                return Err(ConfigError(format!("{key}.secret is required")));
+            }
+            if forwarder.batch == 0 || forwarder.name.is_empty() {
+                return Err(ConfigError(format!(
+                    "{key}.name and {key}.batch must not be empty"
+                )));
+            }
+        }
+        if self.audit.split_threshold_bytes < 256 {
+            return Err(ConfigError(
+                "audit.split_threshold_bytes must be at least 256".into(),
+            ));
         }
         if ingest.commit_linger_ms > 1_000 {
             return Err(ConfigError(
@@ -278,6 +411,7 @@ impl Config {
             busy_timeout: Duration::from_millis(self.storage.busy_timeout_ms),
             wal_autocheckpoint_pages: self.storage.wal_autocheckpoint_pages,
             checkpoint_interval: Duration::from_millis(self.storage.checkpoint_interval_ms.max(10)),
+            audit_split_threshold_bytes: self.audit.split_threshold_bytes,
         }
     }
 }
@@ -338,6 +472,35 @@ mod tests {
             assert_eq!(config.listen.to_string(), "127.0.0.1:9100");
             assert_eq!(config.data_dir, PathBuf::from("/from-env"));
             assert_eq!(config.ingest.durability, Durability::Os);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn forwarders_need_their_destination() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "t.toml",
+                "[[audit.forwarders]]\nname = \"siem\"\nkind = \"syslog\"\ntls = true\naddress = \"h:1\"\n",
+            )?;
+            let error =
+                Config::load(Some(Path::new("t.toml")), &ConfigOverrides::default()).unwrap_err();
+            assert!(
+                error
+                    .to_string()
+                    .contains("audit.forwarders[0].tls_ca_file"),
+                "{error}"
+            );
+            jail.create_file(
+                "w.toml",
+                "[[audit.forwarders]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://x\"\n",
+            )?;
+            let error =
+                Config::load(Some(Path::new("w.toml")), &ConfigOverrides::default()).unwrap_err();
+            assert!(
+                error.to_string().contains("audit.forwarders[0].secret"),
+                "{error}"
+            );
             Ok(())
         });
     }

@@ -174,6 +174,7 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(what) => ApiError::Conflict(format!("{what} already exists")),
             StoreError::NotFound(what) => ApiError::NotFound(format!("{what} was not found")),
             StoreError::BadCursor => ApiError::bad_field("cursor", "the cursor is not valid"),
+            StoreError::BadQuery(message) => ApiError::bad_field("q", message),
             StoreError::Internal(message) => ApiError::Internal(message),
         }
     }
@@ -226,6 +227,7 @@ mod tests {
             (StoreError::Conflict("x".into()), 409),
             (StoreError::NotFound("x".into()), 404),
             (StoreError::BadCursor, 400),
+            (StoreError::BadQuery("x".into()), 400),
             (StoreError::Internal("x".into()), 500),
         ];
         for (error, status) in cases {

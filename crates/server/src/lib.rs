@@ -13,6 +13,8 @@
 //! - [`services`]: management actions shared with the CLI, each audited.
 //! - [`ui`]: server-rendered pages and sign-in.
 //! - [`error`]: the one error type of the HTTP boundary.
+//! - [`jobs`]: background jobs: audit checkpoints, retention, forwarding.
+//! - [`forward`]: SIEM forwarders (syslog over TCP, signed webhooks).
 //! - [`metrics`]: every Prometheus metric, documented in one place.
 
 pub mod api;
@@ -22,6 +24,8 @@ pub mod config;
 pub mod cors;
 pub mod edge;
 pub mod error;
+pub mod forward;
+pub mod jobs;
 pub mod metrics;
 pub mod retention;
 pub mod services;
@@ -68,6 +72,9 @@ pub fn app(state: AppState) -> Router {
         .routes(routes!(ui::journeys::embed_journey))
         .routes(routes!(ui::journeys::portals_page))
         .routes(routes!(ui::journeys::portal_page))
+        .routes(routes!(ui::audit::audit_page))
+        .routes(routes!(ui::audit::record_page))
+        .routes(routes!(ui::audit::export_download))
         .split_for_parts();
     let openapi = std::sync::Arc::new(document_itself(openapi));
     api.route(
@@ -194,10 +201,12 @@ pub async fn run_with_stores(
 ) -> anyhow::Result<()> {
     let grace = Duration::from_secs(config.shutdown_grace_seconds);
     let state_interval = config.retention.interval_seconds;
-    let state = AppState::new(stores.clone(), config);
+    let audit_key = services::audit::load_or_create_key(&config.data_dir)?;
+    let state = AppState::new(stores.clone(), config, audit_key);
     let address = listener.local_addr()?;
     tracing::info!(%address, "serving");
     let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
+    let state_for_jobs = state.clone();
     let server = axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),
@@ -212,6 +221,7 @@ pub async fn run_with_stores(
         Duration::from_secs(state_interval),
         stopping_rx.clone(),
     );
+    let jobs = jobs::spawn(state_for_jobs, stopping_rx.clone());
     let mut stopping = stopping_rx.clone();
     tokio::select! {
         result = server => result?,
@@ -221,6 +231,7 @@ pub async fn run_with_stores(
         } => tracing::warn!("in-flight requests did not finish within the grace period"),
     }
     purger.abort();
+    jobs.stop().await;
     stores.lifecycle.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -13,6 +13,13 @@
 //! | `tracklog_http_requests_total` | counter | `method`, `status` | HTTP responses |
 //! | `tracklog_auth_failures_total` | counter | `status` | 401 and 403 answers |
 //! | `tracklog_logins_total` | counter | `outcome` | web UI sign-ins |
+//! | `tracklog_audit_excluded_total` | counter | `reason` | audit records not recorded by the org's settings (`excluded_message`, `read_auditing_off`, ...) |
+//! | `tracklog_audit_job_failures_total` | counter | `job` | failed runs of the activity log's background jobs (`checkpoint`, `purge`) |
+//! | `tracklog_audit_checkpoints_total` | counter | | signed checkpoints made |
+//! | `tracklog_audit_purged_total` | counter | | records removed by retention |
+//! | `tracklog_audit_exported_total` | counter | `format` | records written by exports |
+//! | `tracklog_audit_forwarded_total` | counter | `forwarder` | records sent to a SIEM (resends included) |
+//! | `tracklog_audit_forward_failures_total` | counter | `forwarder` | failed deliveries to a SIEM (each is retried) |
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -62,6 +69,28 @@ pub struct Metrics {
     pub http_requests: Family<HttpLabel, Counter>,
     pub auth_failures: Family<StatusLabel, Counter>,
     pub logins: Family<OutcomeLabel, Counter>,
+    pub audit_excluded: Family<ReasonLabel, Counter>,
+    pub audit_job_failures: Family<JobLabel, Counter>,
+    pub audit_checkpoints: Counter,
+    pub audit_purged: Counter,
+    pub audit_exported: Family<FormatLabel, Counter>,
+    pub audit_forwarded: Family<ForwarderLabel, Counter>,
+    pub audit_forward_failures: Family<ForwarderLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ForwarderLabel {
+    pub forwarder: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabel {
+    pub job: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FormatLabel {
+    pub format: &'static str,
 }
 
 impl Metrics {
@@ -77,6 +106,13 @@ impl Metrics {
             http_requests: Family::default(),
             auth_failures: Family::default(),
             logins: Family::default(),
+            audit_excluded: Family::default(),
+            audit_job_failures: Family::default(),
+            audit_checkpoints: Counter::default(),
+            audit_purged: Counter::default(),
+            audit_exported: Family::default(),
+            audit_forwarded: Family::default(),
+            audit_forward_failures: Family::default(),
         };
         registry.register(
             "events_ingested",
@@ -128,6 +164,44 @@ impl Metrics {
             "Web UI sign-ins by outcome",
             metrics.logins.clone(),
         );
+        registry.register(
+            "audit_excluded",
+            "Audit records not recorded by the org's settings, by reason",
+            metrics.audit_excluded.clone(),
+        );
+        registry.register(
+            "audit_job_failures",
+            "Failed runs of the activity log's background jobs",
+            metrics.audit_job_failures.clone(),
+        );
+        registry.register(
+            "audit_checkpoints",
+            "Signed checkpoints made",
+            metrics.audit_checkpoints.clone(),
+        );
+        registry.register(
+            "audit_purged",
+            "Audit records removed by retention",
+            metrics.audit_purged.clone(),
+        );
+        registry.register(
+            "audit_exported",
+            "Audit records written by exports, by format",
+            metrics.audit_exported.clone(),
+        );
+        registry.register(
+            "audit_forwarded",
+            "Audit records sent to a SIEM, resends included",
+            metrics.audit_forwarded.clone(),
+        );
+        registry.register(
+            "audit_forward_failures",
+            "Failed deliveries to a SIEM; each is retried",
+            metrics.audit_forward_failures.clone(),
+        );
+        for job in ["checkpoint", "purge"] {
+            let _ = metrics.audit_job_failures.get_or_create(&JobLabel { job });
+        }
         // Pre-create the reason series so dashboards see zeros, not gaps.
         for reason in tracklog_domain::ingest::Reason::ALL {
             let _ = metrics.rejected.get_or_create(&RejectLabel {

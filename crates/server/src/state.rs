@@ -18,10 +18,12 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Each org's captured types and portals, for ingestion.
     pub catalogues: Arc<Catalogues>,
+    /// Signs the activity log's checkpoints.
+    pub audit_key: Arc<ed25519_dalek::SigningKey>,
 }
 
 impl AppState {
-    pub fn new(stores: Stores, config: Config) -> Self {
+    pub fn new(stores: Stores, config: Config, audit_key: ed25519_dalek::SigningKey) -> Self {
         let metrics = Arc::new(Metrics::new(&stores.metrics));
         Self {
             limits: config.limits(),
@@ -29,6 +31,7 @@ impl AppState {
             config: Arc::new(config),
             metrics,
             catalogues: Arc::default(),
+            audit_key: Arc::new(audit_key),
         }
     }
 }

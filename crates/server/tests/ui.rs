@@ -8,6 +8,7 @@ use common::TestServer;
 use common::browser::Browser;
 use fantoccini::Locator;
 use tracklog_domain::ids::UserName;
+use tracklog_domain::time::UtcMillis;
 use tracklog_domain::user::Role;
 use tracklog_server::services::{Actor, users};
 
@@ -143,6 +144,208 @@ async fn a_person_signs_in_sees_the_shell_and_signs_out() {
         .unwrap();
     page.goto(&server.url("/")).await.unwrap();
     assert_eq!(page.current_url().await.unwrap().path(), "/login");
+
+    browser.close().await;
+    server.stop().await;
+}
+
+async fn sign_in(page: &fantoccini::Client, server: &TestServer, name: &str, password: &str) {
+    page.goto(&server.url("/login")).await.unwrap();
+    page.find(Locator::Css("input[name=username]"))
+        .await
+        .unwrap()
+        .send_keys(name)
+        .await
+        .unwrap();
+    page.find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    page.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    page.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=signed-in-user]"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auditor_filters_the_activity_log_and_reads_a_diff() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let server = TestServer::start().await;
+    let org = server.org("default").await;
+    for (name, role) in [("audra", Role::Auditor), ("agnes", Role::Agent)] {
+        users::add(
+            &server.stores,
+            org,
+            &Actor::cli(),
+            UserName::parse(name).unwrap(),
+            role,
+            "correct horse battery".into(),
+        )
+        .await
+        .unwrap();
+    }
+    let records = vec![
+        tracklog_domain::audit::AuditRecord {
+            id: "u1".into(),
+            organization_id: "default".into(),
+            creation_time: UtcMillis::now().to_rfc3339(),
+            operation: "Update".into(),
+            user: Some("crm-user@example.com".into()),
+            entity_name: Some("account".into()),
+            entity_id: Some("a-1".into()),
+            result_status: Some("Success".into()),
+            fields: Some(serde_json::json!({"name": {"old": "Contoso <Ltd>", "new": "Fabrikam"}})),
+            ..Default::default()
+        },
+        tracklog_domain::audit::AuditRecord {
+            id: "s1".into(),
+            organization_id: "default".into(),
+            creation_time: UtcMillis::now().to_rfc3339(),
+            operation: "SignIn".into(),
+            user: Some("someone".into()),
+            ..Default::default()
+        },
+    ];
+    server
+        .stores
+        .audit
+        .append_audit(org, records)
+        .await
+        .unwrap();
+    let page = &browser.client;
+
+    // An agent does not see the log.
+    sign_in(page, &server, "agnes", "correct horse battery").await;
+    let nav = page
+        .find(Locator::Css("nav.sidebar"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!nav.contains("Activity log"), "{nav}");
+    page.goto(&server.url("/ui/audit")).await.unwrap();
+    let body = page
+        .find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("auditors and admins"), "{body}");
+    page.delete_all_cookies().await.unwrap();
+
+    // An auditor follows the enabled link, filters and opens a record.
+    sign_in(page, &server, "audra", "correct horse battery").await;
+    page.find(Locator::Css("nav.sidebar a[href='/ui/audit']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let verification = page
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=verification]"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(verification.contains("Chain intact"), "{verification}");
+    let tiles = page
+        .find_all(Locator::Css(".tile.report svg.chart"))
+        .await
+        .unwrap();
+    assert_eq!(tiles.len(), 9);
+    let signed = page
+        .find(Locator::Css("[data-report=signed-in-or-out] .value"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(signed.parse::<u64>().unwrap() >= 2, "sign-ins: {signed}");
+
+    page.find(Locator::Css("form.filters input[name=entity_name]"))
+        .await
+        .unwrap()
+        .send_keys("account")
+        .await
+        .unwrap();
+    page.find(Locator::Css("form.filters button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    page.wait()
+        .at_most(Duration::from_secs(10))
+        .for_url(&url::Url::parse(&server.url("/ui/audit?from=&to=&user=&operation=&category=&entity_name=account&entity_id=&result_status=&client_ip=&q=")).unwrap())
+        .await
+        .unwrap();
+    let count = page
+        .find(Locator::Css("[data-testid=count]"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(count, "1");
+    let export = page
+        .find(Locator::Css("[data-testid=export-csv]"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(export.contains("entity_name=account"), "{export}");
+
+    page.find(Locator::Css("[data-testid=results] tbody a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let diff = page
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=diff]"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        diff.contains("Contoso <Ltd>") && diff.contains("Fabrikam"),
+        "{diff}"
+    );
+
+    // The export link downloads the filtered records as CSV.
+    let cookie = page.get_named_cookie("tracklog_session").await.unwrap();
+    let csv = server
+        .http
+        .get(server.url(&export))
+        .header("Cookie", format!("tracklog_session={}", cookie.value()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(csv.lines().count(), 2, "{csv}");
 
     browser.close().await;
     server.stop().await;

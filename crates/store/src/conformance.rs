@@ -17,7 +17,11 @@ use tracklog_domain::portal::{Origin, Portal, TypeDef, TypeState};
 use tracklog_domain::time::UtcMillis;
 use tracklog_domain::user::Role;
 
-use crate::{KeySlot, Policy, StoreError, Stores, TimelineQuery, User, WebSession};
+use tracklog_domain::audit::chain::{ChainVerifier, Checkpoint, GENESIS};
+use tracklog_domain::audit::reports::REPORTS;
+use tracklog_domain::audit::settings::{EntityAuditSettings, OrgAuditSettings};
+
+use crate::{AuditFilter, KeySlot, Policy, StoreError, Stores, TimelineQuery, User, WebSession};
 
 /// Expands to one `#[tokio::test]` per conformance check.
 ///
@@ -37,6 +41,13 @@ macro_rules! conformance_suite {
             policies_create_rotate_delete,
             users_and_web_sessions,
             audit_sequences_categories_and_idempotency,
+            audit_large_records_split_and_read_back_whole,
+            audit_search_filters_pages_and_counts,
+            audit_free_text_is_never_query_syntax,
+            audit_reports_agree_with_their_predicates,
+            audit_settings_round_trip,
+            audit_chain_links_checkpoints_and_purges,
+            audit_forward_cursors_only_move_forward,
             store_is_writable,
             anonymous_sessions_are_stitched_in_any_order,
             erasure_removes_a_contacts_activity_and_profile,
@@ -501,6 +512,365 @@ pub async fn audit_sequences_categories_and_idempotency(stores: Stores) {
     assert_eq!(sequences, [3, 2, 1]);
     let older = stores.audit.recent_audit(org, Some(3), 1).await.unwrap();
     assert_eq!(older[0].id, "r2");
+}
+
+fn record_at(id: &str, operation: &str, minute: u32, user: &str) -> AuditRecord {
+    AuditRecord {
+        id: id.into(),
+        organization_id: "default".into(),
+        creation_time: format!("2026-03-01T10:{minute:02}:00.000Z"),
+        operation: operation.into(),
+        user: Some(user.into()),
+        entity_name: Some("account".into()),
+        entity_id: Some(format!("e-{id}")),
+        result_status: Some("Success".into()),
+        client_ip: Some("10.0.0.1".into()),
+        ..AuditRecord::default()
+    }
+}
+
+pub async fn audit_large_records_split_and_read_back_whole(stores: Stores) {
+    let org = default_org(&stores).await;
+    let mut big = record_at("big", "RetrieveMultiple", 1, "ana");
+    let ids: Vec<String> = (0..400).map(|i| format!("id-{i:05}-ä")).collect();
+    big.query_results = Some(ids);
+    big.fields = Some(json!({"note": "x".repeat(5000)}));
+    let stored = stores
+        .audit
+        .append_audit(org, vec![big.clone()])
+        .await
+        .unwrap();
+    let stored = stored[0].clone().unwrap();
+    assert!(
+        stored.correlation_id.is_some(),
+        "parts share a CorrelationId"
+    );
+    let hit = stores
+        .audit
+        .audit_record(org, "big".into())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(hit.parts > 1, "stored as {} parts", hit.parts);
+    assert_eq!(hit.integrity, None);
+    assert_eq!(hit.record, stored);
+    let page = stores
+        .audit
+        .search_audit(org, AuditFilter::default(), 10, None, true)
+        .await
+        .unwrap();
+    assert_eq!(page.items[0].record, stored);
+}
+
+pub async fn audit_search_filters_pages_and_counts(stores: Stores) {
+    let org = default_org(&stores).await;
+    let other = stores
+        .meta
+        .ensure_org(&OrgName::parse("acme").unwrap())
+        .await
+        .unwrap()
+        .id;
+    let records: Vec<AuditRecord> = (0..25)
+        .map(|i| {
+            let user = if i % 2 == 0 { "ana" } else { "bea" };
+            let operation = if i % 5 == 0 { "Delete" } else { "Retrieve" };
+            record_at(&format!("r{i}"), operation, i, user)
+        })
+        .collect();
+    stores.audit.append_audit(org, records).await.unwrap();
+    stores
+        .audit
+        .append_audit(other, vec![record_at("x", "Delete", 3, "ana")])
+        .await
+        .unwrap();
+
+    let ana = AuditFilter {
+        user: Some("ana".into()),
+        ..AuditFilter::default()
+    };
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = stores
+            .audit
+            .search_audit(org, ana.clone(), 5, cursor, true)
+            .await
+            .unwrap();
+        assert_eq!(page.count, Some(13));
+        seen.extend(page.items.into_iter().map(|h| h.record.id));
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    let expected: Vec<String> = (0..25)
+        .rev()
+        .filter(|i| i % 2 == 0)
+        .map(|i| format!("r{i}"))
+        .collect();
+    assert_eq!(seen, expected, "newest first, every one once");
+
+    let window = AuditFilter {
+        from: Some(UtcMillis::parse_rfc3339("2026-03-01T10:05:00Z").unwrap()),
+        to: Some(UtcMillis::parse_rfc3339("2026-03-01T10:15:00Z").unwrap()),
+        category: Some(Category::Delete),
+        ..AuditFilter::default()
+    };
+    let page = stores
+        .audit
+        .search_audit(org, window, 100, None, true)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = page.items.iter().map(|h| h.record.id.as_str()).collect();
+    assert_eq!(ids, ["r10", "r5"]);
+    assert_eq!(page.count, Some(2));
+
+    let elsewhere = stores
+        .audit
+        .search_audit(other, AuditFilter::default(), 100, None, true)
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.count, Some(1), "orgs see only their own records");
+}
+
+pub async fn audit_free_text_is_never_query_syntax(stores: Stores) {
+    let org = default_org(&stores).await;
+    let mut update = record_at("u1", "Update", 1, "ana");
+    update.fields = Some(json!({"name": {"old": "Ana Lima", "new": "Ana Souza"}}));
+    let mut query = record_at("q1", "RetrieveMultiple", 2, "bea");
+    query.query = Some(r#"<condition column="statecode" operator="eq" value="0"/>"#.into());
+    stores
+        .audit
+        .append_audit(org, vec![update, query])
+        .await
+        .unwrap();
+    let search = |q: &str| {
+        let stores = stores.clone();
+        let q = q.to_owned();
+        async move {
+            stores
+                .audit
+                .search_audit(
+                    org,
+                    AuditFilter {
+                        q: Some(q),
+                        ..AuditFilter::default()
+                    },
+                    10,
+                    None,
+                    true,
+                )
+                .await
+                .map(|p| p.count.unwrap())
+        }
+    };
+    assert_eq!(search("souza").await, Ok(1));
+    assert_eq!(search("statecode").await, Ok(1));
+    assert_eq!(search("ana souza").await, Ok(1));
+    assert_eq!(search("ana nobody").await, Ok(0));
+    for hostile in [
+        "\"",
+        "ana OR",
+        "NEAR(",
+        "*",
+        "a:b",
+        "(",
+        "-x",
+        "^",
+        "AND AND",
+        "'; DROP TABLE x",
+    ] {
+        assert!(search(hostile).await.is_ok(), "{hostile}");
+    }
+}
+
+pub async fn audit_reports_agree_with_their_predicates(stores: Stores) {
+    let org = default_org(&stores).await;
+    let shapes: [(&str, Option<&str>, Option<&str>); 10] = [
+        ("Retrieve", Some("Account"), None),
+        ("Update", Some("new_project"), None),
+        ("Update", Some("msdyn_workorder"), None),
+        ("Create", Some("systemuser"), None),
+        ("BulkDelete", None, None),
+        ("Retrieve", Some("sharepointsite"), None),
+        ("Open", None, Some("AdminCenter")),
+        ("SignIn", Some("user"), Some("Tracklog")),
+        ("ActivateWorkflow", None, None),
+        ("RetrieveMultiple", Some("contact"), None),
+    ];
+    let records: Vec<AuditRecord> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, (operation, entity, service))| AuditRecord {
+            entity_name: entity.map(Into::into),
+            service_name: service.map(Into::into),
+            ..record_at(&format!("p{i}"), operation, i as u32, "ana")
+        })
+        .collect();
+    stores
+        .audit
+        .append_audit(org, records.clone())
+        .await
+        .unwrap();
+    for report in REPORTS {
+        let expected = records
+            .iter()
+            .filter(|r| report.predicate.matches(r))
+            .count() as u64;
+        let filter = AuditFilter {
+            report: Some(report.predicate),
+            ..AuditFilter::default()
+        };
+        let page = stores
+            .audit
+            .search_audit(org, filter.clone(), 100, None, true)
+            .await
+            .unwrap();
+        assert_eq!(page.count, Some(expected), "{}", report.name);
+        let buckets = stores
+            .audit
+            .audit_histogram(org, filter, 3_600_000)
+            .await
+            .unwrap();
+        let total: u64 = buckets.iter().map(|(_, n)| n).sum();
+        assert_eq!(total, expected, "{}", report.name);
+    }
+}
+
+pub async fn audit_settings_round_trip(stores: Stores) {
+    let org = default_org(&stores).await;
+    let settings = stores.audit.audit_settings(org).await.unwrap();
+    assert_eq!(settings, OrgAuditSettings::default());
+    let changed = OrgAuditSettings {
+        read_auditing: false,
+        excluded_messages: vec!["WhoAmI".into()],
+        ..settings
+    };
+    stores
+        .audit
+        .put_audit_settings(org, changed.clone())
+        .await
+        .unwrap();
+    assert_eq!(stores.audit.audit_settings(org).await.unwrap(), changed);
+    let entity = EntityAuditSettings {
+        auditing: true,
+        single_record_read: false,
+        multiple_record_read: true,
+    };
+    stores
+        .audit
+        .put_entity_audit_settings(org, "Account".into(), entity)
+        .await
+        .unwrap();
+    let found = stores
+        .audit
+        .entity_audit_settings(org, vec!["ACCOUNT".into(), "contact".into()])
+        .await
+        .unwrap();
+    assert_eq!(found.get("account"), Some(&entity));
+    assert!(!found.contains_key("contact"));
+    stores
+        .audit
+        .set_retention_days(org, Some(30))
+        .await
+        .unwrap();
+    assert_eq!(stores.audit.retention_days(org).await.unwrap(), Some(30));
+    assert_eq!(stores.audit.audit_settings(org).await.unwrap(), changed);
+}
+
+pub async fn audit_chain_links_checkpoints_and_purges(stores: Stores) {
+    let org = default_org(&stores).await;
+    let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+    let public = key.verifying_key();
+    let records: Vec<AuditRecord> = (0..6)
+        .map(|i| record_at(&format!("c{i}"), "Create", i, "ana"))
+        .collect();
+    stores.audit.append_audit(org, records).await.unwrap();
+    let (head, head_hash) = stores.audit.chain_head(org).await.unwrap().unwrap();
+    assert_eq!(head, 6);
+    let checkpoint = Checkpoint::sign(&key, "default", 1, head, head_hash, 0, GENESIS, 1);
+    stores
+        .audit
+        .add_checkpoint(org, checkpoint.clone())
+        .await
+        .unwrap();
+    assert!(matches!(
+        stores.audit.add_checkpoint(org, checkpoint.clone()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        stores.audit.latest_checkpoint(org).await.unwrap(),
+        Some(checkpoint)
+    );
+
+    let verify = |stores: Stores| async move {
+        let anchor = stores.audit.chain_anchor(org).await.unwrap();
+        let rows = stores
+            .audit
+            .chain_rows(org, anchor.0, i64::MAX, 1000)
+            .await
+            .unwrap();
+        let checkpoints = stores.audit.checkpoints(org).await.unwrap();
+        let mut verifier = ChainVerifier::new("default", &public, anchor, false);
+        for row in &rows {
+            verifier.push(row);
+        }
+        verifier.finish(&checkpoints, anchor, |s| {
+            rows.iter().find(|r| r.sequence == s).map(|r| r.hash)
+        })
+    };
+    let result = verify(stores.clone()).await;
+    assert!(result.ok, "{result:?}");
+    assert_eq!(result.records_checked, 6);
+
+    // Purge everything stored so far: the anchor keeps the last link.
+    let anchor = stores
+        .audit
+        .purge_audit(org, UtcMillis::now().saturating_add_millis(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(anchor, (6, head_hash));
+    assert_eq!(stores.audit.chain_anchor(org).await.unwrap(), anchor);
+    let more = stores
+        .audit
+        .append_audit(org, vec![record_at("c6", "Create", 7, "ana")])
+        .await
+        .unwrap();
+    assert_eq!(more[0].as_ref().unwrap().sequence, Some(7));
+    let unsigned = verify(stores.clone()).await;
+    assert!(!unsigned.ok, "a purge no checkpoint signed is reported");
+    let (head, head_hash) = stores.audit.chain_head(org).await.unwrap().unwrap();
+    let signed = Checkpoint::sign(&key, "default", 2, head, head_hash, anchor.0, anchor.1, 2);
+    stores.audit.add_checkpoint(org, signed).await.unwrap();
+    let result = verify(stores.clone()).await;
+    assert!(result.ok, "{result:?}");
+    assert_eq!(result.records_checked, 1);
+}
+
+pub async fn audit_forward_cursors_only_move_forward(stores: Stores) {
+    let org = default_org(&stores).await;
+    let records: Vec<AuditRecord> = (0..3)
+        .map(|i| record_at(&format!("f{i}"), "Create", i, "ana"))
+        .collect();
+    stores.audit.append_audit(org, records).await.unwrap();
+    let name = "siem".to_owned();
+    assert_eq!(stores.audit.forward_cursor(name.clone(), org).await, Ok(0));
+    let batch = stores.audit.audit_after(org, 0, 2).await.unwrap();
+    assert_eq!(batch.len(), 2);
+    stores
+        .audit
+        .save_forward_cursor(name.clone(), org, 2)
+        .await
+        .unwrap();
+    stores
+        .audit
+        .save_forward_cursor(name.clone(), org, 1)
+        .await
+        .unwrap();
+    assert_eq!(stores.audit.forward_cursor(name, org).await, Ok(2));
+    let rest = stores.audit.audit_after(org, 2, 10).await.unwrap();
+    assert_eq!(rest[0].record.id, "f2");
 }
 
 pub async fn store_is_writable(stores: Stores) {

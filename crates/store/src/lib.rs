@@ -17,13 +17,17 @@
 //! Every write returns only once it is durable under the configured
 //! [`Durability`].
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use serde::{Deserialize, Serialize};
-use tracklog_domain::audit::AuditRecord;
+use tracklog_domain::audit::chain::{ChainRow, Checkpoint};
+use tracklog_domain::audit::reports::Predicate;
+use tracklog_domain::audit::settings::{EntityAuditSettings, OrgAuditSettings};
+use tracklog_domain::audit::{AuditRecord, Category};
 use tracklog_domain::auth::{PolicyKey, Rights};
 use tracklog_domain::contact::{Case, Contact};
 use tracklog_domain::ids::{CaseId, ContactId, OrgId, OrgName, PolicyName, PortalId, UserName};
@@ -56,6 +60,9 @@ pub enum StoreError {
     /// A cursor that this store did not issue.
     #[error("the cursor is not valid")]
     BadCursor,
+    /// A query the engine could not run as asked (never a store fault).
+    #[error("the query is not valid: {0}")]
+    BadQuery(String),
     /// Anything else the engine reported.
     #[error("storage failure: {0}")]
     Internal(String),
@@ -356,12 +363,76 @@ pub trait MetaStore: Send + Sync {
     async fn check_writable(&self) -> Result<(), StoreError>;
 }
 
+/// A filter over the activity log, shared by search, export and reports.
+/// Every condition given must hold.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditFilter {
+    /// Inclusive lower bound on `CreationTime`.
+    pub from: Option<UtcMillis>,
+    /// Exclusive upper bound on `CreationTime`.
+    pub to: Option<UtcMillis>,
+    /// `User`, exactly.
+    pub user: Option<String>,
+    pub operation: Option<String>,
+    pub category: Option<Category>,
+    pub entity_name: Option<String>,
+    pub entity_id: Option<String>,
+    pub result_status: Option<String>,
+    pub client_ip: Option<String>,
+    /// Free text over `Fields` and `Query`: every word must appear. Never
+    /// passed to the engine as query syntax.
+    pub q: Option<String>,
+    /// One of the preconfigured reports.
+    pub report: Option<Predicate>,
+    /// Only records up to this sequence: an export fixes it when it starts,
+    /// so that records arriving meanwhile (its own audit record among them)
+    /// do not change what it returns.
+    pub until_sequence: Option<i64>,
+}
+
+/// What is wrong with a split record that could not be read back whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartsIntegrity {
+    pub total_parts: u32,
+    /// 0-based indexes of the parts that are gone.
+    pub missing_parts: Vec<u32>,
+    /// False when every part is there but the bytes do not hash to the
+    /// digest the parts carry.
+    pub digest_matches: bool,
+}
+
+/// One record as read back. When a split record cannot be reassembled,
+/// `record` holds only what the searchable columns know and `integrity`
+/// says what is missing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditHit {
+    pub record: AuditRecord,
+    /// Parts the record was stored as (0 when whole).
+    pub parts: u32,
+    pub integrity: Option<PartsIntegrity>,
+}
+
+/// A page of search results, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditPage {
+    pub items: Vec<AuditHit>,
+    /// How many records match the filter in all, when asked for.
+    pub count: Option<u64>,
+    pub next_cursor: Option<Cursor>,
+}
+
+/// Where an org's chain starts: after a retention purge, the last purged
+/// record's sequence and link; `(0, GENESIS)` before any.
+pub type Anchor = (i64, [u8; 32]);
+
 /// The activity log.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
-    /// Appends records, assigning `Category` and `Sequence`. A record whose `Id`
-    /// is already stored for the org is skipped. Returns each record as stored,
-    /// or `None` for a skipped duplicate.
+    /// Appends records, assigning `Category` and `Sequence`, linking each
+    /// into the org's hash chain, and splitting any whose JSON is over the
+    /// split threshold into parts. A record whose `Id` is already stored for
+    /// the org is skipped. Returns each record as stored, or `None` for a
+    /// skipped duplicate.
     async fn append_audit(
         &self,
         org: OrgId,
@@ -375,6 +446,95 @@ pub trait AuditStore: Send + Sync {
         before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Records matching `filter`, newest `CreationTime` first, paged.
+    async fn search_audit(
+        &self,
+        org: OrgId,
+        filter: AuditFilter,
+        limit: usize,
+        cursor: Option<Cursor>,
+        with_count: bool,
+    ) -> Result<AuditPage, StoreError>;
+
+    /// One record by its `Id`.
+    async fn audit_record(&self, org: OrgId, id: String) -> Result<Option<AuditHit>, StoreError>;
+
+    /// Matching records counted per bucket of `bucket_ms` (aligned to the
+    /// Unix epoch), oldest bucket first; empty buckets are left out.
+    async fn audit_histogram(
+        &self,
+        org: OrgId,
+        filter: AuditFilter,
+        bucket_ms: i64,
+    ) -> Result<Vec<(i64, u64)>, StoreError>;
+
+    /// The org's settings; the defaults when never set.
+    async fn audit_settings(&self, org: OrgId) -> Result<OrgAuditSettings, StoreError>;
+    async fn put_audit_settings(
+        &self,
+        org: OrgId,
+        settings: OrgAuditSettings,
+    ) -> Result<(), StoreError>;
+    /// Settings of the named entities that were ever set (names compare
+    /// case-insensitively; keys are lower case).
+    async fn entity_audit_settings(
+        &self,
+        org: OrgId,
+        entities: Vec<String>,
+    ) -> Result<HashMap<String, EntityAuditSettings>, StoreError>;
+    async fn put_entity_audit_settings(
+        &self,
+        org: OrgId,
+        entity: String,
+        settings: EntityAuditSettings,
+    ) -> Result<(), StoreError>;
+
+    /// Chain rows with a sequence in `(after, until]`, in order, at most
+    /// `limit`; `record_sha256` is computed from the stored bytes.
+    async fn chain_rows(
+        &self,
+        org: OrgId,
+        after: i64,
+        until: i64,
+        limit: usize,
+    ) -> Result<Vec<ChainRow>, StoreError>;
+    /// The stored link of one record.
+    async fn chain_link(&self, org: OrgId, sequence: i64) -> Result<Option<[u8; 32]>, StoreError>;
+    /// The newest record's sequence and link.
+    async fn chain_head(&self, org: OrgId) -> Result<Option<(i64, [u8; 32])>, StoreError>;
+    async fn chain_anchor(&self, org: OrgId) -> Result<Anchor, StoreError>;
+    /// The org's checkpoints, by number.
+    async fn checkpoints(&self, org: OrgId) -> Result<Vec<Checkpoint>, StoreError>;
+    /// The org's newest checkpoint.
+    async fn latest_checkpoint(&self, org: OrgId) -> Result<Option<Checkpoint>, StoreError>;
+    async fn add_checkpoint(&self, org: OrgId, checkpoint: Checkpoint) -> Result<(), StoreError>;
+    /// Deletes the oldest records stored before `stored_before`, as a prefix
+    /// of the chain, and returns the new anchor when anything went.
+    async fn purge_audit(
+        &self,
+        org: OrgId,
+        stored_before: UtcMillis,
+    ) -> Result<Option<Anchor>, StoreError>;
+    /// The org's retention in days, when set.
+    async fn retention_days(&self, org: OrgId) -> Result<Option<u32>, StoreError>;
+    async fn set_retention_days(&self, org: OrgId, days: Option<u32>) -> Result<(), StoreError>;
+
+    /// Records after `after` in sequence order, for forwarding.
+    async fn audit_after(
+        &self,
+        org: OrgId,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<AuditHit>, StoreError>;
+    /// A forwarder's saved position in an org's log (0 when none).
+    async fn forward_cursor(&self, forwarder: String, org: OrgId) -> Result<i64, StoreError>;
+    async fn save_forward_cursor(
+        &self,
+        forwarder: String,
+        org: OrgId,
+        sequence: i64,
+    ) -> Result<(), StoreError>;
 }
 
 /// Lifecycle of a backend.

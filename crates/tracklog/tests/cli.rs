@@ -396,3 +396,71 @@ fn bad_configuration_is_refused_naming_the_key() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("ingest.durability"));
 }
+
+#[test]
+fn audit_export_and_verify_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["a", "b", "c"] {
+        create_policy(dir.path(), name, "read");
+    }
+    let out = dir.path().join("audit.jsonl");
+    let output = tracklog(
+        dir.path(),
+        &[
+            "audit",
+            "export",
+            "--format",
+            "jsonl",
+            "--operation",
+            "CreateAccessPolicy",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    let ids: Vec<String> = text
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap()["EntityId"].to_string())
+        .collect();
+    assert_eq!(ids, ["\"c\"", "\"b\"", "\"a\""]);
+
+    let output = tracklog(dir.path(), &["audit", "export", "--format", "xml"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--format"));
+    let output = tracklog(
+        dir.path(),
+        &["audit", "export", "--format", "csv", "--category", "Nope"],
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--category"));
+
+    let output = tracklog(dir.path(), &["audit", "retention", "--days", "30"]);
+    assert!(output.status.success());
+    let output = tracklog(dir.path(), &["audit", "retention", "--days", "0"]);
+    assert!(!output.status.success());
+
+    let output = tracklog(dir.path(), &["audit", "verify"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("ok: "));
+
+    let conn = rusqlite::Connection::open(dir.path().join("tracklog.db")).unwrap();
+    conn.execute(
+        "UPDATE audit_log SET record = CAST(replace(CAST(record AS TEXT), '\"b\"', '\"B\"') AS BLOB) WHERE seq = 2",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let output = tracklog(dir.path(), &["audit", "verify"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("sequence 2"), "{stderr}");
+    assert!(stderr.contains("altered"), "{stderr}");
+}

@@ -3,6 +3,7 @@
 //! Every route is registered through utoipa-axum, so the OpenAPI document at
 //! `/api/v1/openapi.json` cannot miss one.
 
+pub mod audit;
 pub mod contacts;
 pub mod extract;
 pub mod health;
@@ -73,6 +74,7 @@ impl Modify for Security {
         (name = "contacts", description = "Contacts (profiles)"),
         (name = "cases", description = "Support cases and their journeys"),
         (name = "privacy", description = "Contact export and erasure"),
+        (name = "audit", description = "The activity log: records, settings, search, export, reports, integrity"),
         (name = "operations", description = "Health, readiness, metrics"),
         (name = "ui", description = "Server-rendered web pages"),
     )
@@ -108,6 +110,19 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(contacts::list_cases, contacts::upsert_cases))
         .routes(routes!(contacts::get_case))
         .routes(routes!(contacts::case_journey))
+        .routes(routes!(audit::post_records))
+        .routes(routes!(audit::get_record))
+        .routes(routes!(audit::get_settings, audit::put_settings))
+        .routes(routes!(
+            audit::get_entity_settings,
+            audit::put_entity_settings
+        ))
+        .routes(routes!(audit::search))
+        .routes(routes!(audit::export))
+        .routes(routes!(audit::list_reports))
+        .routes(routes!(audit::get_report))
+        .routes(routes!(audit::verify))
+        .routes(routes!(audit::public_key))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))

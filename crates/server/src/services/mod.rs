@@ -2,6 +2,7 @@
 //! know nothing of HTTP: each takes the stores and an [`Actor`] and records
 //! what it did in the activity log.
 
+pub mod audit;
 pub mod policies;
 pub mod portals;
 pub mod selfaudit;

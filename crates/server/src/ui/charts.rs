@@ -68,7 +68,7 @@ pub fn timeline(start_ms: i64, end_ms: i64, lanes: &[Lane], end_label: &str) -> 
     let mut svg = String::new();
     let _ = write!(
         svg,
-        r#"<svg class="chart timeline" viewBox="0 0 {width} {height}" role="img" aria-label="Timeline of interactions by type" xmlns="http://www.w3.org/2000/svg">"#
+        r#"<svg class="plot timeline" viewBox="0 0 {width} {height}" role="img" aria-label="Timeline of interactions by type" xmlns="http://www.w3.org/2000/svg">"#
     );
     for tick in 0..=6 {
         let at = start_ms + span * tick / 6;
@@ -140,7 +140,7 @@ pub fn stacked_bars(days: &[String], series: &[(String, Vec<u64>)]) -> String {
     let mut svg = String::new();
     let _ = write!(
         svg,
-        r#"<svg class="chart bars" viewBox="0 0 {width} {height}" role="img" aria-label="Interactions per day by type" xmlns="http://www.w3.org/2000/svg">"#
+        r#"<svg class="plot bars" viewBox="0 0 {width} {height}" role="img" aria-label="Interactions per day by type" xmlns="http://www.w3.org/2000/svg">"#
     );
     for step in 0..=4 {
         let value = max * step / 4;

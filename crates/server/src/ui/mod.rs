@@ -1,6 +1,7 @@
 //! The web UI: server-rendered pages with compile-checked askama templates,
 //! one stylesheet, no JavaScript build and no CDN.
 
+pub mod audit;
 pub mod charts;
 pub mod journeys;
 pub mod pages;
@@ -93,7 +94,7 @@ pub fn navigation(role: Role, current: &str) -> Vec<NavSection> {
             "Compliance",
             "Activity log",
             "/ui/audit",
-            false,
+            true,
             &[Admin, Auditor],
         ),
         (

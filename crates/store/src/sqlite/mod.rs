@@ -61,6 +61,8 @@ pub struct SqliteOptions {
     pub wal_autocheckpoint_pages: u32,
     /// How often the background thread runs a PASSIVE checkpoint.
     pub checkpoint_interval: Duration,
+    /// Audit records whose JSON is longer than this are stored as parts.
+    pub audit_split_threshold_bytes: usize,
 }
 
 impl Default for SqliteOptions {
@@ -74,6 +76,7 @@ impl Default for SqliteOptions {
             busy_timeout: Duration::from_secs(5),
             wal_autocheckpoint_pages: 16_384,
             checkpoint_interval: Duration::from_millis(500),
+            audit_split_threshold_bytes: 3072,
         }
     }
 }
@@ -94,6 +97,7 @@ struct Inner {
     syncer: Mutex<Option<JoinHandle<()>>>,
     checkpointer: Mutex<checkpoint::Checkpointer>,
     metrics: StoreMetrics,
+    audit_split_threshold: usize,
 }
 
 impl SqliteStore {
@@ -111,6 +115,7 @@ impl SqliteStore {
         let mut conn = open_write_connection(&path, &options)?;
         schema::migrate(&mut conn).map_err(StoreError::Internal)?;
         ensure_org_sync(&conn, "default")?;
+        audit::backfill(&conn)?;
 
         let readers = r2d2::Pool::builder()
             .max_size(options.read_connections.max(1))
@@ -165,6 +170,7 @@ impl SqliteStore {
                 syncer: Mutex::new(syncer),
                 checkpointer: Mutex::new(checkpointer),
                 metrics,
+                audit_split_threshold: options.audit_split_threshold_bytes.max(64),
             }),
         })
     }

@@ -8,7 +8,7 @@ use rusqlite::{Connection, TransactionBehavior};
 
 /// Each entry moves the schema one version forward. Never edit a released entry;
 /// append a new one.
-const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: orgs, access policies, users, web sessions, interactions, audit log.
     r#"
     CREATE TABLE orgs (
@@ -144,6 +144,102 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX session_contacts_by_contact ON session_contacts(org_id, contact_id);
     CREATE INDEX interactions_anonymous ON interactions(org_id, session_id)
         WHERE contact_id IS NULL AND session_id IS NOT NULL;
+    "#,
+    // 3: the activity log proper: searchable columns, split parts, free
+    // text, the per-org hash chain, signed checkpoints, retention anchors,
+    // audit settings and forwarding cursors. Rows of version 1 move over;
+    // their links are computed at the next start (see `audit::backfill`).
+    r#"
+    CREATE TABLE audit_log (
+        rid            INTEGER PRIMARY KEY,
+        org_id         INTEGER NOT NULL,
+        seq            INTEGER NOT NULL,
+        id             TEXT NOT NULL,
+        creation_time  INTEGER NOT NULL,
+        stored_at      INTEGER NOT NULL,
+        operation      TEXT NOT NULL,
+        category       TEXT NOT NULL,
+        user_name      TEXT,
+        entity_name    TEXT,
+        entity_id      TEXT,
+        result_status  TEXT,
+        client_ip      TEXT,
+        service_name   TEXT,
+        correlation_id TEXT,
+        -- 0: the record's JSON bytes are in `record`; N: in N rows of audit_parts.
+        parts          INTEGER NOT NULL DEFAULT 0,
+        record         BLOB,
+        prev_hash      BLOB NOT NULL,
+        hash           BLOB NOT NULL
+    );
+    CREATE UNIQUE INDEX audit_log_by_seq ON audit_log(org_id, seq);
+    CREATE UNIQUE INDEX audit_log_by_id ON audit_log(org_id, id);
+    CREATE INDEX audit_log_by_time ON audit_log(org_id, creation_time, seq);
+    CREATE INDEX audit_log_by_user ON audit_log(org_id, user_name, creation_time);
+    CREATE INDEX audit_log_by_entity ON audit_log(org_id, entity_name, creation_time);
+    CREATE INDEX audit_log_by_operation ON audit_log(org_id, operation, creation_time);
+    CREATE TABLE audit_parts (
+        org_id          INTEGER NOT NULL,
+        seq             INTEGER NOT NULL,
+        part            INTEGER NOT NULL,
+        total           INTEGER NOT NULL,
+        correlation_id  TEXT NOT NULL,
+        whole_sha256    BLOB NOT NULL,
+        bytes           BLOB NOT NULL,
+        PRIMARY KEY (org_id, seq, part)
+    ) WITHOUT ROWID;
+    -- Free text over Fields and Query; rowid = audit_log.rid. Contentless:
+    -- the text lives in the record already.
+    CREATE VIRTUAL TABLE audit_fts USING fts5(body, content='', contentless_delete=1);
+    CREATE TABLE audit_anchors (
+        org_id     INTEGER PRIMARY KEY,
+        seq        INTEGER NOT NULL,
+        hash       BLOB NOT NULL,
+        purged_at  INTEGER NOT NULL
+    );
+    CREATE TABLE audit_checkpoints (
+        org_id       INTEGER NOT NULL,
+        number       INTEGER NOT NULL,
+        seq          INTEGER NOT NULL,
+        hash         BLOB NOT NULL,
+        anchor_seq   INTEGER NOT NULL,
+        anchor_hash  BLOB NOT NULL,
+        created_at   INTEGER NOT NULL,
+        signature    BLOB NOT NULL,
+        PRIMARY KEY (org_id, number)
+    ) WITHOUT ROWID;
+    CREATE TABLE audit_settings (
+        org_id                INTEGER PRIMARY KEY,
+        auditing_enabled      INTEGER NOT NULL,
+        user_access_auditing  INTEGER NOT NULL,
+        read_auditing         INTEGER NOT NULL,
+        excluded_messages     TEXT NOT NULL,
+        retention_days        INTEGER
+    );
+    CREATE TABLE audit_entity_settings (
+        org_id                INTEGER NOT NULL,
+        entity                TEXT NOT NULL,
+        auditing              INTEGER NOT NULL,
+        single_record_read    INTEGER NOT NULL,
+        multiple_record_read  INTEGER NOT NULL,
+        PRIMARY KEY (org_id, entity)
+    ) WITHOUT ROWID;
+    CREATE TABLE audit_forward_cursors (
+        forwarder  TEXT NOT NULL,
+        org_id     INTEGER NOT NULL,
+        seq        INTEGER NOT NULL,
+        PRIMARY KEY (forwarder, org_id)
+    ) WITHOUT ROWID;
+    INSERT INTO audit_log (org_id, seq, id, creation_time, stored_at, operation, category,
+        user_name, entity_name, entity_id, result_status, client_ip, service_name,
+        correlation_id, parts, record, prev_hash, hash)
+    SELECT org_id, seq, id, creation_time, creation_time, operation, category, user_name,
+        json_extract(record, '$.EntityName'), json_extract(record, '$.EntityId'),
+        json_extract(record, '$.ResultStatus'), json_extract(record, '$.ClientIP'),
+        json_extract(record, '$.ServiceName'), json_extract(record, '$.CorrelationId'),
+        0, CAST(record AS BLOB), zeroblob(32), zeroblob(32)
+    FROM audit_records ORDER BY org_id, seq;
+    DROP TABLE audit_records;
     "#,
 ];
 

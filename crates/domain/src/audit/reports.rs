@@ -1,0 +1,365 @@
+//! The nine preconfigured reports of the reference (PRODUCT.md §5.5), as
+//! data: each is a name, a title and a predicate over a record's columns.
+//! Stores translate a [`Predicate`] into their own query language; the
+//! pure [`Predicate::matches`] is the reference semantics they must agree with.
+
+use super::AuditRecord;
+use super::settings::USER_ACCESS_OPERATIONS;
+
+/// Conditions on a record, all of which must hold. An empty list imposes
+/// nothing. Entity and service names compare case-insensitively.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Predicate {
+    /// `Operation` is one of these.
+    pub operations: &'static [&'static str],
+    /// `Operation` starts with one of these.
+    pub operation_prefixes: &'static [&'static str],
+    /// The record names an entity.
+    pub has_entity: bool,
+    /// `EntityName` is one of these.
+    pub entities: &'static [&'static str],
+    /// `EntityName` is none of these.
+    pub not_entities: &'static [&'static str],
+    /// `Some(true)`: the entity name has a publisher prefix (`new_project`);
+    /// `Some(false)`: it has none.
+    pub custom_entity: Option<bool>,
+    /// `EntityName` starts with none of these (out-of-box solution prefixes).
+    pub not_entity_prefixes: &'static [&'static str],
+    /// `ServiceName` is one of these.
+    pub services: &'static [&'static str],
+}
+
+const ANY: Predicate = Predicate {
+    operations: &[],
+    operation_prefixes: &[],
+    has_entity: false,
+    entities: &[],
+    not_entities: &[],
+    custom_entity: None,
+    not_entity_prefixes: &[],
+    services: &[],
+};
+
+/// Entities that come with the product.
+pub const OUT_OF_BOX_ENTITIES: &[&str] = &[
+    "account",
+    "contact",
+    "lead",
+    "opportunity",
+    "incident",
+    "quote",
+    "salesorder",
+    "invoice",
+    "product",
+    "pricelevel",
+    "campaign",
+    "competitor",
+    "contract",
+    "entitlement",
+    "activitypointer",
+    "email",
+    "phonecall",
+    "task",
+    "appointment",
+    "annotation",
+    "knowledgearticle",
+    "queue",
+    "queueitem",
+    "goal",
+    "connection",
+    "list",
+];
+
+/// Entities that configure the system rather than hold business data.
+pub const ADMIN_ENTITIES: &[&str] = &[
+    "systemuser",
+    "team",
+    "role",
+    "businessunit",
+    "organization",
+    "solution",
+    "publisher",
+    "privilege",
+    "fieldsecurityprofile",
+    "pluginassembly",
+    "plugintype",
+    "sdkmessageprocessingstep",
+    "workflow",
+    "audit",
+    // Tracklog's own management entities.
+    "user",
+    "policy",
+    "audit_settings",
+    "audit_entity_settings",
+    "org",
+];
+
+/// Prefixes of solution entities shipped with the product.
+const PRODUCT_PREFIXES: &[&str] = &["msdyn_", "adx_", "mspp_", "msdynce_", "audit_"];
+
+/// One preconfigured report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Report {
+    /// The URL name: `/api/v1/audit/reports/{name}`.
+    pub name: &'static str,
+    pub title: &'static str,
+    pub predicate: Predicate,
+}
+
+/// The nine reports, in the reference's order.
+pub const REPORTS: [Report; 9] = [
+    Report {
+        name: "accessed-out-of-box-entity",
+        title: "Accessed out-of-box entity",
+        predicate: Predicate {
+            has_entity: true,
+            entities: OUT_OF_BOX_ENTITIES,
+            ..ANY
+        },
+    },
+    Report {
+        name: "accessed-custom-entity",
+        title: "Accessed custom entity",
+        predicate: Predicate {
+            has_entity: true,
+            custom_entity: Some(true),
+            not_entity_prefixes: PRODUCT_PREFIXES,
+            ..ANY
+        },
+    },
+    Report {
+        name: "accessed-admin-entity",
+        title: "Accessed admin entity",
+        predicate: Predicate {
+            has_entity: true,
+            entities: ADMIN_ENTITIES,
+            ..ANY
+        },
+    },
+    Report {
+        name: "performed-bulk-actions",
+        title: "Performed bulk actions (such as delete and import)",
+        predicate: Predicate {
+            operation_prefixes: &[
+                "Bulk",
+                "Import",
+                "ExecuteMultiple",
+                "CreateMultiple",
+                "UpdateMultiple",
+                "UpsertMultiple",
+                "DeleteMultiple",
+            ],
+            ..ANY
+        },
+    },
+    Report {
+        name: "accessed-other-entity-type",
+        title: "Accessed other entity type",
+        predicate: Predicate {
+            has_entity: true,
+            custom_entity: Some(false),
+            not_entities: OTHER_EXCLUDES,
+            ..ANY
+        },
+    },
+    Report {
+        name: "accessed-admin-center",
+        title: "Accessed admin center",
+        predicate: Predicate {
+            services: &[
+                "AdminCenter",
+                "Dynamics 365 admin center",
+                "PowerPlatformAdminCenter",
+            ],
+            ..ANY
+        },
+    },
+    Report {
+        name: "accessed-internal-management-tool",
+        title: "Accessed internal management tool",
+        predicate: Predicate {
+            services: &["InternalManagementTool", "Tracklog"],
+            ..ANY
+        },
+    },
+    Report {
+        name: "signed-in-or-out",
+        title: "Signed in or out",
+        predicate: Predicate {
+            operations: &USER_ACCESS_OPERATIONS,
+            ..ANY
+        },
+    },
+    Report {
+        name: "activated-process-or-plug-in",
+        title: "Activated process or plug-in",
+        predicate: Predicate {
+            operation_prefixes: &[
+                "Activate",
+                "ExecuteWorkflow",
+                "SetWorkflowState",
+                "EnablePlugin",
+            ],
+            ..ANY
+        },
+    },
+];
+
+/// Out-of-box and admin entities together: "other" is everything else.
+const OTHER_EXCLUDES: &[&str] = &[
+    "account",
+    "contact",
+    "lead",
+    "opportunity",
+    "incident",
+    "quote",
+    "salesorder",
+    "invoice",
+    "product",
+    "pricelevel",
+    "campaign",
+    "competitor",
+    "contract",
+    "entitlement",
+    "activitypointer",
+    "email",
+    "phonecall",
+    "task",
+    "appointment",
+    "annotation",
+    "knowledgearticle",
+    "queue",
+    "queueitem",
+    "goal",
+    "connection",
+    "list",
+    "systemuser",
+    "team",
+    "role",
+    "businessunit",
+    "organization",
+    "solution",
+    "publisher",
+    "privilege",
+    "fieldsecurityprofile",
+    "pluginassembly",
+    "plugintype",
+    "sdkmessageprocessingstep",
+    "workflow",
+    "audit",
+    "user",
+    "policy",
+    "audit_settings",
+    "audit_entity_settings",
+    "org",
+];
+
+/// Finds a report by its URL name.
+pub fn report(name: &str) -> Option<&'static Report> {
+    REPORTS.iter().find(|r| r.name == name)
+}
+
+fn one_of(list: &[&str], value: &str) -> bool {
+    list.iter().any(|item| item.eq_ignore_ascii_case(value))
+}
+
+impl Predicate {
+    /// The reference semantics: whether `record` satisfies every condition.
+    pub fn matches(&self, record: &AuditRecord) -> bool {
+        let operation = record.operation.as_str();
+        let entity = record.entity_name.as_deref().filter(|e| !e.is_empty());
+        let lower = entity.map(str::to_ascii_lowercase);
+        let service = record.service_name.as_deref().unwrap_or("");
+        (self.operations.is_empty() || self.operations.contains(&operation))
+            && (self.operation_prefixes.is_empty()
+                || self
+                    .operation_prefixes
+                    .iter()
+                    .any(|p| operation.starts_with(p)))
+            && (!self.has_entity || entity.is_some())
+            && (self.entities.is_empty() || entity.is_some_and(|e| one_of(self.entities, e)))
+            && entity.is_none_or(|e| !one_of(self.not_entities, e))
+            && self
+                .custom_entity
+                .is_none_or(|custom| lower.as_deref().is_some_and(|e| e.contains('_') == custom))
+            && lower
+                .as_deref()
+                .is_none_or(|e| !self.not_entity_prefixes.iter().any(|p| e.starts_with(p)))
+            && (self.services.is_empty() || one_of(self.services, service))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(operation: &str, entity: Option<&str>, service: Option<&str>) -> AuditRecord {
+        AuditRecord {
+            operation: operation.into(),
+            entity_name: entity.map(Into::into),
+            service_name: service.map(Into::into),
+            ..AuditRecord::default()
+        }
+    }
+
+    fn reports_of(record: &AuditRecord) -> Vec<&'static str> {
+        REPORTS
+            .iter()
+            .filter(|r| r.predicate.matches(record))
+            .map(|r| r.name)
+            .collect()
+    }
+
+    #[test]
+    fn nine_reports_with_distinct_names() {
+        let mut names: Vec<_> = REPORTS.iter().map(|r| r.name).collect();
+        names.dedup();
+        assert_eq!(names.len(), 9);
+        assert!(report("signed-in-or-out").is_some());
+        assert!(report("nope").is_none());
+    }
+
+    #[test]
+    fn records_land_in_the_right_reports() {
+        assert_eq!(
+            reports_of(&record("Retrieve", Some("Account"), None)),
+            ["accessed-out-of-box-entity"]
+        );
+        assert_eq!(
+            reports_of(&record("Update", Some("new_project"), None)),
+            ["accessed-custom-entity"]
+        );
+        assert_eq!(
+            reports_of(&record("Update", Some("msdyn_workorder"), None)),
+            Vec::<&str>::new()
+        );
+        assert_eq!(
+            reports_of(&record("Create", Some("systemuser"), None)),
+            ["accessed-admin-entity"]
+        );
+        assert_eq!(
+            reports_of(&record("BulkDelete", None, None)),
+            ["performed-bulk-actions"]
+        );
+        assert_eq!(
+            reports_of(&record("Retrieve", Some("sharepointsite"), None)),
+            ["accessed-other-entity-type"]
+        );
+        assert_eq!(
+            reports_of(&record("Open", None, Some("AdminCenter"))),
+            ["accessed-admin-center"]
+        );
+        assert_eq!(
+            reports_of(&record("SignIn", Some("user"), Some("Tracklog"))),
+            [
+                "accessed-admin-entity",
+                "accessed-internal-management-tool",
+                "signed-in-or-out"
+            ]
+        );
+        assert_eq!(
+            reports_of(&record("ActivateWorkflow", None, None)),
+            ["activated-process-or-plug-in"]
+        );
+    }
+}

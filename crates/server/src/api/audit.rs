@@ -1,0 +1,702 @@
+//! The activity log's API (PRODUCT.md §5): writing records, what is recorded,
+//! search, export, reports, and integrity.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tracklog_domain::audit::chain::Verification;
+use tracklog_domain::audit::format::Format;
+use tracklog_domain::audit::reports::{REPORTS, report};
+use tracklog_domain::audit::settings::{EntityAuditSettings, OrgAuditSettings};
+use tracklog_domain::audit::{Category, decode_record};
+use tracklog_domain::auth::Right;
+use tracklog_domain::ingest::{BodyError, RawItem, Rejection, split_items};
+use tracklog_domain::time::UtcMillis;
+use tracklog_store::{AuditFilter, AuditHit, Cursor};
+use utoipa::{IntoParams, ToSchema};
+
+use super::extract::{ApiJson, ApiQuery, ClientAddr};
+use super::interactions::{limit_param, time_param};
+use super::policies::api_actor;
+use crate::auth::Principal;
+use crate::edge;
+use crate::error::ApiError;
+use crate::metrics::{FormatLabel, KindLabel, ReasonLabel};
+use crate::services::audit::{self, AuditIngestReport};
+use crate::state::AppState;
+
+const KIND: &str = "audit";
+
+async fn org_name(state: &AppState, principal: &Principal) -> Result<String, ApiError> {
+    Ok(state
+        .stores
+        .meta
+        .org_by_id(principal.org)
+        .await?
+        .map_or_else(|| principal.org.0.to_string(), |o| o.name.to_string()))
+}
+
+/// Write activity-log records: one object, an array, or NDJSON, optionally
+/// gzip-compressed, with the fields of PRODUCT.md §5.1. `Category` and
+/// `Sequence` are assigned here. Every item gets one outcome — accepted,
+/// rejected, or excluded by the org's settings; a 2xx means every accepted
+/// record is durable. A retry with the same `Id` stores one copy.
+#[utoipa::path(post, path = "/api/v1/audit/records", tag = "audit",
+    request_body(content = Object, description = "An audit record (PRODUCT.md §5.1), an array of them, or NDJSON",
+        content_type = "application/json"),
+    responses(
+        (status = 200, description = "Per-item outcomes", body = AuditIngestReport),
+        (status = 400, description = "The body is not JSON", body = super::ErrorEnvelope),
+        (status = 401, description = "No valid credential", body = super::ErrorEnvelope),
+        (status = 403, description = "The policy lacks the write right", body = super::ErrorEnvelope),
+        (status = 413, description = "Body or batch over its limit", body = super::ErrorEnvelope),
+        (status = 503, description = "Overloaded; see Retry-After", body = super::ErrorEnvelope),
+    ),
+    security(("sas" = []), ("basic" = [])))]
+pub async fn post_records(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<AuditIngestReport>, ApiError> {
+    principal.require(Right::Write)?;
+    let metrics = &state.metrics;
+    let refuse = |reason: &'static str| {
+        metrics
+            .refused_requests
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
+    };
+    let bytes = edge::read_body(&headers, body, &state.limits)
+        .await
+        .inspect_err(|e| {
+            refuse(if e.status() == 413 {
+                "body_too_large"
+            } else {
+                "invalid_body"
+            })
+        })?;
+    let items = split_items(&bytes, edge::is_ndjson(&headers), &state.limits).map_err(|e| {
+        refuse(match e {
+            BodyError::TooManyItems { .. } => "too_many_items",
+            _ => "invalid_body",
+        });
+        ApiError::from(e)
+    })?;
+    let org = org_name(&state, &principal).await?;
+    let mut records = Vec::with_capacity(items.len());
+    let mut rejected = Vec::new();
+    for (index, item) in items.into_iter().enumerate() {
+        let decoded = match item {
+            RawItem::Json(raw) => decode_record(raw.get(), &org, state.limits.max_item_bytes)
+                .map_err(|r| {
+                    let id = serde_json::from_str::<Value>(raw.get())
+                        .ok()
+                        .and_then(|v| v.get("Id").and_then(Value::as_str).map(str::to_owned));
+                    r.at(index, id)
+                }),
+            RawItem::Unparsable(message) => Err(Rejection::item(
+                tracklog_domain::ingest::Reason::InvalidJson,
+                message,
+            )
+            .at(index, None)),
+        };
+        match decoded {
+            Ok(record) => records.push((index, record)),
+            Err(rejection) => {
+                metrics.reject(KIND, rejection.reason.code(), 1);
+                rejected.push(rejection);
+            }
+        }
+    }
+    let count = records.len();
+    let report = audit::ingest(&state.stores, principal.org, records, rejected)
+        .await
+        .inspect_err(|e| {
+            let reason = match e {
+                tracklog_store::StoreError::Overloaded => "overloaded",
+                _ => "store_unavailable",
+            };
+            metrics.reject(KIND, reason, count);
+        })?;
+    for excluded in &report.excluded_items {
+        metrics
+            .audit_excluded
+            .get_or_create(&ReasonLabel {
+                reason: excluded.reason.code(),
+            })
+            .inc();
+    }
+    metrics
+        .ingested
+        .get_or_create(&KindLabel { kind: KIND })
+        .inc_by(report.accepted as u64);
+    metrics
+        .duplicates
+        .get_or_create(&KindLabel { kind: KIND })
+        .inc_by(report.duplicates as u64);
+    Ok(Json(report))
+}
+
+/// The org's audit settings.
+#[utoipa::path(get, path = "/api/v1/audit/settings", tag = "audit",
+    responses((status = 200, body = OrgAuditSettings), (status = 403, body = super::ErrorEnvelope)),
+    security(("sas" = []), ("basic" = [])))]
+pub async fn get_settings(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<OrgAuditSettings>, ApiError> {
+    principal.require(Right::Manage)?;
+    Ok(Json(
+        state.stores.audit.audit_settings(principal.org).await?,
+    ))
+}
+
+fn check_messages(settings: &OrgAuditSettings) -> Result<(), ApiError> {
+    if settings.excluded_messages.len() > 10_000 {
+        return Err(ApiError::bad_field(
+            "excluded_messages",
+            "at most 10000 excluded messages",
+        ));
+    }
+    if settings
+        .excluded_messages
+        .iter()
+        .any(|m| m.trim().is_empty() || m.len() > 256 || m.chars().any(char::is_control))
+    {
+        return Err(ApiError::bad_field(
+            "excluded_messages",
+            "each excluded message must be 1 to 256 characters without control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Replaces the org's audit settings; the change is itself audited.
+#[utoipa::path(put, path = "/api/v1/audit/settings", tag = "audit",
+    request_body = OrgAuditSettings,
+    responses((status = 200, body = OrgAuditSettings), (status = 400, body = super::ErrorEnvelope),
+        (status = 403, body = super::ErrorEnvelope)),
+    security(("sas" = []), ("basic" = [])))]
+pub async fn put_settings(
+    State(state): State<AppState>,
+    principal: Principal,
+    ClientAddr(peer): ClientAddr,
+    headers: HeaderMap,
+    ApiJson(settings): ApiJson<OrgAuditSettings>,
+) -> Result<Json<OrgAuditSettings>, ApiError> {
+    principal.require(Right::Manage)?;
+    check_messages(&settings)?;
+    let actor = api_actor(&principal, &headers, peer);
+    let saved = audit::put_settings(&state.stores, principal.org, &actor, settings).await?;
+    Ok(Json(saved))
+}
+
+fn entity_name(entity: &str) -> Result<String, ApiError> {
+    if entity.is_empty() || entity.len() > 256 || entity.chars().any(char::is_control) {
+        return Err(ApiError::bad_field(
+            "entity",
+            "the entity name must be 1 to 256 characters without control characters",
+        ));
+    }
+    Ok(entity.to_lowercase())
+}
+
+/// One entity's audit settings (every switch on when never set).
+#[utoipa::path(get, path = "/api/v1/audit/settings/entities/{entity}", tag = "audit",
+    params(("entity" = String, Path, description = "The entity's logical name, such as account")),
+    responses((status = 200, body = EntityAuditSettings), (status = 403, body = super::ErrorEnvelope)),
+    security(("sas" = []), ("basic" = [])))]
+pub async fn get_entity_settings(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(entity): Path<String>,
+) -> Result<Json<EntityAuditSettings>, ApiError> {
+    principal.require(Right::Manage)?;
+    let entity = entity_name(&entity)?;
+    let found = state
+        .stores
+        .audit
+        .entity_audit_settings(principal.org, vec![entity.clone()])
+        .await?;
+    Ok(Json(found.get(&entity).copied().unwrap_or_default()))
+}
+
+/// Replaces one entity's audit settings; the change is itself audited.
+#[utoipa::path(put, path = "/api/v1/audit/settings/entities/{entity}", tag = "audit",
+    params(("entity" = String, Path)),
+    request_body = EntityAuditSettings,
+    responses((status = 200, body = EntityAuditSettings), (status = 400, body = super::ErrorEnvelope),
+        (status = 403, body = super::ErrorEnvelope)),
+    security(("sas" = []), ("basic" = [])))]
+pub async fn put_entity_settings(
+    State(state): State<AppState>,
+    principal: Principal,
+    ClientAddr(peer): ClientAddr,
+    headers: HeaderMap,
+    Path(entity): Path<String>,
+    ApiJson(settings): ApiJson<EntityAuditSettings>,
+) -> Result<Json<EntityAuditSettings>, ApiError> {
+    principal.require(Right::Manage)?;
+    let entity = entity_name(&entity)?;
+    let actor = api_actor(&principal, &headers, peer);
+    let saved =
+        audit::put_entity_settings(&state.stores, principal.org, &actor, &entity, settings).await?;
+    Ok(Json(saved))
+}
+
+/// Filters shared by search, export and reports.
+#[derive(Debug, Default, Clone, Deserialize, Serialize, IntoParams)]
+pub struct FilterParams {
+    /// Inclusive lower bound on `CreationTime`, RFC 3339.
+    pub from: Option<String>,
+    /// Exclusive upper bound on `CreationTime`, RFC 3339.
+    pub to: Option<String>,
+    /// `User`, exactly.
+    pub user: Option<String>,
+    pub operation: Option<String>,
+    /// ReadMultiple, Read, Create, Update, Delete or Other.
+    pub category: Option<String>,
+    pub entity_name: Option<String>,
+    pub entity_id: Option<String>,
+    pub result_status: Option<String>,
+    pub client_ip: Option<String>,
+    /// Free text over `Fields` and `Query`: every word must appear.
+    pub q: Option<String>,
+}
+
+impl FilterParams {
+    /// Parses the filter, naming the parameter at fault.
+    pub fn parse(&self) -> Result<AuditFilter, ApiError> {
+        let text = |name: &str, value: &Option<String>| -> Result<Option<String>, ApiError> {
+            match value.as_deref().map(str::trim) {
+                None | Some("") => Ok(None),
+                Some(v) if v.len() > 1024 => Err(ApiError::bad_field(
+                    name,
+                    format!("{name} is longer than 1024 bytes"),
+                )),
+                Some(v) => Ok(Some(v.to_owned())),
+            }
+        };
+        Ok(AuditFilter {
+            from: time_param("from", self.from.as_deref().filter(|s| !s.is_empty()))?,
+            to: time_param("to", self.to.as_deref().filter(|s| !s.is_empty()))?,
+            user: text("user", &self.user)?,
+            operation: text("operation", &self.operation)?,
+            category: text("category", &self.category)?
+                .map(|c| c.parse::<Category>())
+                .transpose()
+                .map_err(|e| ApiError::bad_field("category", e))?,
+            entity_name: text("entity_name", &self.entity_name)?,
+            entity_id: text("entity_id", &self.entity_id)?,
+            result_status: text("result_status", &self.result_status)?,
+            client_ip: text("client_ip", &self.client_ip)?,
+            q: text("q", &self.q)?,
+            report: None,
+            until_sequence: None,
+        })
+    }
+}
+
+/// Paging of a search.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct PageParams {
+    /// Page size, 1 to 1000; 100 by default.
+    pub limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A page of search results.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchPage {
+    /// Records (§5.1 names), newest first. A split record that cannot be
+    /// reassembled carries what is known and an `integrity` object naming
+    /// its missing parts.
+    #[schema(value_type = Vec<Object>)]
+    pub items: Vec<Value>,
+    /// Every record matching the filter; equals what export returns.
+    pub count: u64,
+    pub next_cursor: Option<String>,
+}
+
+/// A record as answered: its §5.1 fields, and `integrity` when damaged.
+pub fn hit_json(hit: &AuditHit) -> Value {
+    let mut value = serde_json::to_value(&hit.record).unwrap_or(Value::Null);
+    if let (Some(integrity), Value::Object(map)) = (&hit.integrity, &mut value) {
+        map.insert(
+            "integrity".into(),
+            serde_json::to_value(integrity).unwrap_or(Value::Null),
+        );
+    }
+    value
+}
+
+/// Searches the org's activity log, newest first.
+#[utoipa::path(get, path = "/api/v1/audit/search", tag = "audit",
+    params(FilterParams, PageParams),
+    responses((status = 200, body = SearchPage), (status = 400, body = super::ErrorEnvelope),
+        (status = 403, body = super::ErrorEnvelope)),
+    security(("sas" = []), ("basic" = [])))]
+pub async fn search(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(filter): ApiQuery<FilterParams>,
+    ApiQuery(params): ApiQuery<PageParams>,
+) -> Result<Json<SearchPage>, ApiError> {
+    principal.require(Right::Read)?;
+    let filter = filter.parse()?;
+    let limit = limit_param(params.limit, 100, 1000)?;
+    let cursor = params.cursor.as_deref().map(Cursor::decode).transpose()?;
+    let page = state
+        .stores
+        .audit
+        .search_audit(principal.org, filter, limit, cursor, true)
+        .await?;
+    Ok(Json(SearchPage {
+        items: page.items.iter().map(hit_json).collect(),
+        count: page.count.unwrap_or_default(),
+        next_cursor: page.next_cursor.map(|c| c.encode()),
+    }))
+}
+
+/// One record by its `Id`, reassembled when it was split.
+#[utoipa::path(get, path = "/api/v1/audit/records/{id}", tag = "audit",
+    params(("id" = String, Path)),
+    responses((status = 200, body = Object), (status = 404, body = super::ErrorEnvelope)),
+    security(("sas" = []), ("basic" = [])))]
+pub async fn get_record(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Right::Read)?;
+    let hit = state
+        .stores
+        .audit
+        .audit_record(principal.org, id.clone())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("audit record {id} was not found")))?;
+    Ok(Json(hit_json(&hit)))
+}
+
+/// The export's format.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct FormatParam {
+    /// csv, jsonl, cef, syslog or ocsf.
+    pub format: String,
+}
+
+/// Rows read per page while exporting; memory stays flat however long the export.
+const EXPORT_PAGE: usize = 1000;
+
+/// Streams every record matching the filter, newest first, in one format.
+/// As many records as search counts for the same filter; no cap. The
+/// export itself is audited.
+#[utoipa::path(get, path = "/api/v1/audit/export", tag = "audit",
+    params(FormatParam, FilterParams),
+    responses((status = 200, description = "The records, one per line", content_type = "text/plain"),
+        (status = 400, body = super::ErrorEnvelope), (status = 403, body = super::ErrorEnvelope)),
+    security(("sas" = []), ("basic" = [])))]
+pub async fn export(
+    State(state): State<AppState>,
+    principal: Principal,
+    ClientAddr(peer): ClientAddr,
+    headers: HeaderMap,
+    ApiQuery(params): ApiQuery<FormatParam>,
+    ApiQuery(filter_params): ApiQuery<FilterParams>,
+) -> Result<Response, ApiError> {
+    principal.require(Right::Read)?;
+    let format: Format = params
+        .format
+        .parse()
+        .map_err(|e: String| ApiError::bad_field("format", e))?;
+    let mut filter = filter_params.parse()?;
+    // Fix the end before the export's own record is written.
+    filter.until_sequence = Some(
+        state
+            .stores
+            .audit
+            .chain_head(principal.org)
+            .await?
+            .map_or(0, |h| h.0),
+    );
+    let actor = api_actor(&principal, &headers, peer);
+    audit::record_export(
+        &state.stores,
+        principal.org,
+        &actor,
+        &params.format,
+        serde_json::to_value(&filter_params).unwrap_or(Value::Null),
+    )
+    .await;
+    let stream = export_stream(state, principal.org, filter, format);
+    let mut response = Body::from_stream(stream).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    if let Ok(value) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"audit.{}\"",
+        format.extension()
+    )) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
+}
+
+/// Pages of the export as chunks of bytes, read one page at a time.
+pub fn export_stream(
+    state: AppState,
+    org: tracklog_domain::ids::OrgId,
+    filter: AuditFilter,
+    format: Format,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    struct Position {
+        cursor: Option<Cursor>,
+        started: bool,
+        done: bool,
+    }
+    let hostname = state.config.listen.ip().to_string();
+    let start = Position {
+        cursor: None,
+        started: false,
+        done: false,
+    };
+    futures::stream::unfold(start, move |mut position| {
+        let state = state.clone();
+        let filter = filter.clone();
+        let hostname = hostname.clone();
+        async move {
+            if position.done {
+                return None;
+            }
+            let mut chunk = String::new();
+            if !position.started {
+                position.started = true;
+                chunk.push_str(&format.header());
+            }
+            let page = state
+                .stores
+                .audit
+                .search_audit(org, filter, EXPORT_PAGE, position.cursor, false)
+                .await;
+            let page = match page {
+                Ok(page) => page,
+                Err(error) => {
+                    tracing::error!(%error, "export failed mid-stream");
+                    position.done = true;
+                    return Some((Err(std::io::Error::other(error.to_string())), position));
+                }
+            };
+            for hit in &page.items {
+                chunk.push_str(&format.line(&hit.record, &hostname));
+            }
+            state
+                .metrics
+                .audit_exported
+                .get_or_create(&FormatLabel {
+                    format: format.extension(),
+                })
+                .inc_by(page.items.len() as u64);
+            position.cursor = page.next_cursor;
+            position.done = position.cursor.is_none();
+            Some((Ok(Bytes::from(chunk)), position))
+        }
+    })
+}
+
+/// A report's time parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ReportParams {
+    /// Inclusive lower bound, RFC 3339.
+    pub from: Option<String>,
+    /// Exclusive upper bound, RFC 3339.
+    pub to: Option<String>,
+    /// hour, day (default) or week.
+    pub bucket: Option<String>,
+}
+
+/// One report in the list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReportSummary {
+    pub name: &'static str,
+    pub title: &'static str,
+    pub count: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReportList {
+    pub items: Vec<ReportSummary>,
+}
+
+/// One bucket of a report.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReportPoint {
+    pub start: String,
+    pub count: u64,
+}
+
+/// A report's counts over time.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReportSeries {
+    pub name: &'static str,
+    pub title: &'static str,
+    pub bucket: String,
+    pub count: u64,
+    pub points: Vec<ReportPoint>,
+}
+
+fn window(params: &ReportParams) -> Result<AuditFilter, ApiError> {
+    Ok(AuditFilter {
+        from: time_param("from", params.from.as_deref())?,
+        to: time_param("to", params.to.as_deref())?,
+        ..AuditFilter::default()
+    })
+}
+
+/// The nine preconfigured reports, each with its count in the window.
+#[utoipa::path(get, path = "/api/v1/audit/reports", tag = "audit",
+    params(ReportParams),
+    responses((status = 200, body = ReportList), (status = 400, body = super::ErrorEnvelope)),
+    security(("sas" = []), ("basic" = [])))]
+pub async fn list_reports(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(params): ApiQuery<ReportParams>,
+) -> Result<Json<ReportList>, ApiError> {
+    principal.require(Right::Read)?;
+    let base = window(&params)?;
+    let mut items = Vec::with_capacity(REPORTS.len());
+    for report in REPORTS {
+        let filter = AuditFilter {
+            report: Some(report.predicate),
+            ..base.clone()
+        };
+        let page = state
+            .stores
+            .audit
+            .search_audit(principal.org, filter, 1, None, true)
+            .await?;
+        items.push(ReportSummary {
+            name: report.name,
+            title: report.title,
+            count: page.count.unwrap_or_default(),
+        });
+    }
+    Ok(Json(ReportList { items }))
+}
+
+/// The length of a bucket by name.
+pub fn bucket_millis(bucket: Option<&str>) -> Result<(String, i64), ApiError> {
+    match bucket.unwrap_or("day") {
+        "hour" => Ok(("hour".into(), 3_600_000)),
+        "day" => Ok(("day".into(), 86_400_000)),
+        "week" => Ok(("week".into(), 7 * 86_400_000)),
+        other => Err(ApiError::bad_field(
+            "bucket",
+            format!("{other:?} is not a bucket: hour, day or week"),
+        )),
+    }
+}
+
+/// One report's counts over time.
+#[utoipa::path(get, path = "/api/v1/audit/reports/{name}", tag = "audit",
+    params(("name" = String, Path, description = "Such as signed-in-or-out"), ReportParams),
+    responses((status = 200, body = ReportSeries), (status = 404, body = super::ErrorEnvelope)),
+    security(("sas" = []), ("basic" = [])))]
+pub async fn get_report(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(name): Path<String>,
+    ApiQuery(params): ApiQuery<ReportParams>,
+) -> Result<Json<ReportSeries>, ApiError> {
+    principal.require(Right::Read)?;
+    let report =
+        report(&name).ok_or_else(|| ApiError::NotFound(format!("report {name} was not found")))?;
+    let (bucket, millis) = bucket_millis(params.bucket.as_deref())?;
+    let filter = AuditFilter {
+        report: Some(report.predicate),
+        ..window(&params)?
+    };
+    let counts = state
+        .stores
+        .audit
+        .audit_histogram(principal.org, filter, millis)
+        .await?;
+    Ok(Json(ReportSeries {
+        name: report.name,
+        title: report.title,
+        bucket,
+        count: counts.iter().map(|(_, n)| n).sum(),
+        points: counts
+            .into_iter()
+            .map(|(start, count)| ReportPoint {
+                start: UtcMillis::from_millis(start).to_rfc3339(),
+                count,
+            })
+            .collect(),
+    }))
+}
+
+/// A verification's range, in sequence numbers.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct VerifyParams {
+    /// First sequence to check; its link to the one before is taken on trust.
+    pub from: Option<i64>,
+    /// Last sequence to check.
+    pub to: Option<i64>,
+}
+
+/// Verifies the org's hash chain and signed checkpoints and reports the
+/// first break.
+#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",
+    params(VerifyParams),
+    responses((status = 200, body = Verification)),
+    security(("sas" = []), ("basic" = [])))]
+pub async fn verify(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(params): ApiQuery<VerifyParams>,
+) -> Result<Json<Verification>, ApiError> {
+    principal.require(Right::Read)?;
+    let org = org_name(&state, &principal).await?;
+    let public = state.audit_key.verifying_key();
+    let result = audit::verify(
+        &state.stores,
+        &public,
+        principal.org,
+        &org,
+        params.from,
+        params.to,
+    )
+    .await?;
+    Ok(Json(result))
+}
+
+/// The public half of the key that signs checkpoints.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublicKey {
+    /// Always `Ed25519`.
+    pub algorithm: &'static str,
+    /// The 32-byte public key, base64.
+    pub public_key: String,
+}
+
+/// The public key that verifies checkpoint signatures.
+#[utoipa::path(get, path = "/api/v1/audit/public-key", tag = "audit",
+    responses((status = 200, body = PublicKey)))]
+pub async fn public_key(State(state): State<AppState>) -> Json<PublicKey> {
+    Json(PublicKey {
+        algorithm: "Ed25519",
+        public_key: STANDARD.encode(state.audit_key.verifying_key().to_bytes()),
+    })
+}

@@ -1,0 +1,347 @@
+//! The activity log's services: taking in records under the org's settings,
+//! changing those settings (itself audited), the signing key, checkpoints,
+//! retention and verification. Shared by the HTTP API, the UI and the CLI.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use serde::Serialize;
+use serde_json::json;
+use tracklog_domain::audit::AuditRecord;
+use tracklog_domain::audit::chain::{ChainVerifier, Checkpoint, Verification};
+use tracklog_domain::audit::settings::{
+    Decision, EntityAuditSettings, ExclusionReason, OrgAuditSettings, decide,
+};
+use tracklog_domain::ids::OrgId;
+use tracklog_domain::ingest::Rejection;
+use tracklog_domain::time::UtcMillis;
+use tracklog_store::{StoreError, Stores};
+
+use super::selfaudit::{self, Action, Actor};
+
+/// The file in the data directory holding the checkpoint signing key.
+pub const KEY_FILE: &str = "audit-signing.key";
+
+/// Loads the Ed25519 key that signs checkpoints, creating it (mode 0600) at
+/// the first start.
+pub fn load_or_create_key(data_dir: &Path) -> anyhow::Result<SigningKey> {
+    let path = data_dir.join(KEY_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let seed: [u8; 32] = bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("{} is not a 32-byte Ed25519 seed", path.display()))?;
+            Ok(SigningKey::from_bytes(&seed))
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(data_dir)?;
+            let seed: [u8; 32] = rand::random();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            match options.open(&path) {
+                Ok(mut file) => {
+                    file.write_all(&seed)?;
+                    file.sync_all()?;
+                    tracing::info!(path = %path.display(), "created the audit signing key");
+                    Ok(SigningKey::from_bytes(&seed))
+                }
+                // Another process created it first: use theirs.
+                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                    load_or_create_key(data_dir)
+                }
+                Err(error) => Err(error.into()),
+            }
+        }
+        Err(error) => Err(anyhow::anyhow!("cannot read {}: {error}", path.display())),
+    }
+}
+
+/// An item that was not recorded because of the org's settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct Excluded {
+    pub index: usize,
+    pub id: String,
+    #[serde(serialize_with = "reason_code")]
+    pub reason: ExclusionReason,
+}
+
+fn reason_code<S: serde::Serializer>(reason: &ExclusionReason, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(reason.code())
+}
+
+/// Every item's outcome.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct AuditIngestReport {
+    /// Records now durable, counting retries of records already stored.
+    pub accepted: usize,
+    /// Of the accepted, how many were already stored.
+    pub duplicates: usize,
+    #[schema(value_type = Vec<Object>)]
+    pub rejected: Vec<Rejection>,
+    /// Records not recorded because of the org's settings.
+    pub excluded: usize,
+    /// Which, and why (`excluded_message`, `read_auditing_off`, ...).
+    #[schema(value_type = Vec<Object>)]
+    pub excluded_items: Vec<Excluded>,
+}
+
+/// Applies the org's settings to decoded records (with their batch index)
+/// and stores what is kept.
+pub async fn ingest(
+    stores: &Stores,
+    org: OrgId,
+    records: Vec<(usize, AuditRecord)>,
+    rejected: Vec<Rejection>,
+) -> Result<AuditIngestReport, StoreError> {
+    let settings = stores.audit.audit_settings(org).await?;
+    let entities: Vec<String> = records
+        .iter()
+        .filter_map(|(_, r)| r.entity_name.clone())
+        .collect();
+    let entity_settings = if entities.is_empty() {
+        HashMap::new()
+    } else {
+        stores.audit.entity_audit_settings(org, entities).await?
+    };
+    let mut kept = Vec::with_capacity(records.len());
+    let mut excluded = Vec::new();
+    for (index, record) in records {
+        let entity = record
+            .entity_name
+            .as_deref()
+            .and_then(|e| entity_settings.get(&e.to_lowercase()))
+            .copied()
+            .unwrap_or_default();
+        let decision = decide(
+            &settings,
+            &entity,
+            &record.operation,
+            record.message.as_deref(),
+            record
+                .category
+                .unwrap_or(tracklog_domain::audit::Category::Other),
+        );
+        match decision {
+            Decision::Keep => kept.push(record),
+            Decision::Exclude(reason) => excluded.push(Excluded {
+                index,
+                id: record.id,
+                reason,
+            }),
+        }
+    }
+    let count = kept.len();
+    let stored = if kept.is_empty() {
+        Vec::new()
+    } else {
+        stores.audit.append_audit(org, kept).await?
+    };
+    let duplicates = stored.iter().filter(|s| s.is_none()).count();
+    Ok(AuditIngestReport {
+        accepted: count,
+        duplicates,
+        rejected,
+        excluded: excluded.len(),
+        excluded_items: excluded,
+    })
+}
+
+/// Replaces the org's settings and records the change.
+pub async fn put_settings(
+    stores: &Stores,
+    org: OrgId,
+    actor: &Actor,
+    settings: OrgAuditSettings,
+) -> Result<OrgAuditSettings, StoreError> {
+    let old = stores.audit.audit_settings(org).await?;
+    stores
+        .audit
+        .put_audit_settings(org, settings.clone())
+        .await?;
+    selfaudit::record(
+        stores,
+        org,
+        actor,
+        Action {
+            operation: "UpdateAuditSettings",
+            entity_name: "audit_settings",
+            entity_id: "org",
+            success: true,
+            fields: Some(json!({ "old": old, "new": settings })),
+        },
+    )
+    .await;
+    Ok(settings)
+}
+
+/// Replaces one entity's settings and records the change.
+pub async fn put_entity_settings(
+    stores: &Stores,
+    org: OrgId,
+    actor: &Actor,
+    entity: &str,
+    settings: EntityAuditSettings,
+) -> Result<EntityAuditSettings, StoreError> {
+    let old = stores
+        .audit
+        .entity_audit_settings(org, vec![entity.to_owned()])
+        .await?
+        .remove(&entity.to_lowercase())
+        .unwrap_or_default();
+    stores
+        .audit
+        .put_entity_audit_settings(org, entity.to_owned(), settings)
+        .await?;
+    selfaudit::record(
+        stores,
+        org,
+        actor,
+        Action {
+            operation: "UpdateAuditEntitySettings",
+            entity_name: "audit_entity_settings",
+            entity_id: &entity.to_lowercase(),
+            success: true,
+            fields: Some(json!({ "old": old, "new": settings })),
+        },
+    )
+    .await;
+    Ok(settings)
+}
+
+/// When checkpoints are due.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckpointPolicy {
+    pub every_records: u64,
+    pub every_millis: i64,
+}
+
+/// Signs a checkpoint of the org's chain when one is due under `policy`
+/// (or whenever the chain moved or was purged, with `force`). Returns the
+/// checkpoint made, if any.
+pub async fn checkpoint_if_due(
+    stores: &Stores,
+    key: &SigningKey,
+    org: OrgId,
+    org_name: &str,
+    policy: CheckpointPolicy,
+    force: bool,
+) -> Result<Option<Checkpoint>, StoreError> {
+    let head = stores.audit.chain_head(org).await?;
+    let anchor = stores.audit.chain_anchor(org).await?;
+    let last = stores.audit.latest_checkpoint(org).await?;
+    let (sequence, hash) = head.unwrap_or(anchor);
+    let now = UtcMillis::now().as_millis();
+    let due = match &last {
+        None => sequence > 0,
+        Some(last) => {
+            let moved = sequence > last.sequence;
+            let anchor_changed = (last.anchor_sequence, last.anchor_hash) != anchor;
+            let many = (sequence - last.sequence) as u64 >= policy.every_records;
+            let old = now - last.created_at_ms >= policy.every_millis;
+            anchor_changed || (moved && (force || many || old))
+        }
+    };
+    if !due {
+        return Ok(None);
+    }
+    let number = last.map_or(1, |c| c.number + 1);
+    let checkpoint = Checkpoint::sign(
+        key, org_name, number, sequence, hash, anchor.0, anchor.1, now,
+    );
+    match stores.audit.add_checkpoint(org, checkpoint.clone()).await {
+        Ok(()) => Ok(Some(checkpoint)),
+        // Another process signed this number first; theirs stands.
+        Err(StoreError::Conflict(_)) => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// Removes the org's records older than its retention and signs the new
+/// anchor at once. Returns how many sequences went.
+pub async fn purge(
+    stores: &Stores,
+    key: &SigningKey,
+    org: OrgId,
+    org_name: &str,
+    default_days: u32,
+    policy: CheckpointPolicy,
+) -> Result<u64, StoreError> {
+    let days = stores
+        .audit
+        .retention_days(org)
+        .await?
+        .unwrap_or(default_days);
+    let cutoff = UtcMillis::now().saturating_add_millis(-(i64::from(days) * 86_400_000));
+    let before = stores.audit.chain_anchor(org).await?.0;
+    let Some(anchor) = stores.audit.purge_audit(org, cutoff).await? else {
+        return Ok(0);
+    };
+    checkpoint_if_due(stores, key, org, org_name, policy, true).await?;
+    Ok((anchor.0 - before).max(0) as u64)
+}
+
+/// Verifies an org's chain and checkpoints, from sequence `from` (inclusive)
+/// to `to` (inclusive) when given.
+pub async fn verify(
+    stores: &Stores,
+    public: &VerifyingKey,
+    org: OrgId,
+    org_name: &str,
+    from: Option<i64>,
+    to: Option<i64>,
+) -> Result<Verification, StoreError> {
+    const PAGE: usize = 5_000;
+    let anchor = stores.audit.chain_anchor(org).await?;
+    let start = from.map_or(anchor.0, |f| (f - 1).max(anchor.0));
+    let until = to.unwrap_or(i64::MAX);
+    let trust_first = start > anchor.0;
+    let mut verifier = ChainVerifier::new(org_name, public, anchor, trust_first);
+    let mut after = start;
+    loop {
+        let rows = stores.audit.chain_rows(org, after, until, PAGE).await?;
+        let Some(last) = rows.last() else { break };
+        after = last.sequence;
+        for row in &rows {
+            verifier.push(row);
+        }
+        if verifier.is_broken() || rows.len() < PAGE {
+            break;
+        }
+    }
+    let checkpoints = stores.audit.checkpoints(org).await?;
+    let mut links = HashMap::new();
+    for checkpoint in &checkpoints {
+        if let Some(hash) = stores.audit.chain_link(org, checkpoint.sequence).await? {
+            links.insert(checkpoint.sequence, hash);
+        }
+    }
+    Ok(verifier.finish(&checkpoints, anchor, |s| links.get(&s).copied()))
+}
+
+/// Records an export of the activity log.
+pub async fn record_export(
+    stores: &Stores,
+    org: OrgId,
+    actor: &Actor,
+    format: &str,
+    filter: serde_json::Value,
+) {
+    selfaudit::record(
+        stores,
+        org,
+        actor,
+        Action {
+            operation: "ExportAuditLog",
+            entity_name: "audit",
+            entity_id: format,
+            success: true,
+            fields: Some(json!({ "format": format, "filter": filter })),
+        },
+    )
+    .await;
+}

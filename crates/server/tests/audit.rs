@@ -1,0 +1,681 @@
+//! The activity log against a real server: writing records, what is
+//! recorded, splitting, search, export, reports and integrity, with the
+//! SQLite file tampered with directly where the test needs it.
+
+mod common;
+
+use std::io::Write;
+
+use common::{TestServer, basic};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tracklog_server::services::audit::{self as audit_service, CheckpointPolicy};
+
+type Auth = (String, Option<String>);
+
+fn record(id: &str, operation: &str, minute: u32) -> Value {
+    json!({
+        "Id": id,
+        "CreationTime": format!("2026-03-01T10:{:02}:{:02}Z", minute / 60, minute % 60),
+        "Operation": operation,
+        "User": "ana@example.com",
+        "UserType": "Regular",
+        "ClientIP": "10.0.0.7",
+        "EntityName": "account",
+        "EntityId": format!("a-{id}"),
+        "ResultStatus": "Success",
+        "Fields": {"name": {"old": "Ana Lima", "new": format!("Ana {id}")}},
+    })
+}
+
+async fn post(server: &TestServer, auth: &Auth, body: &Value) -> (StatusCode, Value) {
+    let response = server
+        .http
+        .post(server.url("/api/v1/audit/records"))
+        .basic_auth(&auth.0, auth.1.as_ref())
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn get(server: &TestServer, auth: &Auth, path: &str) -> (StatusCode, Value) {
+    let response = server
+        .http
+        .get(server.url(path))
+        .basic_auth(&auth.0, auth.1.as_ref())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn get_text(server: &TestServer, auth: &Auth, path: &str) -> (StatusCode, String) {
+    let response = server
+        .http
+        .get(server.url(path))
+        .basic_auth(&auth.0, auth.1.as_ref())
+        .send()
+        .await
+        .unwrap();
+    (response.status(), response.text().await.unwrap())
+}
+
+async fn put(server: &TestServer, auth: &Auth, path: &str, body: &Value) -> (StatusCode, Value) {
+    let response = server
+        .http
+        .put(server.url(path))
+        .basic_auth(&auth.0, auth.1.as_ref())
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn db(server: &TestServer) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(server.dir.path().join("tracklog.db")).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .unwrap();
+    conn
+}
+
+#[tokio::test]
+async fn records_flow_in_every_body_shape_with_one_outcome_each() {
+    let server = TestServer::start().await;
+    let writer = basic(&server.policy("crm", "write").await);
+    let reader = basic(&server.policy("auditor", "read").await);
+
+    // An array with a bad item and an excluded message.
+    let batch = json!([
+        record("r1", "RetrieveMultiple", 1),
+        {"Id": "bad", "Operation": "Create"},
+        record("r2", "WhoAmI", 2),
+        record("r3", "Create", 3),
+    ]);
+    let (status, report) = post(&server, &writer, &batch).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["accepted"], 2);
+    assert_eq!(report["duplicates"], 0);
+    assert_eq!(report["excluded"], 1);
+    assert_eq!(report["excluded_items"][0]["index"], 2);
+    assert_eq!(report["excluded_items"][0]["reason"], "excluded_message");
+    assert_eq!(report["rejected"][0]["index"], 1);
+    assert_eq!(report["rejected"][0]["id"], "bad");
+    assert_eq!(report["rejected"][0]["reason"], "missing_field");
+    assert_eq!(report["rejected"][0]["field"], "CreationTime");
+
+    // NDJSON, gzip-compressed, with a retry of r1: stored once.
+    let ndjson = format!(
+        "{}\n{}\nnot json\n",
+        record("r1", "RetrieveMultiple", 1),
+        record("r4", "Update", 4)
+    );
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(ndjson.as_bytes()).unwrap();
+    let response = server
+        .http
+        .post(server.url("/api/v1/audit/records"))
+        .basic_auth(&writer.0, writer.1.as_ref())
+        .header("Content-Type", "application/x-ndjson")
+        .header("Content-Encoding", "gzip")
+        .body(gz.finish().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let report: Value = response.json().await.unwrap();
+    assert_eq!(report["accepted"], 2);
+    assert_eq!(report["duplicates"], 1);
+    assert_eq!(report["rejected"][0]["index"], 2);
+    assert_eq!(report["rejected"][0]["reason"], "invalid_json");
+
+    // One object; Category and Sequence are the server's.
+    let mut single = record("r5", "RetrieveMultipleRequest", 5);
+    single["Category"] = json!("Delete");
+    single["Sequence"] = json!(99);
+    let (status, _) = post(&server, &writer, &single).await;
+    assert_eq!(status, 200);
+    let (_, stored) = get(&server, &reader, "/api/v1/audit/records/r5").await;
+    assert_eq!(stored["Category"], "ReadMultiple");
+    // The two policies' creations are records 1 and 2.
+    assert_eq!(stored["Sequence"], 6);
+    assert_eq!(stored["OrganizationId"], "default");
+    assert_eq!(stored["Fields"]["name"]["new"], "Ana r5");
+
+    // Rights: reading needs read, writing needs write.
+    let (status, _) = post(&server, &reader, &record("r6", "Create", 6)).await;
+    assert_eq!(status, 403);
+    let (status, _) = get(&server, &writer, "/api/v1/audit/search").await;
+    assert_eq!(status, 403);
+    let (_, page) = get(&server, &reader, "/api/v1/audit/search?entity_name=account").await;
+    assert_eq!(page["count"], 4);
+}
+
+#[tokio::test]
+async fn settings_decide_what_is_recorded_and_changes_are_audited() {
+    let server = TestServer::start().await;
+    let admin = basic(&server.policy("admin", "manage").await);
+    let writer = basic(&server.policy("crm", "write").await);
+
+    let (status, settings) = get(&server, &admin, "/api/v1/audit/settings").await;
+    assert_eq!(status, 200);
+    assert_eq!(settings["auditing_enabled"], true);
+    assert_eq!(settings["excluded_messages"].as_array().unwrap().len(), 25);
+    let (status, _) = get(&server, &writer, "/api/v1/audit/settings").await;
+    assert_eq!(status, 403, "settings need manage");
+
+    // Reads off for the org: Retrieve is excluded, Create is kept.
+    let mut changed = settings.clone();
+    changed["read_auditing"] = json!(false);
+    changed["excluded_messages"] = json!(["WhoAmI", "Ping"]);
+    let (status, saved) = put(&server, &admin, "/api/v1/audit/settings", &changed).await;
+    assert_eq!(status, 200, "{saved}");
+    let (_, report) = post(
+        &server,
+        &writer,
+        &json!([
+            record("a", "Retrieve", 1),
+            record("b", "Create", 2),
+            record("c", "Ping", 3),
+            record("d", "RetrieveAttribute", 4),
+        ]),
+    )
+    .await;
+    assert_eq!(report["accepted"], 1, "{report}");
+    let reasons: Vec<&str> = report["excluded_items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        reasons,
+        ["read_auditing_off", "excluded_message", "read_auditing_off"]
+    );
+
+    // Reads on for the org but off for the entity's single reads.
+    changed["read_auditing"] = json!(true);
+    put(&server, &admin, "/api/v1/audit/settings", &changed).await;
+    let entity =
+        json!({"auditing": true, "single_record_read": false, "multiple_record_read": true});
+    let (status, _) = put(
+        &server,
+        &admin,
+        "/api/v1/audit/settings/entities/Account",
+        &entity,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, read_back) = get(&server, &admin, "/api/v1/audit/settings/entities/account").await;
+    assert_eq!(read_back, entity);
+    let (_, report) = post(
+        &server,
+        &writer,
+        &json!([
+            record("e", "Retrieve", 5),
+            record("f", "RetrieveMultiple", 6)
+        ]),
+    )
+    .await;
+    assert_eq!(report["accepted"], 1);
+    assert_eq!(report["excluded_items"][0]["id"], "e");
+    let (status, _) = put(
+        &server,
+        &admin,
+        "/api/v1/audit/settings",
+        &json!({"auditing_enabled": true}),
+    )
+    .await;
+    assert_eq!(status, 400, "every field is required");
+
+    // Every change is itself in the log.
+    let (_, page) = get(
+        &server,
+        &admin,
+        "/api/v1/audit/search?operation=UpdateAuditSettings",
+    )
+    .await;
+    assert_eq!(page["count"], 2);
+    assert_eq!(page["items"][0]["Fields"]["new"]["read_auditing"], true);
+    assert_eq!(page["items"][0]["Fields"]["old"]["read_auditing"], false);
+    let (_, page) = get(
+        &server,
+        &admin,
+        "/api/v1/audit/search?operation=UpdateAuditEntitySettings",
+    )
+    .await;
+    assert_eq!(page["count"], 1);
+    assert_eq!(page["items"][0]["EntityId"], "account");
+}
+
+#[tokio::test]
+async fn large_records_are_split_reassembled_exactly_and_missing_parts_reported() {
+    let server = TestServer::start().await;
+    let auth = basic(&server.policy("crm", "write,read").await);
+    let mut big = record("big", "RetrieveMultiple", 1);
+    let ids: Vec<String> = (0..300)
+        .map(|i| format!("0a0d8709-711e-e811-a952-{i:012}"))
+        .collect();
+    big["QueryResults"] = json!(ids);
+    big["Fields"] = json!({"note": "Grüße \"quoted\" \\ ] | = \n".repeat(100)});
+    let (_, report) = post(&server, &auth, &big).await;
+    assert_eq!(report["accepted"], 1);
+
+    let (_, stored) = get(&server, &auth, "/api/v1/audit/records/big").await;
+    assert_eq!(stored["QueryResults"], big["QueryResults"]);
+    assert_eq!(stored["Fields"], big["Fields"]);
+    let correlation = stored["CorrelationId"].as_str().unwrap().to_owned();
+    let (parts, distinct): (i64, i64) = db(&server)
+        .query_row(
+            "SELECT count(*), count(DISTINCT correlation_id) FROM audit_parts",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(parts >= 4, "{parts} parts");
+    assert_eq!(distinct, 1);
+    let shared: String = db(&server)
+        .query_row("SELECT correlation_id FROM audit_parts LIMIT 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(shared, correlation);
+    let (_, page) = get(&server, &auth, "/api/v1/audit/search?q=Grüße").await;
+    assert_eq!(page["count"], 1);
+    assert_eq!(page["items"][0], stored);
+
+    db(&server)
+        .execute("DELETE FROM audit_parts WHERE part IN (1, 3)", [])
+        .unwrap();
+    let (status, damaged) = get(&server, &auth, "/api/v1/audit/records/big").await;
+    assert_eq!(status, 200);
+    assert_eq!(damaged["integrity"]["missing_parts"], json!([1, 3]));
+    assert_eq!(damaged["Id"], "big");
+    assert!(damaged["QueryResults"].is_null(), "never papered over");
+    let (_, page) = get(
+        &server,
+        &auth,
+        "/api/v1/audit/search?operation=RetrieveMultiple",
+    )
+    .await;
+    assert_eq!(
+        page["items"][0]["integrity"]["missing_parts"],
+        json!([1, 3])
+    );
+}
+
+#[tokio::test]
+async fn search_filters_pages_newest_first_and_stays_in_its_org() {
+    let server = TestServer::start().await;
+    let auth = basic(&server.policy("crm", "write,read").await);
+    let other = basic(&server.policy_in("acme", "acme", "write,read", None).await);
+    let mut batch = Vec::new();
+    for i in 0..30u32 {
+        let operation = ["Create", "Update", "Delete"][(i % 3) as usize];
+        let mut item = record(&format!("s{i}"), operation, i);
+        if i % 2 == 1 {
+            item["User"] = json!("bea@example.com");
+            item["ClientIP"] = json!("10.0.0.8");
+        }
+        if i == 7 {
+            item["Query"] = json!("<condition column=\"statecode\" operator=\"eq\"/>");
+        }
+        batch.push(item);
+    }
+    post(&server, &auth, &Value::Array(batch)).await;
+    post(&server, &other, &record("x", "Create", 1)).await;
+
+    let mut ids = Vec::new();
+    let mut path = "/api/v1/audit/search?user=bea@example.com&limit=4".to_owned();
+    loop {
+        let (status, page) = get(&server, &auth, &path).await;
+        assert_eq!(status, 200);
+        assert_eq!(page["count"], 15);
+        for item in page["items"].as_array().unwrap() {
+            ids.push(item["Id"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(cursor) => {
+                path = format!("/api/v1/audit/search?user=bea@example.com&limit=4&cursor={cursor}")
+            }
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..30)
+        .rev()
+        .filter(|i| i % 2 == 1)
+        .map(|i| format!("s{i}"))
+        .collect();
+    assert_eq!(ids, expected);
+
+    for (query, count) in [
+        ("category=Delete", 10),
+        ("operation=Update&client_ip=10.0.0.8", 5),
+        ("entity_name=account&entity_id=a-s3", 1),
+        ("entity_name=account&result_status=Success", 30),
+        ("from=2026-03-01T10:00:10Z&to=2026-03-01T10:00:20Z", 10),
+        ("q=statecode", 1),
+        ("q=Ana%20s12", 1),
+        ("q=%22unbalanced%20NEAR(%20*", 0),
+    ] {
+        let (status, page) = get(&server, &auth, &format!("/api/v1/audit/search?{query}")).await;
+        assert_eq!(status, 200, "{query}: {page}");
+        assert_eq!(page["count"], count, "{query}");
+    }
+    for (query, field) in [
+        ("category=Nope", "category"),
+        ("from=yesterday", "from"),
+        ("limit=0", "limit"),
+        ("cursor=%%%", "cursor"),
+    ] {
+        let (status, body) = get(&server, &auth, &format!("/api/v1/audit/search?{query}")).await;
+        assert_eq!(status, 400, "{query}");
+        if field != "cursor" {
+            assert_eq!(body["error"]["field"], field, "{query}");
+        }
+    }
+    let (_, page) = get(&server, &other, "/api/v1/audit/search?entity_name=account").await;
+    assert_eq!(page["count"], 1, "another org sees only its own");
+}
+
+#[tokio::test]
+async fn export_streams_every_format_with_the_search_count_and_is_audited() {
+    let server = TestServer::start().await;
+    let auth = basic(&server.policy("crm", "write,read").await);
+    let total = 2_300u32;
+    for chunk in (0..total).collect::<Vec<_>>().chunks(1000) {
+        let batch: Vec<Value> = chunk
+            .iter()
+            .map(|i| {
+                let mut item = record(&format!("x{i}"), "Update", i % 3000);
+                item["User"] = json!("Jörg|\"J\"=1]\\");
+                item
+            })
+            .collect();
+        post(&server, &auth, &Value::Array(batch)).await;
+    }
+    let filter = "operation=Update";
+    let (_, page) = get(&server, &auth, &format!("/api/v1/audit/search?{filter}")).await;
+    assert_eq!(page["count"], total);
+
+    let (status, csv) = get_text(
+        &server,
+        &auth,
+        &format!("/api/v1/audit/export?format=csv&{filter}"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), total as usize);
+    assert_eq!(&rows[0][8], "Jörg|\"J\"=1]\\");
+
+    for format in ["jsonl", "cef", "syslog", "ocsf"] {
+        let (status, text) = get_text(
+            &server,
+            &auth,
+            &format!("/api/v1/audit/export?format={format}&{filter}"),
+        )
+        .await;
+        assert_eq!(status, 200, "{format}");
+        assert_eq!(text.lines().count(), total as usize, "{format}");
+        let first = text.lines().next().unwrap();
+        match format {
+            "jsonl" => {
+                let value: Value = serde_json::from_str(first).unwrap();
+                assert_eq!(value["Operation"], "Update");
+            }
+            "cef" => assert!(first.starts_with("CEF:0|Tracklog|Tracklog|"), "{first}"),
+            "syslog" => {
+                assert!(first.starts_with("<109>1 "), "{first}");
+                assert!(first.contains(r#"User="Jörg|\"J\"=1\]\\""#), "{first}");
+            }
+            _ => {
+                let value: Value = serde_json::from_str(first).unwrap();
+                assert_eq!(value["class_uid"], 6003);
+            }
+        }
+    }
+    let (status, body) = get(&server, &auth, "/api/v1/audit/export?format=pdf").await;
+    assert_eq!(
+        (status.as_u16(), body["error"]["field"].as_str()),
+        (400, Some("format"))
+    );
+
+    let (_, page) = get(
+        &server,
+        &auth,
+        "/api/v1/audit/search?operation=ExportAuditLog",
+    )
+    .await;
+    assert_eq!(page["count"], 5, "each export is audited");
+    assert_eq!(page["items"][0]["Fields"]["filter"]["operation"], "Update");
+}
+
+#[tokio::test]
+async fn reports_count_over_time() {
+    let server = TestServer::start().await;
+    let auth = basic(&server.policy("crm", "write,read").await);
+    let mut batch = vec![
+        json!({"Id": "1", "CreationTime": "2026-03-01T10:00:00Z", "Operation": "SignIn", "User": "ana"}),
+        json!({"Id": "2", "CreationTime": "2026-03-02T10:00:00Z", "Operation": "SignOut", "User": "ana"}),
+        json!({"Id": "3", "CreationTime": "2026-03-02T11:00:00Z", "Operation": "SignIn", "User": "bea"}),
+        json!({"Id": "4", "CreationTime": "2026-03-02T11:00:00Z", "Operation": "BulkDelete"}),
+    ];
+    batch.push(record("5", "Retrieve", 1));
+    post(&server, &auth, &Value::Array(batch)).await;
+    let (status, list) = get(
+        &server,
+        &auth,
+        "/api/v1/audit/reports?from=2026-03-01T00:00:00Z",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 9);
+    let count = |name: &str| {
+        items
+            .iter()
+            .find(|i| i["name"] == name)
+            .map(|i| i["count"].clone())
+            .unwrap()
+    };
+    assert_eq!(count("signed-in-or-out"), 3);
+    assert_eq!(count("performed-bulk-actions"), 1);
+    assert_eq!(count("accessed-out-of-box-entity"), 1);
+
+    let (status, series) = get(
+        &server,
+        &auth,
+        "/api/v1/audit/reports/signed-in-or-out?from=2026-03-01T00:00:00Z&to=2026-03-03T00:00:00Z&bucket=day",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(series["count"], 3);
+    assert_eq!(
+        series["points"],
+        json!([
+            {"start": "2026-03-01T00:00:00.000Z", "count": 1},
+            {"start": "2026-03-02T00:00:00.000Z", "count": 2},
+        ])
+    );
+    let (status, _) = get(&server, &auth, "/api/v1/audit/reports/nope").await;
+    assert_eq!(status, 404);
+    let (status, _) = get(
+        &server,
+        &auth,
+        "/api/v1/audit/reports/signed-in-or-out?bucket=year",
+    )
+    .await;
+    assert_eq!(status, 400);
+}
+
+/// A server with ten records and a checkpoint after every second one.
+async fn chained_server() -> (TestServer, Auth) {
+    let server = TestServer::start_with(|config| {
+        config.audit.checkpoint_every_seconds = 3600;
+        config.audit.checkpoint_every_records = 1_000_000;
+    })
+    .await;
+    let auth = basic(&server.policy("crm", "write,read").await);
+    let org = server.org("default").await;
+    let key = audit_service::load_or_create_key(server.dir.path()).unwrap();
+    let policy = CheckpointPolicy {
+        every_records: 1_000_000,
+        every_millis: i64::MAX,
+    };
+    // The policy's own creation is record 1.
+    for i in 0..9 {
+        post(&server, &auth, &record(&format!("v{i}"), "Update", i)).await;
+        if i % 2 == 0 {
+            audit_service::checkpoint_if_due(&server.stores, &key, org, "default", policy, true)
+                .await
+                .unwrap();
+        }
+    }
+    audit_service::checkpoint_if_due(&server.stores, &key, org, "default", policy, true)
+        .await
+        .unwrap();
+    (server, auth)
+}
+
+async fn verification(server: &TestServer, auth: &Auth) -> Value {
+    let (status, body) = get(server, auth, "/api/v1/audit/verify").await;
+    assert_eq!(status, 200);
+    body
+}
+
+#[tokio::test]
+async fn verification_finds_every_kind_of_tampering_in_the_file() {
+    let (server, auth) = chained_server().await;
+    let intact = verification(&server, &auth).await;
+    assert_eq!(intact["ok"], true, "{intact}");
+    assert_eq!(intact["records_checked"], 10);
+    let checkpoints: i64 = db(&server)
+        .query_row("SELECT count(*) FROM audit_checkpoints", [], |r| r.get(0))
+        .unwrap();
+    assert!(checkpoints >= 5, "{checkpoints}");
+    let (_, key) = get(&server, &auth, "/api/v1/audit/public-key").await;
+    assert_eq!(key["algorithm"], "Ed25519");
+    let (_, openapi) = get(&server, &auth, "/api/v1/openapi.json").await;
+    for path in [
+        "/api/v1/audit/records",
+        "/api/v1/audit/records/{id}",
+        "/api/v1/audit/settings",
+        "/api/v1/audit/settings/entities/{entity}",
+        "/api/v1/audit/search",
+        "/api/v1/audit/export",
+        "/api/v1/audit/reports",
+        "/api/v1/audit/reports/{name}",
+        "/api/v1/audit/verify",
+        "/api/v1/audit/public-key",
+        "/ui/audit",
+    ] {
+        assert!(
+            openapi["paths"].get(path).is_some(),
+            "{path} is undocumented"
+        );
+    }
+
+    // One byte edited.
+    let conn = db(&server);
+    conn.execute(
+        "UPDATE audit_log SET record = CAST(replace(CAST(record AS TEXT), 'Success', 'Succesz') AS BLOB) WHERE seq = 5",
+        [],
+    )
+    .unwrap();
+    let found = verification(&server, &auth).await;
+    assert_eq!(found["ok"], false);
+    assert_eq!(found["first_break"]["kind"], "record_altered");
+    assert_eq!(found["first_break"]["sequence"], 5);
+    server.stop().await;
+
+    // A middle row deleted.
+    let (server, auth) = chained_server().await;
+    db(&server)
+        .execute("DELETE FROM audit_log WHERE seq = 6", [])
+        .unwrap();
+    let found = verification(&server, &auth).await;
+    assert_eq!(found["first_break"]["kind"], "records_missing");
+    assert_eq!(found["first_break"]["sequence"], 6);
+    server.stop().await;
+
+    // The tail deleted.
+    let (server, auth) = chained_server().await;
+    db(&server)
+        .execute("DELETE FROM audit_log WHERE seq >= 9", [])
+        .unwrap();
+    let found = verification(&server, &auth).await;
+    assert_eq!(
+        found["first_break"]["kind"], "checkpoint_mismatch",
+        "{found}"
+    );
+    server.stop().await;
+
+    // Two consecutive checkpoints deleted.
+    let (server, auth) = chained_server().await;
+    db(&server)
+        .execute("DELETE FROM audit_checkpoints WHERE number IN (2, 3)", [])
+        .unwrap();
+    let found = verification(&server, &auth).await;
+    assert_eq!(
+        found["first_break"]["kind"], "checkpoints_missing",
+        "{found}"
+    );
+    assert_eq!(found["first_break"]["checkpoint"], 4);
+    server.stop().await;
+
+    // Truncated, then re-appended through the API.
+    let (server, auth) = chained_server().await;
+    let conn = db(&server);
+    conn.execute(
+        "DELETE FROM audit_fts WHERE rowid IN (SELECT rid FROM audit_log WHERE seq > 4)",
+        [],
+    )
+    .unwrap();
+    conn.execute("DELETE FROM audit_log WHERE seq > 4", [])
+        .unwrap();
+    for i in 0..6 {
+        post(&server, &auth, &record(&format!("w{i}"), "Update", i)).await;
+    }
+    let found = verification(&server, &auth).await;
+    assert_eq!(
+        found["first_break"]["kind"], "checkpoint_mismatch",
+        "{found}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn verification_still_passes_after_a_retention_purge() {
+    let (server, auth) = chained_server().await;
+    let org = server.org("default").await;
+    let key = audit_service::load_or_create_key(server.dir.path()).unwrap();
+    let policy = CheckpointPolicy {
+        every_records: 1_000_000,
+        every_millis: i64::MAX,
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let purged = audit_service::purge(&server.stores, &key, org, "default", 0, policy)
+        .await
+        .unwrap();
+    assert_eq!(purged, 10);
+    post(&server, &auth, &record("after", "Update", 1)).await;
+    let result = verification(&server, &auth).await;
+    assert_eq!(result["ok"], true, "{result}");
+    assert_eq!(result["records_checked"], 1);
+    let (_, page) = get(&server, &auth, "/api/v1/audit/search").await;
+    assert_eq!(page["count"], 1);
+
+    // Moving the anchor by hand is caught: no checkpoint signed it.
+    db(&server)
+        .execute("UPDATE audit_anchors SET seq = seq - 1", [])
+        .unwrap();
+    let found = verification(&server, &auth).await;
+    assert_eq!(found["ok"], false, "{found}");
+}
