@@ -11,6 +11,8 @@
 //!   [`ingest::Rejection`].
 //! - [`ingest`]: request bodies (object, array, NDJSON) split into items, per-item
 //!   outcomes, reasons and limits.
+//! - [`segment`]: Segment-spec messages (track, page, identify, batch) mapped onto
+//!   interaction and contact objects.
 //! - [`auth`]: rights, Azure SAS tokens (sign, parse, verify) and Basic credentials.
 //! - [`audit`]: the activity-log record of PRODUCT.md §5.1 and its categorisation.
 //! - [`user`]: roles of people who sign in to the web UI.
@@ -20,5 +22,6 @@ pub mod auth;
 pub mod ids;
 pub mod ingest;
 pub mod interaction;
+pub mod segment;
 pub mod time;
 pub mod user;
