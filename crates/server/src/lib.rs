@@ -10,6 +10,7 @@
 //!   thin handlers over the stores and [`services`].
 //! - [`auth`]: access-policy credentials (SAS and Basic).
 //! - [`edge`]: ingestion bodies — limits, gzip, NDJSON.
+//! - [`sdk`]: the browser tracker, `GET /sdk/tracker.js`.
 //! - [`services`]: management actions shared with the CLI, each audited.
 //! - [`ui`]: server-rendered pages and sign-in.
 //! - [`error`]: the one error type of the HTTP boundary.
@@ -21,6 +22,7 @@ pub mod config;
 pub mod edge;
 pub mod error;
 pub mod metrics;
+pub mod sdk;
 pub mod services;
 pub mod state;
 pub mod ui;
