@@ -7,6 +7,7 @@ pub mod extract;
 pub mod health;
 pub mod interactions;
 pub mod policies;
+pub mod segment;
 
 use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -64,6 +65,8 @@ impl Modify for Security {
     modifiers(&Security),
     tags(
         (name = "interactions", description = "Portal interactions and contact timelines"),
+        (name = "segment", description = "Segment-spec ingestion for Segment's clients (write key as the Basic user)"),
+        (name = "sdk", description = "The browser tracker"),
         (name = "policies", description = "Access policies and their keys"),
         (name = "operations", description = "Health, readiness, metrics"),
         (name = "ui", description = "Server-rendered web pages"),
@@ -76,6 +79,11 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(interactions::post_interactions))
         .routes(routes!(interactions::contact_interactions))
+        .routes(routes!(segment::batch))
+        .routes(routes!(segment::track))
+        .routes(routes!(segment::page))
+        .routes(routes!(segment::identify))
+        .routes(routes!(crate::sdk::tracker_js))
         .routes(routes!(policies::list_policies, policies::create_policy))
         .routes(routes!(policies::get_policy, policies::delete_policy))
         .routes(routes!(policies::rotate_policy))
