@@ -4,14 +4,14 @@
 
 use libfuzzer_sys::fuzz_target;
 use tracklog_domain::ingest::{Limits, split_items};
-use tracklog_domain::interaction::{DecodeContext, builtin_catalogue, decode_batch};
+use tracklog_domain::interaction::{Builtins, DecodeContext, decode_batch};
 
 fuzz_target!(|data: &[u8]| {
     let limits = Limits::default();
     let ctx = DecodeContext {
         limits: &limits,
         portal_scope: None,
-        types: &builtin_catalogue,
+        catalogue: &Builtins,
     };
     for ndjson in [false, true] {
         if let Ok(batch) = decode_batch(data, ndjson, &ctx) {

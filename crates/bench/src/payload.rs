@@ -220,7 +220,7 @@ mod tests {
     use super::*;
     use crate::workload::{PortalWorkload, Workload};
     use tracklog_domain::ingest::Limits;
-    use tracklog_domain::interaction::{DecodeContext, builtin_catalogue, decode_batch};
+    use tracklog_domain::interaction::{Builtins, DecodeContext, decode_batch};
 
     #[test]
     fn every_payload_decodes_and_stores_the_same_fields_text() {
@@ -230,7 +230,7 @@ mod tests {
         let ctx = DecodeContext {
             limits: &limits,
             portal_scope: None,
-            types: &builtin_catalogue,
+            catalogue: &Builtins,
         };
         let batch = decode_batch(&payloads.array(0..payloads.len()), false, &ctx).unwrap();
         assert!(batch.rejected.is_empty(), "{:?}", batch.rejected.first());

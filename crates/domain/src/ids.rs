@@ -110,6 +110,14 @@ text_id!(
     InteractionId, 128, check_text
 );
 text_id!(
+    /// The CRM's id of a support case.
+    CaseId, 128, check_text
+);
+text_id!(
+    /// The name of an interaction type, built-in or custom.
+    TypeName, 64, check_name
+);
+text_id!(
     /// An access policy's name; the `skn` of a SAS token and the Basic user name.
     PolicyName, 64, check_name
 );

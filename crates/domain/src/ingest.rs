@@ -117,6 +117,7 @@ pub enum Reason {
     UnknownInteractionType,
     InteractionTypeNotCaptured,
     PortalOutOfScope,
+    PortalNotCaptured,
 }
 
 impl Reason {
@@ -132,11 +133,12 @@ impl Reason {
             Reason::UnknownInteractionType => "unknown_interaction_type",
             Reason::InteractionTypeNotCaptured => "interaction_type_not_captured",
             Reason::PortalOutOfScope => "portal_out_of_scope",
+            Reason::PortalNotCaptured => "portal_not_captured",
         }
     }
 
     /// Every reason, for pre-registering metric labels and documenting them.
-    pub const ALL: [Reason; 9] = [
+    pub const ALL: [Reason; 10] = [
         Reason::InvalidJson,
         Reason::NotAnObject,
         Reason::MissingField,
@@ -146,6 +148,7 @@ impl Reason {
         Reason::UnknownInteractionType,
         Reason::InteractionTypeNotCaptured,
         Reason::PortalOutOfScope,
+        Reason::PortalNotCaptured,
     ];
 }
 

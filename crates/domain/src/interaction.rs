@@ -122,6 +122,35 @@ pub fn builtin_catalogue(name: &str) -> TypeStatus {
     }
 }
 
+/// What an org captures: which types (and the rules of its custom types), and
+/// from which portals.
+pub trait Catalogue: Sync {
+    /// The status of a type name.
+    fn type_status(&self, name: &str) -> TypeStatus;
+    /// Checks the fields of a captured custom type against its schema.
+    fn check_custom_fields(
+        &self,
+        _name: &str,
+        _fields: &Map<String, Value>,
+    ) -> Result<(), Rejection> {
+        Ok(())
+    }
+    /// Whether interactions from this portal are captured. Portals that were
+    /// never registered are; a deleted integration's portal is not.
+    fn portal_captured(&self, _portal: &PortalId) -> bool {
+        true
+    }
+}
+
+/// The catalogue of a fresh org: built-ins only, every portal.
+pub struct Builtins;
+
+impl Catalogue for Builtins {
+    fn type_status(&self, name: &str) -> TypeStatus {
+        builtin_catalogue(name)
+    }
+}
+
 /// A decoded, valid interaction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Interaction {
@@ -170,8 +199,8 @@ pub struct DecodeContext<'a> {
     pub limits: &'a Limits,
     /// The portal a portal-scoped credential is limited to.
     pub portal_scope: Option<&'a PortalId>,
-    /// The org's type catalogue.
-    pub types: &'a (dyn Fn(&str) -> TypeStatus + Sync),
+    /// The org's catalogue of types and portals.
+    pub catalogue: &'a dyn Catalogue,
 }
 
 /// Decodes one item. On failure the rejection names the field at fault; the
@@ -213,7 +242,7 @@ pub fn decode_object(
     let with_id = |r: Rejection| r.at(0, Some(id.as_str().to_owned()));
 
     let interaction_type = required_text(&mut object, "type", limits).map_err(with_id)?;
-    let builtin = match (ctx.types)(&interaction_type) {
+    let builtin = match ctx.catalogue.type_status(&interaction_type) {
         TypeStatus::Captured(builtin) => builtin,
         TypeStatus::NotCaptured => {
             return Err(with_id(Rejection::field(
@@ -270,8 +299,21 @@ pub fn decode_object(
             }
         },
     };
-    if let Some(builtin) = builtin {
-        check_builtin_fields(builtin, &object, limits).map_err(with_id)?;
+    if !ctx.catalogue.portal_captured(&portal_id) {
+        return Err(with_id(Rejection::field(
+            Reason::PortalNotCaptured,
+            "portal_portalid",
+            format!(
+                "interactions from portal {portal_id:?} are not captured: its integration was deleted"
+            ),
+        )));
+    }
+    match builtin {
+        Some(builtin) => check_builtin_fields(builtin, &object, limits).map_err(with_id)?,
+        None => ctx
+            .catalogue
+            .check_custom_fields(&interaction_type, &object)
+            .map_err(with_id)?,
     }
     check_extra_fields(&object, limits).map_err(with_id)?;
     Ok(Interaction {
@@ -425,7 +467,7 @@ mod tests {
         let ctx = DecodeContext {
             limits: &limits,
             portal_scope: scope,
-            types: &builtin_catalogue,
+            catalogue: &Builtins,
         };
         decode_interaction(&value.to_string(), &ctx)
     }
@@ -538,23 +580,49 @@ mod tests {
         );
     }
 
+    struct NothingCaptured;
+
+    impl Catalogue for NothingCaptured {
+        fn type_status(&self, _name: &str) -> TypeStatus {
+            TypeStatus::NotCaptured
+        }
+    }
+
+    struct DeletedPortal;
+
+    impl Catalogue for DeletedPortal {
+        fn type_status(&self, name: &str) -> TypeStatus {
+            builtin_catalogue(name)
+        }
+        fn portal_captured(&self, _portal: &PortalId) -> bool {
+            false
+        }
+    }
+
     #[test]
-    fn not_captured_types_are_refused() {
+    fn not_captured_types_and_portals_are_refused() {
         let limits = Limits::default();
         let ctx = DecodeContext {
             limits: &limits,
             portal_scope: None,
-            types: &|_| TypeStatus::NotCaptured,
+            catalogue: &NothingCaptured,
         };
         let rejection = decode_interaction(&article().to_string(), &ctx).unwrap_err();
         assert_eq!(rejection.reason, Reason::InteractionTypeNotCaptured);
+        let ctx = DecodeContext {
+            catalogue: &DeletedPortal,
+            ..ctx
+        };
+        let rejection = decode_interaction(&article().to_string(), &ctx).unwrap_err();
+        assert_eq!(rejection.reason, Reason::PortalNotCaptured);
+        assert_eq!(rejection.field.as_deref(), Some("portal_portalid"));
     }
 
     proptest! {
         #[test]
         fn decoder_never_panics_on_arbitrary_text(text in ".{0,300}") {
             let limits = Limits::default();
-            let ctx = DecodeContext { limits: &limits, portal_scope: None, types: &builtin_catalogue };
+            let ctx = DecodeContext { limits: &limits, portal_scope: None, catalogue: &Builtins };
             let _ = decode_interaction(&text, &ctx);
         }
 

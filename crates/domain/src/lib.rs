@@ -15,13 +15,20 @@
 //!   interaction and contact objects.
 //! - [`auth`]: rights, Azure SAS tokens (sign, parse, verify) and Basic credentials.
 //! - [`audit`]: the activity-log record of PRODUCT.md §5.1 and its categorisation.
+//! - [`portal`]: portals, their origins and public keys, and interaction-type
+//!   definitions (built-in and custom).
+//! - [`contact`]: contacts (profiles) and support cases.
+//! - [`journey`]: what a contact did before a case, grouped for an agent.
 //! - [`user`]: roles of people who sign in to the web UI.
 
 pub mod audit;
 pub mod auth;
+pub mod contact;
 pub mod ids;
 pub mod ingest;
 pub mod interaction;
+pub mod journey;
+pub mod portal;
 pub mod segment;
 pub mod time;
 pub mod user;

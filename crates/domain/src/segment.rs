@@ -383,7 +383,7 @@ fn identify(message: &mut Map<String, Value>) -> Result<Map<String, Value>, Reje
 mod tests {
     use super::*;
     use crate::ids::PortalId;
-    use crate::interaction::{DecodeContext, builtin_catalogue, decode_object};
+    use crate::interaction::{Builtins, DecodeContext, decode_object};
     use proptest::prelude::*;
     use serde_json::json;
 
@@ -458,7 +458,7 @@ mod tests {
         let ctx = DecodeContext {
             limits: &limits,
             portal_scope: Some(&scope),
-            types: &builtin_catalogue,
+            catalogue: &Builtins,
         };
         let interaction = decode_object(object, &ctx).unwrap();
         assert_eq!(interaction.portal_id, scope);

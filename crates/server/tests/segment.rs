@@ -16,6 +16,7 @@ use std::time::Duration;
 use common::TestServer;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use tracklog_domain::ids::ContactId;
 use tracklog_store::Policy;
 
 fn cache_dir(name: &str) -> PathBuf {
@@ -119,6 +120,21 @@ async fn metric(server: &TestServer, line_start: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The contact as the store holds it, in the §8 shape.
+async fn contact(server: &TestServer, id: &str) -> Value {
+    let org = server.org("default").await;
+    let contact = server
+        .stores
+        .portals
+        .contact(org, &ContactId::parse(id).unwrap())
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("contact {id} was not upserted"));
+    let mut value = contact.to_json();
+    value.as_object_mut().unwrap().remove("updated_at");
+    value
+}
+
 async fn setup() -> (TestServer, Policy, Policy) {
     let server = TestServer::start().await;
     let writer = server
@@ -167,6 +183,11 @@ async fn the_official_python_client_sends_interactions() {
     )
     .await;
     assert_eq!(refused, 1.0);
+    assert_eq!(
+        contact(&server, "c-py").await,
+        json!({"id": "c-py", "name": "Ana Lima", "email": "ana@example.com",
+               "attributes": {"plan": "gold"}})
+    );
     server.stop().await;
 }
 
@@ -194,6 +215,11 @@ async fn the_official_node_client_sends_interactions() {
     assert_eq!(article["type"], "portal_viewknowledgearticle");
     assert_eq!(article["portal_knowledgetitle"], "Toner");
     assert_eq!(article["session_id"], "s-node");
+    assert_eq!(
+        contact(&server, "c-node").await,
+        json!({"id": "c-node", "name": "Bo Berg", "email": "bo@example.com",
+               "attributes": {"firstName": "Bo", "lastName": "Berg"}})
+    );
     server.stop().await;
 }
 
@@ -254,6 +280,40 @@ async fn single_message_routes_report_every_outcome() {
     assert_eq!(reply["rejected"][0]["id"], "t-2");
     assert_eq!(reply["rejected"][1]["index"], 1);
     assert_eq!(reply["rejected"][1]["field"], "type");
+
+    // identify upserts, merging traits into what is known.
+    let identify = |traits: Value| json!({"userId": "c-1", "traits": traits});
+    let (_, reply) = post(
+        &server,
+        "/v1/identify",
+        &key,
+        &identify(json!({"name": "Ana", "tier": 1})),
+    )
+    .await;
+    assert_eq!(reply["accepted"], 1);
+    let (_, reply) = post(
+        &server,
+        "/v1/identify",
+        &key,
+        &identify(json!({"email": "a@example.com"})),
+    )
+    .await;
+    assert_eq!(reply["accepted"], 1);
+    assert_eq!(
+        contact(&server, "c-1").await,
+        json!({"id": "c-1", "name": "Ana", "email": "a@example.com", "attributes": {"tier": 1}})
+    );
+    let (status, reply) = post(&server, "/v1/identify", &key, &json!({"anonymousId": "a"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(reply["rejected"][0]["field"], "userId");
+    let (_, reply) = post(
+        &server,
+        "/v1/identify",
+        &key,
+        &identify(json!({"name": "x".repeat(400)})),
+    )
+    .await;
+    assert_eq!(reply["rejected"][0]["field"], "traits.name");
 
     let items = timeline(&server, &reader, "c-1").await;
     let ids: Vec<_> = items.iter().map(|i| &i["portal_interactionid"]).collect();

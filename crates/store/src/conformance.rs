@@ -8,10 +8,12 @@
 use serde_json::json;
 use tracklog_domain::audit::{AuditRecord, Category};
 use tracklog_domain::auth::{PolicyKey, Rights};
+use tracklog_domain::contact::{Case, CaseStatus, Contact};
 use tracklog_domain::ids::{
-    ContactId, InteractionId, OrgName, PolicyName, PortalId, SessionId, UserName,
+    CaseId, ContactId, InteractionId, OrgName, PolicyName, PortalId, SessionId, TypeName, UserName,
 };
 use tracklog_domain::interaction::Interaction;
+use tracklog_domain::portal::{Origin, Portal, TypeDef, TypeState};
 use tracklog_domain::time::UtcMillis;
 use tracklog_domain::user::Role;
 
@@ -36,6 +38,11 @@ macro_rules! conformance_suite {
             users_and_web_sessions,
             audit_sequences_categories_and_idempotency,
             store_is_writable,
+            anonymous_sessions_are_stitched_in_any_order,
+            erasure_removes_a_contacts_activity_and_profile,
+            portals_register_update_and_delete,
+            type_definitions_and_contacts_and_cases,
+            purges_and_insights_follow_the_portal,
         );
     };
     (@tests $make:expr; $($check:ident),* $(,)?) => {
@@ -59,7 +66,8 @@ fn interaction(id: &str, contact: Option<&str>, ts: i64) -> Interaction {
         contact_id: contact.map(|c| ContactId::parse(c).unwrap()),
         timestamp: UtcMillis::from_millis(ts),
         portal_id: PortalId::parse("support").unwrap(),
-        session_id: Some(SessionId::parse("s-1").unwrap()),
+        // A session of its own, so that no test stitches by accident.
+        session_id: Some(SessionId::parse(format!("s-{id}")).unwrap()),
         fields,
     }
 }
@@ -497,4 +505,430 @@ pub async fn audit_sequences_categories_and_idempotency(stores: Stores) {
 
 pub async fn store_is_writable(stores: Stores) {
     stores.meta.check_writable().await.unwrap();
+}
+
+fn in_session(id: &str, contact: Option<&str>, session: &str, ts: i64) -> Interaction {
+    Interaction {
+        session_id: Some(SessionId::parse(session).unwrap()),
+        ..interaction(id, contact, ts)
+    }
+}
+
+async fn timeline_ids(
+    stores: &Stores,
+    org: tracklog_domain::ids::OrgId,
+    contact: &str,
+) -> Vec<String> {
+    stores
+        .events
+        .contact_interactions(org, &ContactId::parse(contact).unwrap(), all(1000))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|i| i.id.to_string())
+        .collect()
+}
+
+/// An anonymous session joins its contact once any of its interactions
+/// carries the contact id: earlier anonymous ones, and later ones too.
+pub async fn anonymous_sessions_are_stitched_in_any_order(stores: Stores) {
+    let org = default_org(&stores).await;
+    let events = &stores.events;
+    events
+        .append_interactions(
+            org,
+            vec![
+                in_session("anon-1", None, "browser-1", 1_000),
+                in_session("anon-2", None, "browser-1", 2_000),
+                in_session("other", None, "browser-2", 2_500),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(timeline_ids(&stores, org, "c-7").await.is_empty());
+    // The identified interaction arrives later but happened in between.
+    events
+        .append_interactions(
+            org,
+            vec![in_session("known", Some("c-7"), "browser-1", 1_500)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        timeline_ids(&stores, org, "c-7").await,
+        ["anon-1", "known", "anon-2"]
+    );
+    // Later anonymous activity in the session follows the contact as well.
+    events
+        .append_interactions(org, vec![in_session("anon-3", None, "browser-1", 3_000)])
+        .await
+        .unwrap();
+    let timeline = events
+        .contact_interactions(org, &ContactId::parse("c-7").unwrap(), all(10))
+        .await
+        .unwrap();
+    assert_eq!(timeline.items.len(), 4);
+    assert!(
+        timeline
+            .items
+            .iter()
+            .all(|i| i.contact_id.as_ref().map(|c| c.as_str()) == Some("c-7"))
+    );
+    // An unrelated session stays anonymous.
+    assert!(!timeline.items.iter().any(|i| i.id.as_str() == "other"));
+}
+
+pub async fn erasure_removes_a_contacts_activity_and_profile(stores: Stores) {
+    let org = default_org(&stores).await;
+    let day = 86_400_000;
+    stores
+        .events
+        .append_interactions(
+            org,
+            vec![
+                in_session("e-anon", None, "s-e", 10),
+                in_session("e-1", Some("erase-me"), "s-e", 20),
+                in_session("e-2", Some("erase-me"), "s-f", 3 * day),
+                in_session("keep", Some("keep-me"), "s-k", 30),
+            ],
+        )
+        .await
+        .unwrap();
+    let contact = ContactId::parse("erase-me").unwrap();
+    stores
+        .portals
+        .upsert_contacts(
+            org,
+            vec![Contact {
+                id: contact.clone(),
+                name: Some("Eve".into()),
+                email: None,
+                attributes: Default::default(),
+                updated_at: UtcMillis::from_millis(1),
+            }],
+        )
+        .await
+        .unwrap();
+    stores
+        .portals
+        .upsert_case(org, case("K-e", "erase-me", 4 * day))
+        .await
+        .unwrap();
+    let erased = stores.events.erase_contact(org, &contact).await.unwrap();
+    assert_eq!(erased.interactions, 3);
+    assert_eq!(erased.sessions, 2);
+    assert!(timeline_ids(&stores, org, "erase-me").await.is_empty());
+    assert_eq!(timeline_ids(&stores, org, "keep-me").await, ["keep"]);
+    assert_eq!(
+        stores.portals.delete_contact(org, &contact).await.unwrap(),
+        (true, 1)
+    );
+    assert!(
+        stores
+            .portals
+            .contact(org, &contact)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        stores
+            .portals
+            .case(org, &CaseId::parse("K-e").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The session link is gone: new anonymous activity stays anonymous.
+    stores
+        .events
+        .append_interactions(org, vec![in_session("after", None, "s-e", 40)])
+        .await
+        .unwrap();
+    assert!(timeline_ids(&stores, org, "erase-me").await.is_empty());
+}
+
+fn portal(id: &str, key: &str) -> Portal {
+    Portal {
+        id: PortalId::parse(id).unwrap(),
+        name: format!("Portal {id}"),
+        allowed_origins: vec![Origin::parse("https://help.example.com").unwrap()],
+        policy: None,
+        retention_days: Some(30),
+        public_key: key.into(),
+        created_at: UtcMillis::from_millis(1),
+        updated_at: UtcMillis::from_millis(1),
+    }
+}
+
+fn case(id: &str, contact: &str, at: i64) -> Case {
+    Case {
+        id: CaseId::parse(id).unwrap(),
+        contact_id: ContactId::parse(contact).unwrap(),
+        title: format!("Case {id}"),
+        created_at: UtcMillis::from_millis(at),
+        status: CaseStatus::Active,
+    }
+}
+
+pub async fn portals_register_update_and_delete(stores: Stores) {
+    let org = default_org(&stores).await;
+    let other = stores
+        .meta
+        .ensure_org(&OrgName::parse("other").unwrap())
+        .await
+        .unwrap()
+        .id;
+    let portals = &stores.portals;
+    portals
+        .create_portal(org, portal("help", "pk-1"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        portals.create_portal(org, portal("help", "pk-2")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        portals.create_portal(other, portal("other", "pk-1")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let (found_org, found) = portals.portal_by_public_key("pk-1").await.unwrap().unwrap();
+    assert_eq!((found_org, found.id.as_str()), (org, "help"));
+    assert!(portals.portal(other, &found.id).await.unwrap().is_none());
+
+    let mut changed = found.clone();
+    changed.name = "Help centre".into();
+    changed.public_key = "pk-3".into();
+    portals.update_portal(org, changed).await.unwrap();
+    assert!(
+        portals
+            .portal_by_public_key("pk-1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        portals.portal(org, &found.id).await.unwrap().unwrap().name,
+        "Help centre"
+    );
+    assert_eq!(portals.list_portals(org).await.unwrap().len(), 1);
+
+    portals.delete_portal(org, &found.id).await.unwrap();
+    assert!(portals.portal(org, &found.id).await.unwrap().is_none());
+    assert!(
+        portals
+            .portal_by_public_key("pk-3")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let deleted = portals.deleted_portals(org).await.unwrap();
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(deleted[0], found.id);
+    assert!(matches!(
+        portals.delete_portal(org, &found.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    // The id can be registered again.
+    portals
+        .create_portal(org, portal("help", "pk-4"))
+        .await
+        .unwrap();
+    assert!(portals.deleted_portals(org).await.unwrap().is_empty());
+}
+
+pub async fn type_definitions_and_contacts_and_cases(stores: Stores) {
+    let org = default_org(&stores).await;
+    let portals = &stores.portals;
+    let video = TypeDef {
+        name: TypeName::parse("video_view").unwrap(),
+        display_name: "Video".into(),
+        fields_schema: Some(json!({"type": "object", "required": ["video_id"]})),
+        state: TypeState::Enabled,
+        builtin: false,
+        updated_at: UtcMillis::from_millis(5),
+    };
+    portals.create_type(org, video.clone()).await.unwrap();
+    assert!(matches!(
+        portals.create_type(org, video.clone()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let disabled = TypeDef {
+        state: TypeState::Disabled,
+        ..video.clone()
+    };
+    portals.put_type(org, disabled.clone()).await.unwrap();
+    assert_eq!(portals.stored_types(org).await.unwrap(), [disabled]);
+
+    let contact = |id: &str, name: Option<&str>, email: Option<&str>| Contact {
+        id: ContactId::parse(id).unwrap(),
+        name: name.map(Into::into),
+        email: email.map(Into::into),
+        attributes: serde_json::Map::from_iter([("tier".to_owned(), json!(id))]),
+        updated_at: UtcMillis::from_millis(9),
+    };
+    let uuid = "0f8fad5b-d9cb-469f-a165-70867728950e";
+    let created = portals
+        .upsert_contacts(
+            org,
+            vec![contact("c-1", Some("Ada"), None), contact(uuid, None, None)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(created, 2);
+    let created = portals
+        .upsert_contacts(org, vec![contact("c-1", None, Some("ada@example.com"))])
+        .await
+        .unwrap();
+    assert_eq!(created, 0);
+    let stored = portals
+        .contact(org, &ContactId::parse("c-1").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.name.as_deref(), Some("Ada"));
+    assert_eq!(stored.email.as_deref(), Some("ada@example.com"));
+    let first = portals.list_contacts(org, None, 1).await.unwrap();
+    let rest = portals
+        .list_contacts(org, Some(first[0].id.clone()), 10)
+        .await
+        .unwrap();
+    let mut ids: Vec<String> = first
+        .iter()
+        .chain(&rest)
+        .map(|c| c.id.to_string())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, [uuid.to_owned(), "c-1".to_owned()]);
+
+    portals
+        .upsert_case(org, case("K-1", uuid, 100))
+        .await
+        .unwrap();
+    portals
+        .upsert_case(org, case("K-2", uuid, 200))
+        .await
+        .unwrap();
+    portals
+        .upsert_case(org, case("K-3", "c-1", 300))
+        .await
+        .unwrap();
+    let mut resolved = case("K-1", uuid, 100);
+    resolved.status = CaseStatus::Resolved;
+    portals.upsert_case(org, resolved.clone()).await.unwrap();
+    assert_eq!(
+        portals
+            .case(org, &CaseId::parse("K-1").unwrap())
+            .await
+            .unwrap(),
+        Some(resolved)
+    );
+    let of_contact: Vec<String> = portals
+        .list_cases(org, Some(ContactId::parse(uuid).unwrap()), 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.id.to_string())
+        .collect();
+    assert_eq!(of_contact, ["K-2", "K-1"]);
+    assert_eq!(portals.list_cases(org, None, 10).await.unwrap().len(), 3);
+}
+
+pub async fn purges_and_insights_follow_the_portal(stores: Stores) {
+    let org = default_org(&stores).await;
+    let day = 86_400_000;
+    let article = |id: &str, portal: &str, ts: i64, ka: &str| {
+        let mut fields = serde_json::Map::new();
+        fields.insert("portal_knowledgearticleid".into(), json!(ka));
+        fields.insert("portal_knowledgetitle".into(), json!(format!("Title {ka}")));
+        Interaction {
+            interaction_type: "portal_viewknowledgearticle".into(),
+            portal_id: PortalId::parse(portal).unwrap(),
+            fields,
+            ..interaction(id, Some("c-i"), ts)
+        }
+    };
+    let search = |id: &str, ts: i64, text: &str| {
+        let mut fields = serde_json::Map::new();
+        fields.insert("portal_searchstring".into(), json!(text));
+        Interaction {
+            fields,
+            portal_id: PortalId::parse("help").unwrap(),
+            ..interaction(id, Some("c-i"), ts)
+        }
+    };
+    stores
+        .events
+        .append_interactions(
+            org,
+            vec![
+                article("old", "help", day, "KA-1"),
+                article("a1", "help", 10 * day, "KA-1"),
+                article("a2", "help", 10 * day + 1, "KA-1"),
+                article("a3", "help", 11 * day, "KA-2"),
+                search("s1", 11 * day + 5, "Printer Offline "),
+                search("s2", 12 * day, "printer offline"),
+                article("elsewhere", "forum", 10 * day, "KA-9"),
+            ],
+        )
+        .await
+        .unwrap();
+    stores
+        .portals
+        .upsert_case(org, case("K-i", "c-i", 11 * day + 3_600_000))
+        .await
+        .unwrap();
+    let help = PortalId::parse("help").unwrap();
+    let insights = stores
+        .events
+        .portal_insights(
+            org,
+            &help,
+            UtcMillis::from_millis(5 * day),
+            UtcMillis::from_millis(20 * day),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        insights.daily,
+        [
+            (10, "portal_viewknowledgearticle".to_owned(), 2),
+            (11, "portal_search".to_owned(), 1),
+            (11, "portal_viewknowledgearticle".to_owned(), 1),
+            (12, "portal_search".to_owned(), 1),
+        ]
+    );
+    assert_eq!(insights.top_articles[0].id, "KA-1");
+    assert_eq!(insights.top_articles[0].views, 2);
+    assert_eq!(
+        insights.top_articles[0].title.as_deref(),
+        Some("Title KA-1")
+    );
+    assert_eq!(insights.top_searches[0].text, "printer offline");
+    assert_eq!(insights.top_searches[0].count, 2);
+    // Only s1 came within 24 hours before the case.
+    assert_eq!(insights.searches_before_case.len(), 1);
+    assert_eq!(insights.searches_before_case[0].count, 1);
+
+    let purged = stores
+        .events
+        .purge_interactions(org, &help, Some(UtcMillis::from_millis(5 * day)), 100)
+        .await
+        .unwrap();
+    assert_eq!(purged, 1);
+    let mut total = 0;
+    loop {
+        let n = stores
+            .events
+            .purge_interactions(org, &help, None, 2)
+            .await
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n;
+    }
+    assert_eq!(total, 5);
+    assert_eq!(timeline_ids(&stores, org, "c-i").await, ["elsewhere"]);
 }

@@ -6,6 +6,8 @@
 //! - [`EventStore`]: append-mostly activity — portal interactions today.
 //! - [`MetaStore`]: the small, transactional metadata — orgs, access policies,
 //!   users and their web sessions.
+//! - [`PortalStore`]: the portal pillar's records — portals, interaction-type
+//!   definitions, contacts and cases.
 //! - [`AuditStore`]: the activity log, with server-assigned sequence numbers.
 //! - [`sqlite`]: the embedded backend. One writer thread owns the write
 //!   connection and commits in groups; a small pool serves reads.
@@ -23,8 +25,10 @@ use prometheus_client::metrics::histogram::Histogram;
 use serde::{Deserialize, Serialize};
 use tracklog_domain::audit::AuditRecord;
 use tracklog_domain::auth::{PolicyKey, Rights};
-use tracklog_domain::ids::{ContactId, OrgId, OrgName, PolicyName, PortalId, UserName};
+use tracklog_domain::contact::{Case, Contact};
+use tracklog_domain::ids::{CaseId, ContactId, OrgId, OrgName, PolicyName, PortalId, UserName};
 use tracklog_domain::interaction::Interaction;
+use tracklog_domain::portal::{Portal, TypeDef};
 use tracklog_domain::time::UtcMillis;
 use tracklog_domain::user::Role;
 
@@ -137,6 +141,125 @@ pub trait EventStore: Send + Sync {
         contact: &ContactId,
         query: TimelineQuery,
     ) -> Result<Page<Interaction>, StoreError>;
+
+    /// Deletes every interaction of the contact, including anonymous ones
+    /// stitched to it, and forgets its session links. Deleted content is
+    /// overwritten on disk, not only unlinked.
+    async fn erase_contact(
+        &self,
+        org: OrgId,
+        contact: &ContactId,
+    ) -> Result<ErasedActivity, StoreError>;
+
+    /// Deletes up to `max` interactions of a portal older than `before` (all
+    /// of them when `None`); returns how many went. Callers loop until 0, so
+    /// a large purge never holds the writer for long.
+    async fn purge_interactions(
+        &self,
+        org: OrgId,
+        portal: &PortalId,
+        before: Option<UtcMillis>,
+        max: usize,
+    ) -> Result<u64, StoreError>;
+
+    /// A portal's activity in `[from, to)`.
+    async fn portal_insights(
+        &self,
+        org: OrgId,
+        portal: &PortalId,
+        from: UtcMillis,
+        to: UtcMillis,
+    ) -> Result<PortalInsights, StoreError>;
+}
+
+/// What erasing a contact's activity removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct ErasedActivity {
+    pub interactions: u64,
+    /// Anonymous sessions that were linked to the contact.
+    pub sessions: u64,
+}
+
+/// A portal's activity over a window, for its insight page.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct PortalInsights {
+    /// `(UTC day number, type, count)`, by day then type.
+    pub daily: Vec<(i64, String, u64)>,
+    pub top_articles: Vec<TopArticle>,
+    pub top_searches: Vec<TopSearch>,
+    /// Searches that the same contact followed with a case within 24 hours.
+    pub searches_before_case: Vec<TopSearch>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TopArticle {
+    pub id: String,
+    pub title: Option<String>,
+    pub views: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TopSearch {
+    pub text: String,
+    pub count: u64,
+}
+
+/// The portal pillar's records: portals, interaction-type definitions,
+/// contacts and cases.
+#[async_trait]
+pub trait PortalStore: Send + Sync {
+    /// Fails with [`StoreError::Conflict`] when the id or the public key is
+    /// taken by a live portal; a deleted portal's id may be registered again.
+    async fn create_portal(&self, org: OrgId, portal: Portal) -> Result<(), StoreError>;
+    /// A live portal.
+    async fn portal(&self, org: OrgId, id: &PortalId) -> Result<Option<Portal>, StoreError>;
+    /// The live portal a public ingest key belongs to.
+    async fn portal_by_public_key(&self, key: &str) -> Result<Option<(OrgId, Portal)>, StoreError>;
+    async fn list_portals(&self, org: OrgId) -> Result<Vec<Portal>, StoreError>;
+    /// Replaces a live portal's settings.
+    async fn update_portal(&self, org: OrgId, portal: Portal) -> Result<(), StoreError>;
+    /// Marks a portal deleted: its capture stops and its id stays known.
+    async fn delete_portal(&self, org: OrgId, id: &PortalId) -> Result<(), StoreError>;
+    /// Ids of portals whose integration was deleted.
+    async fn deleted_portals(&self, org: OrgId) -> Result<Vec<PortalId>, StoreError>;
+
+    /// The org's stored type definitions: custom types, and built-ins whose
+    /// state it changed.
+    async fn stored_types(&self, org: OrgId) -> Result<Vec<TypeDef>, StoreError>;
+    /// Fails with [`StoreError::Conflict`] when the name is taken.
+    async fn create_type(&self, org: OrgId, def: TypeDef) -> Result<(), StoreError>;
+    /// Inserts or replaces a definition.
+    async fn put_type(&self, org: OrgId, def: TypeDef) -> Result<(), StoreError>;
+
+    /// Inserts or merges contacts (see [`Contact::merge`]); returns how many
+    /// were new.
+    async fn upsert_contacts(
+        &self,
+        org: OrgId,
+        contacts: Vec<Contact>,
+    ) -> Result<usize, StoreError>;
+    async fn contact(&self, org: OrgId, id: &ContactId) -> Result<Option<Contact>, StoreError>;
+    /// Contacts in id order, after `after` when given.
+    async fn list_contacts(
+        &self,
+        org: OrgId,
+        after: Option<ContactId>,
+        limit: usize,
+    ) -> Result<Vec<Contact>, StoreError>;
+    /// Removes the profile and the contact's cases; returns whether a profile
+    /// existed and how many cases went.
+    async fn delete_contact(&self, org: OrgId, id: &ContactId) -> Result<(bool, u64), StoreError>;
+
+    /// Inserts or replaces a case.
+    async fn upsert_case(&self, org: OrgId, case: Case) -> Result<(), StoreError>;
+    async fn case(&self, org: OrgId, id: &CaseId) -> Result<Option<Case>, StoreError>;
+    /// The newest cases first, optionally of one contact.
+    async fn list_cases(
+        &self,
+        org: OrgId,
+        contact: Option<ContactId>,
+        limit: usize,
+    ) -> Result<Vec<Case>, StoreError>;
 }
 
 /// An organisation.
@@ -267,6 +390,7 @@ pub struct Stores {
     pub events: Arc<dyn EventStore>,
     pub meta: Arc<dyn MetaStore>,
     pub audit: Arc<dyn AuditStore>,
+    pub portals: Arc<dyn PortalStore>,
     pub lifecycle: Arc<dyn Lifecycle>,
     pub metrics: StoreMetrics,
 }
@@ -275,13 +399,14 @@ impl Stores {
     /// One backend that implements every trait.
     pub fn single<S>(store: S, metrics: StoreMetrics) -> Self
     where
-        S: EventStore + MetaStore + AuditStore + Lifecycle + 'static,
+        S: EventStore + MetaStore + AuditStore + PortalStore + Lifecycle + 'static,
     {
         let store = Arc::new(store);
         Self {
             events: store.clone(),
             meta: store.clone(),
             audit: store.clone(),
+            portals: store.clone(),
             lifecycle: store,
             metrics,
         }

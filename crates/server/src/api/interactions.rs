@@ -9,7 +9,7 @@ use serde_json::Value;
 use tracklog_domain::auth::Right;
 use tracklog_domain::ids::{ContactId, OrgId};
 use tracklog_domain::ingest::{BodyError, IngestReport};
-use tracklog_domain::interaction::{DecodeContext, DecodedBatch, builtin_catalogue, decode_batch};
+use tracklog_domain::interaction::{Builtins, DecodeContext, DecodedBatch, decode_batch};
 use tracklog_domain::time::UtcMillis;
 use tracklog_store::{AppendSummary, Cursor, TimelineQuery};
 use utoipa::{IntoParams, ToSchema};
@@ -49,7 +49,7 @@ pub async fn post_interactions(
     let ctx = DecodeContext {
         limits: &state.limits,
         portal_scope: principal.portal.as_ref(),
-        types: &builtin_catalogue,
+        catalogue: &Builtins,
     };
     let batch = decode_batch(&bytes, edge::is_ndjson(&headers), &ctx)
         .map_err(|e| refuse_body(&state, e))?;

@@ -23,8 +23,10 @@ use axum::http::HeaderMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use tracklog_domain::auth::Right;
+use tracklog_domain::contact::Contact;
+use tracklog_domain::ids::OrgId;
 use tracklog_domain::ingest::{IngestReport, Reason, Rejection};
-use tracklog_domain::interaction::{DecodeContext, DecodedBatch, builtin_catalogue, decode_object};
+use tracklog_domain::interaction::{Builtins, DecodeContext, DecodedBatch, decode_object};
 use tracklog_domain::segment::{Endpoint, Message, map_body};
 use tracklog_domain::time::UtcMillis;
 use utoipa::ToSchema;
@@ -32,7 +34,11 @@ use utoipa::ToSchema;
 use super::interactions::{append_batch, read_ingest_body, refuse_body};
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::metrics::KindLabel;
 use crate::state::AppState;
+
+/// The metric kind of contacts upserted by `identify`.
+const CONTACT: &str = "contact";
 
 /// The reply of the Segment routes.
 #[derive(Debug, Serialize, ToSchema)]
@@ -58,7 +64,7 @@ async fn ingest(
     let ctx = DecodeContext {
         limits: &state.limits,
         portal_scope: principal.portal.as_ref(),
-        types: &builtin_catalogue,
+        catalogue: &Builtins,
     };
     let mut batch = DecodedBatch::default();
     let mut contacts = Vec::new();
@@ -75,7 +81,7 @@ async fn ingest(
             Err(rejection) => batch.rejected.push(rejection),
         }
     }
-    let (upserted, refused) = upsert_contacts(&state, contacts).await?;
+    let (upserted, refused) = upsert_contacts(&state, principal.org, contacts).await?;
     batch.rejected.extend(refused);
     let mut report = append_batch(&state, principal.org, batch).await?;
     report.accepted += upserted;
@@ -87,23 +93,49 @@ async fn ingest(
 }
 
 /// Upserts the contacts of `identify` messages; returns how many were stored
-/// and a rejection for each refused one.
+/// and a rejection for each refused one. Traits merge into what is known: a
+/// trait left out keeps its value.
 async fn upsert_contacts(
-    _state: &AppState,
-    contacts: Vec<(usize, Map<String, Value>)>,
+    state: &AppState,
+    org: OrgId,
+    messages: Vec<(usize, Map<String, Value>)>,
 ) -> Result<(usize, Vec<Rejection>), ApiError> {
-    let refused = contacts
-        .into_iter()
-        .map(|(index, _)| {
-            Rejection::field(
-                Reason::InvalidField,
-                "type",
-                "identify is not captured by this server",
-            )
-            .at(index, None)
-        })
-        .collect();
-    Ok((0, refused))
+    let now = UtcMillis::now();
+    let mut contacts = Vec::with_capacity(messages.len());
+    let mut refused = Vec::new();
+    for (index, object) in messages {
+        match Contact::from_json(Value::Object(object), now) {
+            Ok(contact) => contacts.push(contact),
+            Err(error) => {
+                // The contact's `id` is the message's `userId`; other fields are traits.
+                let field = match error.field.as_str() {
+                    "id" => "userId".to_owned(),
+                    other => format!("traits.{other}"),
+                };
+                let rejection = Rejection::field(Reason::InvalidField, &field, error.message);
+                refused.push(rejection.at(index, None));
+            }
+        }
+    }
+    for rejection in &refused {
+        state.metrics.reject(CONTACT, rejection.reason.code(), 1);
+    }
+    if contacts.is_empty() {
+        return Ok((0, refused));
+    }
+    let count = contacts.len();
+    state
+        .stores
+        .portals
+        .upsert_contacts(org, contacts)
+        .await
+        .inspect_err(|_| state.metrics.reject(CONTACT, "store_unavailable", count))?;
+    state
+        .metrics
+        .ingested
+        .get_or_create(&KindLabel { kind: CONTACT })
+        .inc_by(count as u64);
+    Ok((count, refused))
 }
 
 /// A Segment batch: `{"batch": [message...], "sentAt"?}`, each message a

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use rusqlite::types::{Value, ValueRef};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use tracklog_domain::ids::{ContactId, InteractionId, OrgId, PortalId, SessionId};
 use tracklog_domain::interaction::{Interaction, decode_fields, encode_fields};
 use tracklog_domain::time::UtcMillis;
@@ -10,7 +10,10 @@ use tracklog_domain::time::UtcMillis;
 use super::compact::{decode_id, encode_id};
 use super::writer::Dictionary;
 use super::{SqliteStore, sql_error};
-use crate::{AppendSummary, Cursor, EventStore, Page, StoreError, TimelineQuery};
+use crate::{
+    AppendSummary, Cursor, ErasedActivity, EventStore, Page, PortalInsights, StoreError,
+    TimelineQuery, TopArticle, TopSearch,
+};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -59,6 +62,26 @@ impl EventStore for SqliteStore {
         let rows: Vec<Row> = items.into_iter().map(Row::from_interaction).collect();
         self.append(rows.len(), move |ctx| {
             let mut summary = AppendSummary::default();
+            let mut linked_contact = ctx
+                .conn
+                .prepare_cached(
+                    "SELECT contact_id FROM session_contacts WHERE org_id = ?1 AND session_id = ?2",
+                )
+                .map_err(sql_error)?;
+            let mut link = ctx
+                .conn
+                .prepare_cached(
+                    "INSERT INTO session_contacts (org_id, session_id, contact_id) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (org_id, session_id) DO NOTHING",
+                )
+                .map_err(sql_error)?;
+            let mut stitch = ctx
+                .conn
+                .prepare_cached(
+                    "UPDATE interactions SET contact_id = ?3
+                     WHERE org_id = ?1 AND session_id = ?2 AND contact_id IS NULL",
+                )
+                .map_err(sql_error)?;
             let mut insert = ctx
                 .conn
                 .prepare_cached(
@@ -92,6 +115,15 @@ impl EventStore for SqliteStore {
                         id
                     }
                 };
+                // Stitching: an anonymous interaction of a session already
+                // linked to a contact is stored with that contact.
+                let contact = match (&row.contact, &row.session) {
+                    (None, Some(session)) => linked_contact
+                        .query_row(params![org.0, session], |r| r.get::<_, Value>(0))
+                        .optional()
+                        .map_err(sql_error)?,
+                    (contact, _) => contact.clone(),
+                };
                 let inserted = insert
                     .execute(params![
                         org.0,
@@ -100,11 +132,23 @@ impl EventStore for SqliteStore {
                         row.id,
                         type_id,
                         portal_id,
-                        row.contact,
+                        contact,
                         row.session,
                         row.fields,
                     ])
                     .map_err(sql_error)?;
+                // The first identified interaction of a session links it, and
+                // the session's earlier anonymous interactions follow.
+                if let (Some(contact), Some(session)) = (&row.contact, &row.session)
+                    && link
+                        .execute(params![org.0, session, contact])
+                        .map_err(sql_error)?
+                        == 1
+                {
+                    stitch
+                        .execute(params![org.0, session, contact])
+                        .map_err(sql_error)?;
+                }
                 if inserted == 1 {
                     summary.inserted += 1;
                 } else {
@@ -126,6 +170,186 @@ impl EventStore for SqliteStore {
         self.read(move |conn| timeline(conn, org, &contact, &query))
             .await
     }
+
+    async fn erase_contact(
+        &self,
+        org: OrgId,
+        contact: &ContactId,
+    ) -> Result<ErasedActivity, StoreError> {
+        let key = encode_id(contact.as_str());
+        self.write(1, move |ctx| {
+            let mut erased = ErasedActivity::default();
+            // The contact index leads with the day, so the erasure visits each
+            // day of the org's span once.
+            if let Some((first, last)) = org_time_span(ctx.conn, org)? {
+                let mut delete = ctx
+                    .conn
+                    .prepare_cached(
+                        "DELETE FROM interactions WHERE day = ?1 AND org_id = ?2 AND contact_id = ?3",
+                    )
+                    .map_err(sql_error)?;
+                for day in day_of(first)..=day_of(last) {
+                    erased.interactions +=
+                        delete.execute(params![day, org.0, key]).map_err(sql_error)? as u64;
+                }
+            }
+            erased.sessions = ctx
+                .conn
+                .execute(
+                    "DELETE FROM session_contacts WHERE org_id = ?1 AND contact_id = ?2",
+                    params![org.0, key],
+                )
+                .map_err(sql_error)? as u64;
+            Ok(erased)
+        })
+        .await
+    }
+
+    async fn purge_interactions(
+        &self,
+        org: OrgId,
+        portal: &PortalId,
+        before: Option<UtcMillis>,
+        max: usize,
+    ) -> Result<u64, StoreError> {
+        let portal = portal.clone();
+        let before = before.map_or(i64::MAX, UtcMillis::as_millis);
+        self.write(1, move |ctx| {
+            let Some(portal_id) = dict_id(ctx.conn, Dictionary::PORTAL, portal.as_str())? else {
+                return Ok(0);
+            };
+            let deleted = ctx
+                .conn
+                .prepare_cached(
+                    "DELETE FROM interactions WHERE seq IN (
+                        SELECT seq FROM interactions
+                        WHERE org_id = ?1 AND ts < ?2 AND portal_id = ?3 LIMIT ?4)",
+                )
+                .and_then(|mut s| s.execute(params![org.0, before, portal_id, max as i64]))
+                .map_err(sql_error)?;
+            Ok(deleted as u64)
+        })
+        .await
+    }
+
+    async fn portal_insights(
+        &self,
+        org: OrgId,
+        portal: &PortalId,
+        from: UtcMillis,
+        to: UtcMillis,
+    ) -> Result<PortalInsights, StoreError> {
+        let portal = portal.clone();
+        self.read(move |conn| insights(conn, org, &portal, from.as_millis(), to.as_millis()))
+            .await
+    }
+}
+
+fn dict_id(conn: &Connection, kind: u8, text: &str) -> Result<Option<i64>, StoreError> {
+    conn.prepare_cached("SELECT id FROM dict WHERE kind = ?1 AND text = ?2")
+        .and_then(|mut s| s.query_row(params![kind, text], |r| r.get(0)).optional())
+        .map_err(sql_error)
+}
+
+/// The insight page's aggregates. Built-in fields are stored positionally
+/// (see `encode_fields`), so `$[0]` is the article id or the search text and
+/// `$[1]` the article title.
+fn insights(
+    conn: &Connection,
+    org: OrgId,
+    portal: &PortalId,
+    from: i64,
+    to: i64,
+) -> Result<PortalInsights, StoreError> {
+    let mut out = PortalInsights::default();
+    let Some(portal_id) = dict_id(conn, Dictionary::PORTAL, portal.as_str())? else {
+        return Ok(out);
+    };
+    let mut daily = conn
+        .prepare_cached(
+            "SELECT i.day, t.text, count(*) FROM interactions i JOIN dict t ON t.id = i.type_id
+             WHERE i.org_id = ?1 AND i.ts >= ?2 AND i.ts < ?3 AND i.portal_id = ?4
+             GROUP BY i.day, t.text ORDER BY i.day, t.text",
+        )
+        .map_err(sql_error)?;
+    let rows = daily
+        .query_map(params![org.0, from, to, portal_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+        })
+        .map_err(sql_error)?;
+    out.daily = rows.collect::<Result<_, _>>().map_err(sql_error)?;
+
+    let article = dict_id(
+        conn,
+        Dictionary::INTERACTION_TYPE,
+        "portal_viewknowledgearticle",
+    )?;
+    if let Some(article) = article {
+        let mut top = conn
+            .prepare_cached(
+                "SELECT json_extract(fields, '$[0]') AS article, max(json_extract(fields, '$[1]')),
+                        count(*) AS views
+                 FROM interactions
+                 WHERE org_id = ?1 AND ts >= ?2 AND ts < ?3 AND portal_id = ?4 AND type_id = ?5
+                   AND json_valid(fields) AND json_type(fields) = 'array'
+                 GROUP BY article ORDER BY views DESC, article LIMIT 10",
+            )
+            .map_err(sql_error)?;
+        let rows = top
+            .query_map(params![org.0, from, to, portal_id, article], |r| {
+                Ok(TopArticle {
+                    id: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                    title: r.get(1)?,
+                    views: r.get::<_, i64>(2)? as u64,
+                })
+            })
+            .map_err(sql_error)?;
+        out.top_articles = rows.collect::<Result<_, _>>().map_err(sql_error)?;
+    }
+    if let Some(search) = dict_id(conn, Dictionary::INTERACTION_TYPE, "portal_search")? {
+        let mut top = conn
+            .prepare_cached(
+                "SELECT lower(trim(json_extract(fields, '$[0]'))) AS text, count(*) AS n
+                 FROM interactions
+                 WHERE org_id = ?1 AND ts >= ?2 AND ts < ?3 AND portal_id = ?4 AND type_id = ?5
+                   AND json_valid(fields) AND json_type(fields) = 'array'
+                 GROUP BY text ORDER BY n DESC, text LIMIT 10",
+            )
+            .map_err(sql_error)?;
+        let rows = top
+            .query_map(params![org.0, from, to, portal_id, search], |r| {
+                Ok(TopSearch {
+                    text: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                    count: r.get::<_, i64>(1)? as u64,
+                })
+            })
+            .map_err(sql_error)?;
+        out.top_searches = rows.collect::<Result<_, _>>().map_err(sql_error)?;
+
+        let mut before_case = conn
+            .prepare_cached(
+                "SELECT lower(trim(json_extract(i.fields, '$[0]'))) AS text, count(*) AS n
+                 FROM interactions i
+                 WHERE i.org_id = ?1 AND i.ts >= ?2 AND i.ts < ?3 AND i.portal_id = ?4
+                   AND i.type_id = ?5 AND i.contact_id IS NOT NULL
+                   AND json_valid(i.fields) AND json_type(i.fields) = 'array'
+                   AND EXISTS (SELECT 1 FROM cases c
+                               WHERE c.org_id = i.org_id AND c.contact_id = i.contact_id
+                                 AND c.created_at > i.ts AND c.created_at <= i.ts + 86400000)
+                 GROUP BY text ORDER BY n DESC, text LIMIT 10",
+            )
+            .map_err(sql_error)?;
+        let rows = before_case
+            .query_map(params![org.0, from, to, portal_id, search], |r| {
+                Ok(TopSearch {
+                    text: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                    count: r.get::<_, i64>(1)? as u64,
+                })
+            })
+            .map_err(sql_error)?;
+        out.searches_before_case = rows.collect::<Result<_, _>>().map_err(sql_error)?;
+    }
+    Ok(out)
 }
 
 /// The first and last timestamps an org has, from the time index.
@@ -271,6 +495,27 @@ mod tests {
         assert_eq!(day_of(DAY_MS - 1), 0);
         assert_eq!(day_of(DAY_MS), 1);
         assert_eq!(day_of(-1), -1);
+    }
+
+    #[test]
+    fn stitching_finds_anonymous_rows_through_their_index() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut conn).unwrap();
+        let plan: Vec<String> = conn
+            .prepare(
+                "EXPLAIN QUERY PLAN UPDATE interactions SET contact_id = ?3
+                 WHERE org_id = ?1 AND session_id = ?2 AND contact_id IS NULL",
+            )
+            .unwrap()
+            .query_map(params![1, "s", "c"], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("interactions_anonymous")),
+            "{plan:?}"
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod checkpoint;
 mod compact;
 mod events;
 mod meta;
+mod portals;
 mod schema;
 mod sync;
 mod writer;
@@ -303,6 +304,7 @@ fn open_write_connection(path: &Path, options: &SqliteOptions) -> Result<Connect
     conn.execute_batch(&format!(
         "PRAGMA synchronous = {synchronous};
          PRAGMA foreign_keys = ON;
+         PRAGMA secure_delete = ON;
          PRAGMA wal_autocheckpoint = {};
          PRAGMA journal_size_limit = 67108864;
          PRAGMA cache_size = -65536;

@@ -85,6 +85,66 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE UNIQUE INDEX audit_records_by_id ON audit_records(org_id, id);
     "#,
+    // 2: portals, interaction types, contacts, cases, and session stitching.
+    r#"
+    CREATE TABLE portals (
+        org_id          INTEGER NOT NULL REFERENCES orgs(id),
+        id              TEXT NOT NULL,
+        name            TEXT NOT NULL,
+        allowed_origins TEXT NOT NULL,
+        policy          TEXT,
+        retention_days  INTEGER,
+        public_key      TEXT NOT NULL UNIQUE,
+        deleted         INTEGER NOT NULL DEFAULT 0,
+        created_at      INTEGER NOT NULL,
+        updated_at      INTEGER NOT NULL,
+        PRIMARY KEY (org_id, id)
+    ) WITHOUT ROWID;
+    CREATE TABLE interaction_types (
+        org_id        INTEGER NOT NULL REFERENCES orgs(id),
+        name          TEXT NOT NULL,
+        display_name  TEXT NOT NULL,
+        fields_schema TEXT,
+        state         TEXT NOT NULL,
+        builtin       INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL,
+        PRIMARY KEY (org_id, name)
+    ) WITHOUT ROWID;
+    -- Contact ids are stored in the compact form the interactions use, so
+    -- cases join to interactions without decoding.
+    CREATE TABLE contacts (
+        org_id      INTEGER NOT NULL REFERENCES orgs(id),
+        id          BLOB NOT NULL,
+        name        TEXT,
+        email       TEXT,
+        attributes  TEXT NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        PRIMARY KEY (org_id, id)
+    ) WITHOUT ROWID;
+    CREATE TABLE cases (
+        org_id      INTEGER NOT NULL REFERENCES orgs(id),
+        id          TEXT NOT NULL,
+        contact_id  BLOB NOT NULL,
+        title       TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        status      TEXT NOT NULL,
+        PRIMARY KEY (org_id, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX cases_by_contact ON cases(org_id, contact_id, created_at);
+    CREATE INDEX cases_by_time ON cases(org_id, created_at);
+    -- The contact an anonymous session turned out to belong to. The first
+    -- interaction of a session that carries a contact id links it; earlier
+    -- anonymous interactions of the session are then given the contact.
+    CREATE TABLE session_contacts (
+        org_id      INTEGER NOT NULL,
+        session_id  BLOB NOT NULL,
+        contact_id  BLOB NOT NULL,
+        PRIMARY KEY (org_id, session_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX session_contacts_by_contact ON session_contacts(org_id, contact_id);
+    CREATE INDEX interactions_anonymous ON interactions(org_id, session_id)
+        WHERE contact_id IS NULL AND session_id IS NOT NULL;
+    "#,
 ];
 
 /// The schema version this build writes.
