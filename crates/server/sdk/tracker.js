@@ -227,13 +227,16 @@
   var tracklog = window.tracklog = {
     version: 1,
     identify: function (id) {
-      contactId = id == null ? null : remember('contact', String(id));
+      contactId = remember('contact', id == null ? '' : String(id));
     },
     track: track,
     view: view,
     search: search,
     scan: scan,
-    flush: flush
+    flush: flush,
+    push: function (call) {
+      tracklog[call[0]].apply(tracklog, call.slice(1));
+    }
   };
 
   function start() {
@@ -241,11 +244,7 @@
     flush();
   }
   // Calls queued before load: window.tracklog = [['identify', 'c-1']].
-  if (Array.isArray(previous)) {
-    previous.forEach(function (call) {
-      tracklog[call[0]].apply(tracklog, call.slice(1));
-    });
-  }
+  if (Array.isArray(previous)) previous.forEach(tracklog.push);
   // After the page's own scripts, so tracklog.identify() runs first.
   if (document.readyState === 'loading') {
     document.addEventListener('DOMContentLoaded', start);
