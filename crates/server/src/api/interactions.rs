@@ -46,14 +46,23 @@ pub async fn post_interactions(
 ) -> Result<Json<IngestReport>, ApiError> {
     principal.require(Right::Write)?;
     let bytes = read_ingest_body(&state, &headers, body).await?;
-    let ctx = DecodeContext {
-        limits: &state.limits,
-        portal_scope: principal.portal.as_ref(),
-        catalogue: &Builtins,
-    };
+    let ctx = decode_context(&state, &principal);
     let batch = decode_batch(&bytes, edge::is_ndjson(&headers), &ctx)
         .map_err(|e| refuse_body(&state, e))?;
     append_batch(&state, principal.org, batch).await.map(Json)
+}
+
+/// How every interaction ingestion route decodes: the limits, the
+/// credential's portal scope, and the catalogue of captured types.
+pub(crate) fn decode_context<'a>(
+    state: &'a AppState,
+    principal: &'a Principal,
+) -> DecodeContext<'a> {
+    DecodeContext {
+        limits: &state.limits,
+        portal_scope: principal.portal.as_ref(),
+        catalogue: &Builtins,
+    }
 }
 
 /// Counts an ingestion request refused before its items were read.

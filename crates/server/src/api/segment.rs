@@ -26,12 +26,12 @@ use tracklog_domain::auth::Right;
 use tracklog_domain::contact::Contact;
 use tracklog_domain::ids::OrgId;
 use tracklog_domain::ingest::{IngestReport, Reason, Rejection};
-use tracklog_domain::interaction::{Builtins, DecodeContext, DecodedBatch, decode_object};
+use tracklog_domain::interaction::{DecodedBatch, decode_object};
 use tracklog_domain::segment::{Endpoint, Message, map_body};
 use tracklog_domain::time::UtcMillis;
 use utoipa::ToSchema;
 
-use super::interactions::{append_batch, read_ingest_body, refuse_body};
+use super::interactions::{append_batch, decode_context, read_ingest_body, refuse_body};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::metrics::KindLabel;
@@ -61,11 +61,7 @@ async fn ingest(
     let bytes = read_ingest_body(&state, &headers, body).await?;
     let mapped = map_body(&bytes, endpoint, UtcMillis::now(), &state.limits)
         .map_err(|e| refuse_body(&state, e))?;
-    let ctx = DecodeContext {
-        limits: &state.limits,
-        portal_scope: principal.portal.as_ref(),
-        catalogue: &Builtins,
-    };
+    let ctx = decode_context(&state, &principal);
     let mut batch = DecodedBatch::default();
     let mut contacts = Vec::new();
     for (index, message) in mapped.into_iter().enumerate() {
