@@ -9,6 +9,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -326,6 +327,7 @@ async fn single_message_routes_report_every_outcome() {
 async fn write_keys_bodies_and_limits_are_checked() {
     let server = TestServer::start_with(|config| {
         config.ingest.max_batch_items = 2;
+        config.ingest.max_body_bytes = 4096;
     })
     .await;
     let writer = server.policy("segment", "write").await;
@@ -350,6 +352,33 @@ async fn write_keys_bodies_and_limits_are_checked() {
     .await;
     assert_eq!(status, 413);
     assert_eq!(reply["error"]["field"], "max_batch_items");
+
+    // gzip is inflated within max_body_bytes.
+    let gzip = |body: &Value| {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(body.to_string().as_bytes()).unwrap();
+        encoder.finish().unwrap()
+    };
+    let send_gzip = |body: Vec<u8>| {
+        server
+            .http
+            .post(server.url("/v1/batch"))
+            .basic_auth(&key, Some(""))
+            .header("content-type", "application/json")
+            .header("content-encoding", "gzip")
+            .body(body)
+            .send()
+    };
+    let response = send_gzip(gzip(&json!({"batch": [message]}))).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let reply: Value = response.json().await.unwrap();
+    assert_eq!(reply["accepted"], 1);
+    let mut large = message.clone();
+    large["properties"]["padding"] = json!(" ".repeat(8000));
+    let response = send_gzip(gzip(&json!({"batch": [large]}))).await.unwrap();
+    assert_eq!(response.status(), 413);
+    let reply: Value = response.json().await.unwrap();
+    assert_eq!(reply["error"]["field"], "max_body_bytes");
     server.stop().await;
 }
 
