@@ -315,6 +315,10 @@ async fn single_message_routes_report_every_outcome() {
     )
     .await;
     assert_eq!(reply["rejected"][0]["field"], "traits.name");
+    for reason in ["missing_field", "invalid_field"] {
+        let line = format!(r#"tracklog_events_rejected_total{{kind="contact",reason="{reason}"}}"#);
+        assert_eq!(metric(&server, &line).await, 1.0, "{line}");
+    }
 
     let items = timeline(&server, &reader, "c-1").await;
     let ids: Vec<_> = items.iter().map(|i| &i["portal_interactionid"]).collect();

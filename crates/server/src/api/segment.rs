@@ -26,8 +26,8 @@ use tracklog_domain::auth::Right;
 use tracklog_domain::contact::Contact;
 use tracklog_domain::ids::OrgId;
 use tracklog_domain::ingest::{IngestReport, Reason, Rejection};
-use tracklog_domain::interaction::{DecodedBatch, decode_object};
-use tracklog_domain::segment::{Endpoint, Message, map_body};
+use tracklog_domain::interaction::{DecodeContext, DecodedBatch, decode_object};
+use tracklog_domain::segment::{Endpoint, MappedBody, Message, map_body};
 use tracklog_domain::time::UtcMillis;
 use utoipa::ToSchema;
 
@@ -61,12 +61,29 @@ async fn ingest(
     let bytes = read_ingest_body(&state, &headers, body).await?;
     let mapped = map_body(&bytes, endpoint, UtcMillis::now(), &state.limits)
         .map_err(|e| refuse_body(&state, e))?;
-    let ctx = decode_context(&state, &principal);
+    let (batch, contacts) = decode_messages(mapped, &decode_context(&state, &principal));
+    let (upserted, refused) = upsert_contacts(&state, principal.org, contacts).await?;
+    let mut report = append_batch(&state, principal.org, batch).await?;
+    report.accepted += upserted;
+    report.rejected.extend(refused);
+    report.rejected.sort_by_key(|r| r.index);
+    Ok(Json(SegmentReply {
+        success: true,
+        report,
+    }))
+}
+
+/// The §8 contact of an `identify`, with its index in the request.
+type Identified = (usize, Map<String, Value>);
+
+/// Decodes the mapped interactions as `POST /api/v1/interactions` would, and
+/// sets the contacts of `identify` messages aside with their index.
+fn decode_messages(mapped: MappedBody, ctx: &DecodeContext<'_>) -> (DecodedBatch, Vec<Identified>) {
     let mut batch = DecodedBatch::default();
     let mut contacts = Vec::new();
     for (index, message) in mapped.into_iter().enumerate() {
         match message {
-            Ok(Message::Interaction(object)) => match decode_object(object, &ctx) {
+            Ok(Message::Interaction(object)) => match decode_object(object, ctx) {
                 Ok(interaction) => {
                     batch.interactions.push(interaction);
                     batch.indexes.push(index);
@@ -77,15 +94,7 @@ async fn ingest(
             Err(rejection) => batch.rejected.push(rejection),
         }
     }
-    let (upserted, refused) = upsert_contacts(&state, principal.org, contacts).await?;
-    batch.rejected.extend(refused);
-    let mut report = append_batch(&state, principal.org, batch).await?;
-    report.accepted += upserted;
-    report.rejected.sort_by_key(|r| r.index);
-    Ok(Json(SegmentReply {
-        success: true,
-        report,
-    }))
+    (batch, contacts)
 }
 
 /// Upserts the contacts of `identify` messages; returns how many were stored
@@ -94,7 +103,7 @@ async fn ingest(
 async fn upsert_contacts(
     state: &AppState,
     org: OrgId,
-    messages: Vec<(usize, Map<String, Value>)>,
+    messages: Vec<Identified>,
 ) -> Result<(usize, Vec<Rejection>), ApiError> {
     let now = UtcMillis::now();
     let mut contacts = Vec::with_capacity(messages.len());
