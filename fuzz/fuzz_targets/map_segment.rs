@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
                     let _ = decode_object(object, &ctx);
                 }
                 Ok(Message::Contact(contact)) => assert!(contact.contains_key("id")),
-                Err(rejection) => assert_eq!(rejection.index, index),
+                Err(refused) => assert_eq!(refused.rejection.index, index),
             }
         }
     }

@@ -54,8 +54,16 @@ pub enum Message {
     Contact(Map<String, Value>),
 }
 
-/// Every message of a body, in order: mapped, or refused with its index and id.
-pub type MappedBody = Vec<Result<Message, Rejection>>;
+/// A refused message: its rejection (with its index and id), and whether it
+/// was an `identify`, whose refusals count as contacts rather than interactions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refused {
+    pub rejection: Rejection,
+    pub identify: bool,
+}
+
+/// Every message of a body, in order: mapped, or refused.
+pub type MappedBody = Vec<Result<Message, Refused>>;
 
 #[derive(Deserialize)]
 struct BatchBody<'a> {
@@ -115,7 +123,12 @@ pub fn map_body(
     Ok(messages
         .into_iter()
         .enumerate()
-        .map(|(index, raw)| map_raw(raw.get(), &context, limits).map_err(|r| r.at(index, None)))
+        .map(|(index, raw)| {
+            map_raw(raw.get(), &context, limits).map_err(|(kind, rejection)| Refused {
+                rejection: rejection.at(index, None),
+                identify: kind == Some(Kind::Identify),
+            })
+        })
         .collect())
 }
 
@@ -133,32 +146,33 @@ struct Context<'a> {
     received_at: UtcMillis,
 }
 
-fn map_raw(raw: &str, context: &Context<'_>, limits: &Limits) -> Result<Message, Rejection> {
+/// A refusal, with the message's type when it was known.
+type Refusal = (Option<Kind>, Rejection);
+
+fn map_raw(raw: &str, context: &Context<'_>, limits: &Limits) -> Result<Message, Refusal> {
+    let early = |rejection: Rejection| (context.kind, rejection);
     if raw.len() > limits.max_item_bytes {
-        return Err(Rejection::item(
+        return Err(early(Rejection::item(
             Reason::ItemTooLarge,
             format!(
                 "the message has {} bytes, over the limit max_item_bytes = {}",
                 raw.len(),
                 limits.max_item_bytes
             ),
-        ));
+        )));
     }
     let value: Value = serde_json::from_str(raw)
-        .map_err(|e| Rejection::item(Reason::InvalidJson, e.to_string()))?;
+        .map_err(|e| early(Rejection::item(Reason::InvalidJson, e.to_string())))?;
     let Value::Object(message) = value else {
-        return Err(Rejection::item(
+        return Err(early(Rejection::item(
             Reason::NotAnObject,
             "each Segment message must be a JSON object",
-        ));
+        )));
     };
     map_message(message, context)
 }
 
-fn map_message(
-    mut message: Map<String, Value>,
-    context: &Context<'_>,
-) -> Result<Message, Rejection> {
+fn map_message(mut message: Map<String, Value>, context: &Context<'_>) -> Result<Message, Refusal> {
     let message_id = message.get("messageId").and_then(id_text);
     let with_id = |r: Rejection| r.at(0, message_id.clone());
     let kind = match context.kind {
@@ -168,20 +182,26 @@ fn map_message(
             Some("page") => Kind::Page,
             Some("identify") => Kind::Identify,
             Some(other) => {
-                return Err(with_id(Rejection::field(
-                    Reason::InvalidField,
-                    "type",
-                    format!(
-                        "Segment messages of type {other:?} are not captured; send track, page or identify"
-                    ),
-                )));
+                return Err((
+                    None,
+                    with_id(Rejection::field(
+                        Reason::InvalidField,
+                        "type",
+                        format!(
+                            "Segment messages of type {other:?} are not captured; send track, page or identify"
+                        ),
+                    )),
+                ));
             }
             None => {
-                return Err(with_id(Rejection::field(
-                    Reason::MissingField,
-                    "type",
-                    "each message of a batch needs its type: track, page or identify",
-                )));
+                return Err((
+                    None,
+                    with_id(Rejection::field(
+                        Reason::MissingField,
+                        "type",
+                        "each message of a batch needs its type: track, page or identify",
+                    )),
+                ));
             }
         },
     };
@@ -191,7 +211,7 @@ fn map_message(
             interaction(&mut message, kind, context).map(Message::Interaction)
         }
     }
-    .map_err(with_id)
+    .map_err(|rejection| (Some(kind), with_id(rejection)))
 }
 
 /// An id as text: Segment allows numbers for `userId` and `anonymousId`.
@@ -399,11 +419,11 @@ mod tests {
         .unwrap()
     }
 
-    fn one(endpoint: Endpoint, body: Value) -> Result<Message, Rejection> {
+    fn one(endpoint: Endpoint, body: Value) -> Result<Message, Refused> {
         map(endpoint, body).remove(0)
     }
 
-    fn interaction_of(message: Result<Message, Rejection>) -> Map<String, Value> {
+    fn interaction_of(message: Result<Message, Refused>) -> Map<String, Value> {
         match message.unwrap() {
             Message::Interaction(object) => object,
             other => panic!("not an interaction: {other:?}"),
@@ -553,7 +573,9 @@ mod tests {
             Endpoint::Identify,
             json!({"anonymousId": "a", "traits": {}}),
         );
-        let rejection = anonymous.unwrap_err();
+        let refused = anonymous.unwrap_err();
+        assert!(refused.identify);
+        let rejection = refused.rejection;
         assert_eq!(rejection.field.as_deref(), Some("userId"));
     }
 
@@ -571,6 +593,7 @@ mod tests {
         let reasons: Vec<_> = mapped
             .iter()
             .filter_map(|m| m.as_ref().err())
+            .map(|refused| &refused.rejection)
             .map(|r| (r.index, r.id.clone(), r.reason, r.field.clone()))
             .collect();
         assert_eq!(
@@ -623,7 +646,7 @@ mod tests {
         );
         let big = json!({"batch": [track()]}).to_string();
         assert_eq!(
-            run(&big).unwrap()[0].as_ref().unwrap_err().reason,
+            run(&big).unwrap()[0].as_ref().unwrap_err().rejection.reason,
             Reason::ItemTooLarge
         );
     }
@@ -655,7 +678,10 @@ mod tests {
                     }
                 }
                 Ok(other) => prop_assert!(false, "unexpected {:?}", other),
-                Err(rejection) => prop_assert_eq!(rejection.field.as_deref(), Some("event")),
+                Err(refused) => {
+                    prop_assert!(!refused.identify);
+                    prop_assert_eq!(refused.rejection.field.as_deref(), Some("event"));
+                }
             }
         }
 

@@ -27,7 +27,7 @@ use tracklog_domain::contact::Contact;
 use tracklog_domain::ids::OrgId;
 use tracklog_domain::ingest::{IngestReport, Reason, Rejection};
 use tracklog_domain::interaction::{DecodeContext, DecodedBatch, decode_object};
-use tracklog_domain::segment::{Endpoint, MappedBody, Message, map_body};
+use tracklog_domain::segment::{Endpoint, MappedBody, Message, Refused, map_body};
 use tracklog_domain::time::UtcMillis;
 use utoipa::ToSchema;
 
@@ -61,8 +61,10 @@ async fn ingest(
     let bytes = read_ingest_body(&state, &headers, body).await?;
     let mapped = map_body(&bytes, endpoint, UtcMillis::now(), &state.limits)
         .map_err(|e| refuse_body(&state, e))?;
-    let (batch, contacts) = decode_messages(mapped, &decode_context(&state, &principal));
-    let (upserted, refused) = upsert_contacts(&state, principal.org, contacts).await?;
+    let (batch, contacts, refused_early) =
+        decode_messages(mapped, &decode_context(&state, &principal));
+    let (upserted, refused) =
+        upsert_contacts(&state, principal.org, contacts, refused_early).await?;
     let mut report = append_batch(&state, principal.org, batch).await?;
     report.accepted += upserted;
     report.rejected.extend(refused);
@@ -77,10 +79,14 @@ async fn ingest(
 type Identified = (usize, Map<String, Value>);
 
 /// Decodes the mapped interactions as `POST /api/v1/interactions` would, and
-/// sets the contacts of `identify` messages aside with their index.
-fn decode_messages(mapped: MappedBody, ctx: &DecodeContext<'_>) -> (DecodedBatch, Vec<Identified>) {
+/// sets the contacts of `identify` messages, and their refusals, aside.
+fn decode_messages(
+    mapped: MappedBody,
+    ctx: &DecodeContext<'_>,
+) -> (DecodedBatch, Vec<Identified>, Vec<Rejection>) {
     let mut batch = DecodedBatch::default();
     let mut contacts = Vec::new();
+    let mut refused_contacts = Vec::new();
     for (index, message) in mapped.into_iter().enumerate() {
         match message {
             Ok(Message::Interaction(object)) => match decode_object(object, ctx) {
@@ -91,23 +97,28 @@ fn decode_messages(mapped: MappedBody, ctx: &DecodeContext<'_>) -> (DecodedBatch
                 Err(rejection) => batch.rejected.push(rejection.at(index, None)),
             },
             Ok(Message::Contact(contact)) => contacts.push((index, contact)),
-            Err(rejection) => batch.rejected.push(rejection),
+            Err(Refused {
+                rejection,
+                identify: true,
+            }) => refused_contacts.push(rejection),
+            Err(Refused { rejection, .. }) => batch.rejected.push(rejection),
         }
     }
-    (batch, contacts)
+    (batch, contacts, refused_contacts)
 }
 
 /// Upserts the contacts of `identify` messages; returns how many were stored
-/// and a rejection for each refused one. Traits merge into what is known: a
+/// and every refused identify (`refused` holds those the mapping refused),
+/// each counted as a contact refusal. Traits merge into what is known: a
 /// trait left out keeps its value.
 async fn upsert_contacts(
     state: &AppState,
     org: OrgId,
     messages: Vec<Identified>,
+    mut refused: Vec<Rejection>,
 ) -> Result<(usize, Vec<Rejection>), ApiError> {
     let now = UtcMillis::now();
     let mut contacts = Vec::with_capacity(messages.len());
-    let mut refused = Vec::new();
     for (index, object) in messages {
         match Contact::from_json(Value::Object(object), now) {
             Ok(contact) => contacts.push(contact),
