@@ -60,13 +60,23 @@ impl fmt::Display for UtcMillis {
     }
 }
 
-/// Parses an ISO 8601 duration such as `PT72H` or `P3D` into milliseconds.
-pub fn parse_iso8601_duration(text: &str) -> Option<i64> {
+/// Parses a duration for people at a command line: ISO 8601 (`PT1H`) or the
+/// short form (`1h`, `10m`, `2d`), into milliseconds.
+pub fn parse_duration(text: &str) -> Option<i64> {
     let span: jiff::Span = text.parse().ok()?;
     let duration = span
         .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
         .ok()?;
     i64::try_from(duration.as_millis()).ok()
+}
+
+/// Parses an ISO 8601 duration such as `PT72H` or `P3D` into milliseconds.
+pub fn parse_iso8601_duration(text: &str) -> Option<i64> {
+    // jiff also reads its "friendly" format (`72h`); the contract is ISO 8601.
+    if !text.starts_with(['P', 'p']) {
+        return None;
+    }
+    parse_duration(text)
 }
 
 fn truncate(text: &str, max: usize) -> String {
@@ -97,5 +107,8 @@ mod tests {
         assert_eq!(parse_iso8601_duration("P1D"), Some(86_400_000));
         assert_eq!(parse_iso8601_duration("PT90M"), Some(90 * 60_000));
         assert_eq!(parse_iso8601_duration("soon"), None);
+        assert_eq!(parse_iso8601_duration("72h"), None);
+        assert_eq!(parse_duration("10m"), Some(600_000));
+        assert_eq!(parse_duration("PT10M"), Some(600_000));
     }
 }

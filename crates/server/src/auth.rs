@@ -67,7 +67,66 @@ impl FromRequestParts<AppState> for Principal {
     }
 }
 
+/// The path a portal's public ingest key may send to, and nothing else.
+pub const PUBLIC_KEY_PATH: &str = "/api/v1/interactions";
+
+/// The policy name public-key callers are recorded under.
+pub const PUBLIC_KEY_POLICY: &str = "portal-public-key";
+
+/// The `key` query parameter, when it holds a public ingest key.
+pub fn public_key_param(uri: &axum::http::Uri) -> Option<String> {
+    let query = uri.query()?;
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| name == "key")
+        .map(|(_, value)| value.into_owned())
+        .filter(|key| key.starts_with("tlpk_"))
+}
+
+/// A browser tracker's call: the portal's public key, from one of the
+/// portal's allowed origins, to the ingestion endpoint only. It may write
+/// for that portal and nothing else.
+async fn authenticate_public(
+    parts: &Parts,
+    state: &AppState,
+    key: &str,
+) -> Result<Principal, ApiError> {
+    let (org, portal) = state
+        .stores
+        .portals
+        .portal_by_public_key(key)
+        .await?
+        .ok_or_else(|| unauthorized("the public key is not valid"))?;
+    if parts.uri.path() != PUBLIC_KEY_PATH {
+        return Err(ApiError::Forbidden(
+            "a public ingest key may only send interactions".into(),
+        ));
+    }
+    let origin = parts
+        .headers
+        .get(axum::http::header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .ok_or_else(|| ApiError::Forbidden("a public ingest key needs an Origin".into()))?;
+    if !portal.allows_origin(origin) {
+        return Err(ApiError::Forbidden(format!(
+            "origin {origin} is not allowed for portal {}",
+            portal.id
+        )));
+    }
+    Ok(Principal {
+        org,
+        policy: PolicyName::parse(PUBLIC_KEY_POLICY).expect("a valid name"),
+        rights: Rights::from_iter([Right::Write]),
+        portal: Some(portal.id),
+        provider: None,
+    })
+}
+
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+    if parts.headers.get(AUTHORIZATION).is_none()
+        && let Some(key) = public_key_param(&parts.uri)
+    {
+        return authenticate_public(parts, state, &key).await;
+    }
     let header = parts
         .headers
         .get(AUTHORIZATION)

@@ -28,6 +28,7 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub storage: StorageConfig,
     pub ui: UiConfig,
+    pub retention: RetentionConfig,
     /// Seconds to wait for in-flight requests at shutdown.
     pub shutdown_grace_seconds: u64,
 }
@@ -41,7 +42,24 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             storage: StorageConfig::default(),
             ui: UiConfig::default(),
+            retention: RetentionConfig::default(),
             shutdown_grace_seconds: 30,
+        }
+    }
+}
+
+/// The background purge of data past its retention.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Seconds between purges. Each portal's `retention_days` decides what goes.
+    pub interval_seconds: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            interval_seconds: 3600,
         }
     }
 }
@@ -126,6 +144,10 @@ pub struct UiConfig {
     /// `auto`: Secure cookies unless the request came to a loopback host over
     /// plain HTTP. `always` or `never` force it.
     pub secure_cookies: SecureCookies,
+    /// The CSP `frame-ancestors` of the embeddable journey
+    /// (`/embed/cases/{id}`): the CRM origins allowed to frame it, such as
+    /// `'self' https://crm.example.com`.
+    pub embed_frame_ancestors: String,
 }
 
 impl Default for UiConfig {
@@ -133,6 +155,7 @@ impl Default for UiConfig {
         Self {
             session_hours: 12,
             secure_cookies: SecureCookies::Auto,
+            embed_frame_ancestors: "'self'".into(),
         }
     }
 }
@@ -202,6 +225,10 @@ impl Config {
                 self.storage.read_connections as usize,
             ),
             ("ui.session_hours", self.ui.session_hours as usize),
+            (
+                "retention.interval_seconds",
+                self.retention.interval_seconds as usize,
+            ),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError(format!("{key} must be greater than 0")));
@@ -215,6 +242,16 @@ impl Config {
         if ingest.commit_linger_ms > 1_000 {
             return Err(ConfigError(
                 "ingest.commit_linger_ms must be at most 1000".into(),
+            ));
+        }
+        let ancestors = &self.ui.embed_frame_ancestors;
+        if ancestors.trim().is_empty()
+            || ancestors
+                .chars()
+                .any(|c| c.is_control() || c == ';' || c == ',')
+        {
+            return Err(ConfigError(
+                "ui.embed_frame_ancestors must be a space-separated list of sources, such as 'self' https://crm.example.com".into(),
             ));
         }
         Ok(())

@@ -179,6 +179,20 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::services::ServiceError> for ApiError {
+    fn from(error: crate::services::ServiceError) -> Self {
+        use crate::services::ServiceError;
+        match error {
+            ServiceError::Invalid(invalid) => ApiError::Unprocessable {
+                message: format!("{}: {}", invalid.field, invalid.message),
+                field: Some(invalid.field),
+            },
+            ServiceError::NotFound(message) => ApiError::NotFound(message),
+            ServiceError::Store(store) => store.into(),
+        }
+    }
+}
+
 impl From<BodyError> for ApiError {
     fn from(error: BodyError) -> Self {
         match error {

@@ -18,10 +18,13 @@
 
 pub mod api;
 pub mod auth;
+pub mod catalogue;
 pub mod config;
+pub mod cors;
 pub mod edge;
 pub mod error;
 pub mod metrics;
+pub mod retention;
 pub mod sdk;
 pub mod services;
 pub mod state;
@@ -61,6 +64,12 @@ pub fn app(state: AppState) -> Router {
         .routes(routes!(ui::pages::home))
         .routes(routes!(ui::pages::login_form, ui::pages::login))
         .routes(routes!(ui::pages::logout))
+        .routes(routes!(ui::journeys::cases_page))
+        .routes(routes!(ui::journeys::open_case))
+        .routes(routes!(ui::journeys::journey_page))
+        .routes(routes!(ui::journeys::embed_journey))
+        .routes(routes!(ui::journeys::portals_page))
+        .routes(routes!(ui::journeys::portal_page))
         .split_for_parts();
     let openapi = std::sync::Arc::new(document_itself(openapi));
     api.route(
@@ -72,6 +81,10 @@ pub fn app(state: AppState) -> Router {
     )
     .route("/static/app.css", get(ui::stylesheet))
     .layer(middleware::from_fn(security_headers))
+    .layer(middleware::from_fn_with_state(
+        state.clone(),
+        cors::public_ingest_cors,
+    ))
     .layer(middleware::from_fn_with_state(
         state.clone(),
         count_requests,
@@ -151,8 +164,8 @@ async fn security_headers(request: Request, next: Next) -> Response {
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
     if is_html {
-        headers.insert(
-            header::CONTENT_SECURITY_POLICY,
+        // A page that sets its own policy (the embeddable journey) keeps it.
+        headers.entry(header::CONTENT_SECURITY_POLICY).or_insert(
             HeaderValue::from_static(
                 "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'",
             ),
@@ -182,6 +195,7 @@ pub async fn run_with_stores(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let grace = Duration::from_secs(config.shutdown_grace_seconds);
+    let state_interval = config.retention.interval_seconds;
     let state = AppState::new(stores.clone(), config);
     let address = listener.local_addr()?;
     tracing::info!(%address, "serving");
@@ -195,6 +209,11 @@ pub async fn run_with_stores(
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = stopping_tx.send(true);
     });
+    let purger = retention::spawn(
+        stores.clone(),
+        Duration::from_secs(state_interval),
+        stopping_rx.clone(),
+    );
     let mut stopping = stopping_rx.clone();
     tokio::select! {
         result = server => result?,
@@ -203,6 +222,7 @@ pub async fn run_with_stores(
             tokio::time::sleep(grace).await;
         } => tracing::warn!("in-flight requests did not finish within the grace period"),
     }
+    purger.abort();
     stores.lifecycle.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tracklog_domain::ingest::Limits;
 use tracklog_store::Stores;
 
+use crate::catalogue::Catalogues;
 use crate::config::Config;
 use crate::metrics::Metrics;
 
@@ -15,6 +16,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub limits: Limits,
     pub metrics: Arc<Metrics>,
+    /// Each org's captured types and portals, for ingestion.
+    pub catalogues: Arc<Catalogues>,
 }
 
 impl AppState {
@@ -25,6 +28,7 @@ impl AppState {
             stores,
             config: Arc::new(config),
             metrics,
+            catalogues: Arc::default(),
         }
     }
 }

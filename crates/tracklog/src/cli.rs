@@ -8,7 +8,7 @@ use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 use tracklog_domain::auth::{Rights, make_sas_token};
 use tracklog_domain::ids::{OrgId, OrgName, PolicyName, PortalId, UserName};
-use tracklog_domain::time::{UtcMillis, parse_iso8601_duration};
+use tracklog_domain::time::{UtcMillis, parse_duration};
 use tracklog_domain::user::Role;
 use tracklog_server::config::{Config, ConfigOverrides, LogFormat};
 use tracklog_server::services::{Actor, policies, selfaudit, users};
@@ -390,7 +390,7 @@ async fn manage(stores: &Stores, command: Command) -> anyhow::Result<()> {
             key,
         } => {
             let policy = existing_policy(stores, &policy).await?;
-            let ttl_ms = parse_iso8601_duration(&ttl)
+            let ttl_ms = parse_duration(&ttl)
                 .filter(|ms| *ms > 0)
                 .ok_or_else(|| anyhow!("--ttl: {ttl:?} is not a duration such as 1h or PT1H"))?;
             let expiry = (UtcMillis::now().as_millis() + ttl_ms) / 1000;

@@ -71,3 +71,35 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
         ))
     }
 }
+
+/// An authenticated caller and the actor its management actions are
+/// recorded under.
+pub struct Caller {
+    pub principal: crate::auth::Principal,
+    pub actor: crate::services::Actor,
+}
+
+impl FromRequestParts<crate::state::AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &crate::state::AppState,
+    ) -> Result<Self, ApiError> {
+        let principal = crate::auth::Principal::from_request_parts(parts, state).await?;
+        let ClientAddr(peer) = match ClientAddr::from_request_parts(parts, state).await {
+            Ok(addr) => addr,
+            Err(never) => match never {},
+        };
+        let actor = super::policies::api_actor(&principal, &parts.headers, peer);
+        Ok(Self { principal, actor })
+    }
+}
+
+/// A JSON body that may be one object or an array of them.
+pub fn one_or_many(value: serde_json::Value) -> Vec<serde_json::Value> {
+    match value {
+        serde_json::Value::Array(items) => items,
+        other => vec![other],
+    }
+}

@@ -9,7 +9,7 @@ use serde_json::Value;
 use tracklog_domain::auth::Right;
 use tracklog_domain::ids::{ContactId, OrgId};
 use tracklog_domain::ingest::{BodyError, IngestReport};
-use tracklog_domain::interaction::{Builtins, DecodeContext, DecodedBatch, decode_batch};
+use tracklog_domain::interaction::{Catalogue, DecodeContext, DecodedBatch, decode_batch};
 use tracklog_domain::time::UtcMillis;
 use tracklog_store::{AppendSummary, Cursor, TimelineQuery};
 use utoipa::{IntoParams, ToSchema};
@@ -46,22 +46,24 @@ pub async fn post_interactions(
 ) -> Result<Json<IngestReport>, ApiError> {
     principal.require(Right::Write)?;
     let bytes = read_ingest_body(&state, &headers, body).await?;
-    let ctx = decode_context(&state, &principal);
+    let catalogue = state.catalogues.get(&state.stores, principal.org).await?;
+    let ctx = decode_context(&state, &principal, catalogue.as_ref());
     let batch = decode_batch(&bytes, edge::is_ndjson(&headers), &ctx)
         .map_err(|e| refuse_body(&state, e))?;
     append_batch(&state, principal.org, batch).await.map(Json)
 }
 
 /// How every interaction ingestion route decodes: the limits, the
-/// credential's portal scope, and the catalogue of captured types.
+/// credential's portal scope, and the org's catalogue of captured types.
 pub(crate) fn decode_context<'a>(
     state: &'a AppState,
     principal: &'a Principal,
+    catalogue: &'a dyn Catalogue,
 ) -> DecodeContext<'a> {
     DecodeContext {
         limits: &state.limits,
         portal_scope: principal.portal.as_ref(),
-        catalogue: &Builtins,
+        catalogue,
     }
 }
 

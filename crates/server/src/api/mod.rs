@@ -3,11 +3,14 @@
 //! Every route is registered through utoipa-axum, so the OpenAPI document at
 //! `/api/v1/openapi.json` cannot miss one.
 
+pub mod contacts;
 pub mod extract;
 pub mod health;
 pub mod interactions;
 pub mod policies;
+pub mod portals;
 pub mod segment;
+pub mod types;
 
 use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -68,6 +71,11 @@ impl Modify for Security {
         (name = "segment", description = "Segment-spec ingestion for Segment's clients (write key as the Basic user)"),
         (name = "sdk", description = "The browser tracker"),
         (name = "policies", description = "Access policies and their keys"),
+        (name = "portals", description = "Portals, their public ingest keys and insights"),
+        (name = "interaction-types", description = "Built-in and custom interaction types"),
+        (name = "contacts", description = "Contacts (profiles)"),
+        (name = "cases", description = "Support cases and their journeys"),
+        (name = "privacy", description = "Contact export and erasure"),
         (name = "operations", description = "Health, readiness, metrics"),
         (name = "ui", description = "Server-rendered web pages"),
     )
@@ -87,6 +95,27 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(policies::list_policies, policies::create_policy))
         .routes(routes!(policies::get_policy, policies::delete_policy))
         .routes(routes!(policies::rotate_policy))
+        .routes(routes!(portals::list_portals, portals::create_portal))
+        .routes(routes!(
+            portals::get_portal,
+            portals::update_portal,
+            portals::delete_portal
+        ))
+        .routes(routes!(portals::update_configuration))
+        .routes(routes!(portals::portal_insights))
+        .routes(routes!(types::list_types, types::create_type))
+        .routes(routes!(
+            types::get_type,
+            types::patch_type,
+            types::delete_type
+        ))
+        .routes(routes!(types::restore_type))
+        .routes(routes!(contacts::list_contacts, contacts::upsert_contacts))
+        .routes(routes!(contacts::get_contact, contacts::erase_contact))
+        .routes(routes!(contacts::export_contact))
+        .routes(routes!(contacts::list_cases, contacts::upsert_cases))
+        .routes(routes!(contacts::get_case))
+        .routes(routes!(contacts::case_journey))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))

@@ -61,8 +61,11 @@ async fn ingest(
     let bytes = read_ingest_body(&state, &headers, body).await?;
     let mapped = map_body(&bytes, endpoint, UtcMillis::now(), &state.limits)
         .map_err(|e| refuse_body(&state, e))?;
-    let (batch, contacts, refused_early) =
-        decode_messages(mapped, &decode_context(&state, &principal));
+    let catalogue = state.catalogues.get(&state.stores, principal.org).await?;
+    let (batch, contacts, refused_early) = decode_messages(
+        mapped,
+        &decode_context(&state, &principal, catalogue.as_ref()),
+    );
     let (upserted, refused) =
         upsert_contacts(&state, principal.org, contacts, refused_early).await?;
     let mut report = append_batch(&state, principal.org, batch).await?;

@@ -3,7 +3,23 @@
 //! what it did in the activity log.
 
 pub mod policies;
+pub mod portals;
 pub mod selfaudit;
 pub mod users;
 
 pub use selfaudit::Actor;
+
+use tracklog_domain::contact::RecordError;
+use tracklog_store::StoreError;
+
+/// Why a management service refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The input is well-formed but not acceptable; names the field.
+    #[error(transparent)]
+    Invalid(#[from] RecordError),
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

@@ -1,6 +1,8 @@
 //! The web UI: server-rendered pages with compile-checked askama templates,
 //! one stylesheet, no JavaScript build and no CDN.
 
+pub mod charts;
+pub mod journeys;
 pub mod pages;
 pub mod session;
 
@@ -56,14 +58,14 @@ pub fn navigation(role: Role, current: &str) -> Vec<NavSection> {
             "Customers",
             "Case journeys",
             "/ui/cases",
-            false,
+            true,
             &[Admin, Supervisor, Agent],
         ),
         (
             "Customers",
             "Portals",
             "/ui/portals",
-            false,
+            true,
             &[Admin, Supervisor],
         ),
         (
@@ -111,7 +113,7 @@ pub fn navigation(role: Role, current: &str) -> Vec<NavSection> {
             label,
             href,
             available,
-            current: href == current,
+            current: href == current || (href != "/" && current.starts_with(href)),
         };
         match sections.last_mut() {
             Some(section) if section.heading == heading => section.items.push(item),

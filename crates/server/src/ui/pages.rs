@@ -28,7 +28,7 @@ use crate::services::selfaudit::{self, Action, Actor};
 use crate::services::users::{decoy_hash, verify_password};
 use crate::state::AppState;
 
-fn render(template: &impl Template) -> Response {
+pub(crate) fn render(template: &impl Template) -> Response {
     match template.render() {
         Ok(html) => Html(html).into_response(),
         Err(error) => {
