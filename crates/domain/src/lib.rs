@@ -11,6 +11,8 @@
 //!   [`ingest::Rejection`].
 //! - [`ingest`]: request bodies (object, array, NDJSON) split into items, per-item
 //!   outcomes, reasons and limits.
+//! - [`segment`]: Segment-spec messages (track, page, identify, batch) mapped onto
+//!   interaction and contact objects.
 //! - [`auth`]: rights, Azure SAS tokens (sign, parse, verify) and Basic credentials.
 //! - [`audit`]: the activity-log record of PRODUCT.md §5.1 and its categorisation.
 //! - [`portal`]: portals, their origins and public keys, and interaction-type
@@ -27,5 +29,6 @@ pub mod ingest;
 pub mod interaction;
 pub mod journey;
 pub mod portal;
+pub mod segment;
 pub mod time;
 pub mod user;

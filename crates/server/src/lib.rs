@@ -10,6 +10,7 @@
 //!   thin handlers over the stores and [`services`].
 //! - [`auth`]: access-policy credentials (SAS and Basic).
 //! - [`edge`]: ingestion bodies — limits, gzip, NDJSON.
+//! - [`sdk`]: the browser tracker, `GET /sdk/tracker.js`.
 //! - [`services`]: management actions shared with the CLI, each audited.
 //! - [`ui`]: server-rendered pages and sign-in.
 //! - [`error`]: the one error type of the HTTP boundary.
@@ -28,6 +29,7 @@ pub mod forward;
 pub mod jobs;
 pub mod metrics;
 pub mod retention;
+pub mod sdk;
 pub mod services;
 pub mod state;
 pub mod ui;

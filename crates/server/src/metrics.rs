@@ -3,7 +3,7 @@
 //!
 //! | metric | type | labels | meaning |
 //! |---|---|---|---|
-//! | `tracklog_events_ingested_total` | counter | `kind` | items accepted and durable (retries included) |
+//! | `tracklog_events_ingested_total` | counter | `kind` | items accepted and durable (retries included); `kind="contact"` counts contacts upserted by Segment `identify` |
 //! | `tracklog_events_duplicate_total` | counter | `kind` | accepted items that were already stored |
 //! | `tracklog_events_rejected_total` | counter | `kind`, `reason` | items refused, by reason; whole requests refused for overload or size count every item they carried where it is known |
 //! | `tracklog_requests_refused_total` | counter | `reason` | ingestion requests refused before their items were read (`body_too_large`, `too_many_items`, `invalid_body`) |

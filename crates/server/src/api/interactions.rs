@@ -1,17 +1,17 @@
 //! `POST /api/v1/interactions` and `GET /api/v1/contacts/{id}/interactions`.
 
 use axum::Json;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracklog_domain::auth::Right;
-use tracklog_domain::ids::ContactId;
-use tracklog_domain::ingest::IngestReport;
-use tracklog_domain::interaction::{DecodeContext, decode_batch};
+use tracklog_domain::ids::{ContactId, OrgId};
+use tracklog_domain::ingest::{BodyError, IngestReport};
+use tracklog_domain::interaction::{Catalogue, DecodeContext, DecodedBatch, decode_batch};
 use tracklog_domain::time::UtcMillis;
-use tracklog_store::{Cursor, TimelineQuery};
+use tracklog_store::{AppendSummary, Cursor, TimelineQuery};
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::ApiQuery;
@@ -45,51 +45,99 @@ pub async fn post_interactions(
     body: Body,
 ) -> Result<Json<IngestReport>, ApiError> {
     principal.require(Right::Write)?;
-    let metrics = &state.metrics;
-    let refuse = |reason: &'static str| {
-        metrics
-            .refused_requests
-            .get_or_create(&ReasonLabel { reason })
-            .inc();
-    };
-    let bytes = edge::read_body(&headers, body, &state.limits)
-        .await
-        .inspect_err(|e| {
-            refuse(if e.status() == 413 {
-                "body_too_large"
-            } else {
-                "invalid_body"
-            })
-        })?;
+    let bytes = read_ingest_body(&state, &headers, body).await?;
     let catalogue = state.catalogues.get(&state.stores, principal.org).await?;
-    let ctx = DecodeContext {
+    let ctx = decode_context(&state, &principal, catalogue.as_ref());
+    let batch = decode_batch(&bytes, edge::is_ndjson(&headers), &ctx)
+        .map_err(|e| refuse_body(&state, e))?;
+    append_batch(&state, principal.org, batch).await.map(Json)
+}
+
+/// How every interaction ingestion route decodes: the limits, the
+/// credential's portal scope, and the org's catalogue of captured types.
+pub(crate) fn decode_context<'a>(
+    state: &'a AppState,
+    principal: &'a Principal,
+    catalogue: &'a dyn Catalogue,
+) -> DecodeContext<'a> {
+    DecodeContext {
         limits: &state.limits,
         portal_scope: principal.portal.as_ref(),
-        catalogue: catalogue.as_ref(),
-    };
-    let batch = decode_batch(&bytes, edge::is_ndjson(&headers), &ctx).map_err(|e| {
-        refuse(match e {
-            tracklog_domain::ingest::BodyError::TooManyItems { .. } => "too_many_items",
+        catalogue,
+    }
+}
+
+/// Counts an ingestion request refused before its items were read.
+pub(crate) fn refuse(state: &AppState, reason: &'static str) {
+    state
+        .metrics
+        .refused_requests
+        .get_or_create(&ReasonLabel { reason })
+        .inc();
+}
+
+/// Reads an ingestion body within the limits (inflating gzip), counting a
+/// refusal by its reason.
+pub(crate) async fn read_ingest_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, ApiError> {
+    edge::read_body(headers, body, &state.limits)
+        .await
+        .inspect_err(|e| {
+            refuse(
+                state,
+                if e.status() == 413 {
+                    "body_too_large"
+                } else {
+                    "invalid_body"
+                },
+            )
+        })
+}
+
+/// Counts a body that could not be split into items and turns it into the reply.
+pub(crate) fn refuse_body(state: &AppState, error: BodyError) -> ApiError {
+    refuse(
+        state,
+        match error {
+            BodyError::TooManyItems { .. } => "too_many_items",
             _ => "invalid_body",
-        });
-        ApiError::from(e)
-    })?;
+        },
+    );
+    ApiError::from(error)
+}
+
+/// The shared end of every interaction ingestion route: counts each rejection
+/// by its reason, appends the decoded interactions, and reports every item's
+/// outcome (rejections in request order).
+pub(crate) async fn append_batch(
+    state: &AppState,
+    org: OrgId,
+    mut batch: DecodedBatch,
+) -> Result<IngestReport, ApiError> {
+    let metrics = &state.metrics;
     for rejection in &batch.rejected {
         metrics.reject(KIND, rejection.reason.code(), 1);
     }
     let count = batch.interactions.len();
-    let summary = state
-        .stores
-        .events
-        .append_interactions(principal.org, batch.interactions)
-        .await
-        .inspect_err(|e| {
-            let reason = match e {
-                tracklog_store::StoreError::Overloaded => "overloaded",
-                _ => "store_unavailable",
-            };
-            metrics.reject(KIND, reason, count);
-        })?;
+    let summary = if count == 0 {
+        AppendSummary::default()
+    } else {
+        state
+            .stores
+            .events
+            .append_interactions(org, batch.interactions)
+            .await
+            .inspect_err(|e| {
+                let reason = match e {
+                    tracklog_store::StoreError::Overloaded => "overloaded",
+                    _ => "store_unavailable",
+                };
+                metrics.reject(KIND, reason, count);
+            })?
+    };
     let accepted = summary.inserted + summary.duplicates;
     metrics
         .ingested
@@ -99,11 +147,12 @@ pub async fn post_interactions(
         .duplicates
         .get_or_create(&KindLabel { kind: KIND })
         .inc_by(summary.duplicates as u64);
-    Ok(Json(IngestReport {
+    batch.rejected.sort_by_key(|r| r.index);
+    Ok(IngestReport {
         accepted,
         duplicates: summary.duplicates,
         rejected: batch.rejected,
-    }))
+    })
 }
 
 /// Query parameters of a contact timeline.

@@ -10,6 +10,7 @@ pub mod health;
 pub mod interactions;
 pub mod policies;
 pub mod portals;
+pub mod segment;
 pub mod types;
 
 use serde::Serialize;
@@ -68,6 +69,8 @@ impl Modify for Security {
     modifiers(&Security),
     tags(
         (name = "interactions", description = "Portal interactions and contact timelines"),
+        (name = "segment", description = "Segment-spec ingestion for Segment's clients (write key as the Basic user)"),
+        (name = "sdk", description = "The browser tracker"),
         (name = "policies", description = "Access policies and their keys"),
         (name = "portals", description = "Portals, their public ingest keys and insights"),
         (name = "interaction-types", description = "Built-in and custom interaction types"),
@@ -86,6 +89,11 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(interactions::post_interactions))
         .routes(routes!(interactions::contact_interactions))
+        .routes(routes!(segment::batch))
+        .routes(routes!(segment::track))
+        .routes(routes!(segment::page))
+        .routes(routes!(segment::identify))
+        .routes(routes!(crate::sdk::tracker_js))
         .routes(routes!(policies::list_policies, policies::create_policy))
         .routes(routes!(policies::get_policy, policies::delete_policy))
         .routes(routes!(policies::rotate_policy))
