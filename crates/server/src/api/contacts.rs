@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tracklog_domain::auth::Right;
-use tracklog_domain::contact::{Case, CaseInput, Contact};
+use tracklog_domain::contact::{Case, CaseInput, Contact, RecordError};
 use tracklog_domain::ids::{CaseId, ContactId};
 use tracklog_domain::time::{UtcMillis, parse_iso8601_duration};
 use utoipa::IntoParams;
@@ -29,6 +29,26 @@ fn case_id(text: &str) -> Result<CaseId, ApiError> {
     CaseId::parse(text).map_err(|e| ApiError::bad_field("id", format!("case id {e}")))
 }
 
+/// One object or an array of them, at most [`MAX_CONTACTS_PER_REQUEST`].
+fn bounded_batch(body: Value, what: &str) -> Result<Vec<Value>, ApiError> {
+    let items = one_or_many(body);
+    if items.len() > MAX_CONTACTS_PER_REQUEST {
+        return Err(ApiError::PayloadTooLarge {
+            limit: "max_batch_items",
+            message: format!("at most {MAX_CONTACTS_PER_REQUEST} {what} per request"),
+        });
+    }
+    Ok(items)
+}
+
+/// A refused record in a batch's report.
+fn rejection(index: usize, id: Option<String>, error: RecordError) -> Value {
+    json!({
+        "index": index, "id": id, "reason": "invalid_field",
+        "field": error.field, "message": error.message,
+    })
+}
+
 /// Parses contacts item by item: the good ones and a rejection for each bad one.
 pub fn parse_contacts(items: Vec<Value>, now: UtcMillis) -> (Vec<Contact>, Vec<Value>) {
     let mut good = Vec::with_capacity(items.len());
@@ -37,10 +57,7 @@ pub fn parse_contacts(items: Vec<Value>, now: UtcMillis) -> (Vec<Contact>, Vec<V
         let id = item.get("id").and_then(Value::as_str).map(str::to_owned);
         match Contact::from_json(item, now) {
             Ok(contact) => good.push(contact),
-            Err(e) => rejected.push(json!({
-                "index": index, "id": id, "reason": "invalid_field",
-                "field": e.field, "message": e.message,
-            })),
+            Err(e) => rejected.push(rejection(index, id, e)),
         }
     }
     (good, rejected)
@@ -59,13 +76,7 @@ pub async fn upsert_contacts(
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<Value>, ApiError> {
     principal.require(Right::Write)?;
-    let items = one_or_many(body);
-    if items.len() > MAX_CONTACTS_PER_REQUEST {
-        return Err(ApiError::PayloadTooLarge {
-            limit: "max_batch_items",
-            message: format!("at most {MAX_CONTACTS_PER_REQUEST} contacts per request"),
-        });
-    }
+    let items = bounded_batch(body, "contacts")?;
     let (good, rejected) = parse_contacts(items, UtcMillis::now());
     let accepted = good.len();
     let created = state
@@ -198,20 +209,14 @@ pub async fn upsert_cases(
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<Value>, ApiError> {
     principal.require(Right::Write)?;
-    let items = one_or_many(body);
-    if items.len() > MAX_CONTACTS_PER_REQUEST {
-        return Err(ApiError::PayloadTooLarge {
-            limit: "max_batch_items",
-            message: format!("at most {MAX_CONTACTS_PER_REQUEST} cases per request"),
-        });
-    }
+    let items = bounded_batch(body, "cases")?;
     let now = UtcMillis::now();
     let mut accepted = 0;
     let mut rejected = Vec::new();
     for (index, item) in items.into_iter().enumerate() {
         let id = item.get("id").and_then(Value::as_str).map(str::to_owned);
         let parsed = serde_json::from_value::<CaseInput>(item)
-            .map_err(|e| tracklog_domain::contact::RecordError::new("case", e.to_string()))
+            .map_err(|e| RecordError::new("case", e.to_string()))
             .and_then(|input| Case::from_input(input, now));
         match parsed {
             Ok(case) => {
@@ -222,10 +227,7 @@ pub async fn upsert_cases(
                     .await?;
                 accepted += 1;
             }
-            Err(e) => rejected.push(json!({
-                "index": index, "id": id, "reason": "invalid_field",
-                "field": e.field, "message": e.message,
-            })),
+            Err(e) => rejected.push(rejection(index, id, e)),
         }
     }
     Ok(Json(json!({"accepted": accepted, "rejected": rejected})))
