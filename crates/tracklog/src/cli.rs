@@ -75,8 +75,42 @@ enum Command {
     /// The activity log: export and verify.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Import records from a file.
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// A contact's data: export or erase it (both are audited).
+    #[command(subcommand)]
+    Contact(ContactCommand),
     /// Benchmark Tracklog side by side with ClickHouse and PostgreSQL.
     Bench(tracklog_bench::BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportCommand {
+    /// Upsert contacts from a .csv (header with an `id` column; `name`,
+    /// `email`, other columns become attributes) or a .jsonl file (one API
+    /// contact per line). Bad rows are reported by line; good rows are kept.
+    Contacts {
+        file: PathBuf,
+        #[arg(long, default_value = "default")]
+        org: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ContactCommand {
+    /// Print everything held about a contact, as JSON.
+    Export {
+        id: String,
+        #[arg(long, default_value = "default")]
+        org: String,
+    },
+    /// Erase a contact's interactions, session links, cases and profile.
+    Erase {
+        id: String,
+        #[arg(long, default_value = "default")]
+        org: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -288,6 +322,17 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
                 .with_context(|| format!("opening {}", config.data_dir.display()))?;
             let result = match command {
                 Command::Audit(audit) => audit_command(&stores, &config, audit).await,
+                Command::Import(ImportCommand::Contacts { file, org }) => {
+                    match org_id(&stores, &org).await {
+                        Ok(org) => crate::contacts::import(&stores, org, &file).await.map(
+                            |(imported, refused)| {
+                                eprintln!("imported {imported} contacts; {refused} rows refused");
+                            },
+                        ),
+                        Err(e) => Err(e),
+                    }
+                }
+                Command::Contact(command) => contact_command(&stores, command).await,
                 command => manage(&stores, command).await,
             };
             stores.lifecycle.close().await;
@@ -409,7 +454,11 @@ fn password_from_stdin() -> anyhow::Result<(String, bool)> {
 async fn manage(stores: &Stores, command: Command) -> anyhow::Result<()> {
     let actor = Actor::cli();
     match command {
-        Command::Serve { .. } | Command::Bench(_) | Command::Audit(_) => {
+        Command::Serve { .. }
+        | Command::Bench(_)
+        | Command::Audit(_)
+        | Command::Import(_)
+        | Command::Contact(_) => {
             unreachable!("handled by execute")
         }
         Command::Policy(PolicyCommand::Create {
@@ -546,6 +595,22 @@ async fn manage(stores: &Stores, command: Command) -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+async fn contact_command(stores: &Stores, command: ContactCommand) -> anyhow::Result<()> {
+    let (id, org, erase) = match command {
+        ContactCommand::Export { id, org } => (id, org, false),
+        ContactCommand::Erase { id, org } => (id, org, true),
+    };
+    let org = org_id(stores, &org).await?;
+    let id = crate::contacts::contact_id(&id)?;
+    let value = if erase {
+        crate::contacts::erase(stores, org, &id).await?
+    } else {
+        crate::contacts::export(stores, org, &id).await?
+    };
+    println!("{}", serde_json::to_string_pretty(&value)?);
     Ok(())
 }
 

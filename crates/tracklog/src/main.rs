@@ -6,6 +6,7 @@
 //! policies on every request, so a change takes effect at once.
 
 mod cli;
+mod contacts;
 
 use std::process::ExitCode;
 

@@ -464,3 +464,57 @@ fn audit_export_and_verify_from_the_command_line() {
     assert!(stderr.contains("sequence 2"), "{stderr}");
     assert!(stderr.contains("altered"), "{stderr}");
 }
+
+#[test]
+fn contacts_are_imported_exported_and_erased_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let csv = dir.path().join("contacts.csv");
+    std::fs::write(
+        &csv,
+        "id,name,email,tier\nc-1,Ada Lovelace,ada@example.com,gold\n,Nobody,,\nc-3,\"Hopper, Grace\",,silver\n",
+    )
+    .unwrap();
+    let output = tracklog(&data, &["import", "contacts", csv.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    // The bad row is named by its line, and the good rows are still imported.
+    assert!(stderr.contains("contacts.csv:3: id"), "{stderr}");
+    assert!(
+        stderr.contains("imported 2 contacts; 1 rows refused"),
+        "{stderr}"
+    );
+    let jsonl = dir.path().join("more.jsonl");
+    std::fs::write(
+        &jsonl,
+        "{\"id\":\"c-1\",\"attributes\":{\"city\":\"London\"}}\nnot json\n",
+    )
+    .unwrap();
+    let output = tracklog(&data, &["import", "contacts", jsonl.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("more.jsonl:2: not JSON"), "{stderr}");
+
+    let output = tracklog(&data, &["contact", "export", "c-1"]);
+    assert!(output.status.success());
+    let export: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(export["profile"]["name"], "Ada Lovelace");
+    assert_eq!(
+        export["profile"]["attributes"],
+        json!({"tier": "gold", "city": "London"})
+    );
+
+    let output = tracklog(&data, &["contact", "erase", "c-1"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let erased: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(erased["profile"], true);
+    let output = tracklog(&data, &["contact", "export", "c-1"]);
+    let export: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(export["profile"].is_null());
+    let output = tracklog(&data, &["contact", "export", "c-3"]);
+    let export: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(export["profile"]["name"], "Hopper, Grace");
+}
