@@ -5,41 +5,14 @@ mod common;
 
 use std::time::Duration;
 
-use common::browser::Browser;
+use common::browser::{Browser, sign_in};
 use common::{TestServer, basic};
-use fantoccini::{Client, Locator};
+use fantoccini::Locator;
 use serde_json::{Value, json};
 use tracklog_domain::auth::make_sas_token;
 use tracklog_domain::ids::UserName;
 use tracklog_domain::user::Role;
 use tracklog_server::services::{Actor, users};
-
-async fn sign_in(page: &Client, server: &TestServer, user: &str, password: &str) {
-    page.goto(&server.url("/login")).await.unwrap();
-    page.find(Locator::Css("input[name=username]"))
-        .await
-        .unwrap()
-        .send_keys(user)
-        .await
-        .unwrap();
-    page.find(Locator::Css("input[name=password]"))
-        .await
-        .unwrap()
-        .send_keys(password)
-        .await
-        .unwrap();
-    page.find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    page.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("[data-testid=signed-in-user]"))
-        .await
-        .unwrap();
-}
 
 fn view(id: &str, ka: &str, title: &str, session: &str, ts: &str) -> Value {
     json!({

@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::TestServer;
-use common::browser::Browser;
+use common::browser::{Browser, sign_in};
 use fantoccini::Locator;
 use tracklog_domain::ids::UserName;
 use tracklog_domain::time::UtcMillis;
@@ -147,33 +147,6 @@ async fn a_person_signs_in_sees_the_shell_and_signs_out() {
 
     browser.close().await;
     server.stop().await;
-}
-
-async fn sign_in(page: &fantoccini::Client, server: &TestServer, name: &str, password: &str) {
-    page.goto(&server.url("/login")).await.unwrap();
-    page.find(Locator::Css("input[name=username]"))
-        .await
-        .unwrap()
-        .send_keys(name)
-        .await
-        .unwrap();
-    page.find(Locator::Css("input[name=password]"))
-        .await
-        .unwrap()
-        .send_keys(password)
-        .await
-        .unwrap();
-    page.find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    page.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("[data-testid=signed-in-user]"))
-        .await
-        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -112,3 +112,36 @@ impl Drop for Browser {
         let _ = self.driver.kill();
     }
 }
+
+/// Signs in through the form and waits for the shell.
+pub async fn sign_in(
+    page: &fantoccini::Client,
+    server: &super::TestServer,
+    name: &str,
+    password: &str,
+) {
+    page.goto(&server.url("/login")).await.unwrap();
+    page.find(fantoccini::Locator::Css("input[name=username]"))
+        .await
+        .unwrap()
+        .send_keys(name)
+        .await
+        .unwrap();
+    page.find(fantoccini::Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    page.find(fantoccini::Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    page.wait()
+        .at_most(std::time::Duration::from_secs(10))
+        .for_element(fantoccini::Locator::Css("[data-testid=signed-in-user]"))
+        .await
+        .unwrap();
+}
