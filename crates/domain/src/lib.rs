@@ -30,5 +30,6 @@ pub mod interaction;
 pub mod journey;
 pub mod portal;
 pub mod segment;
+pub mod staffing;
 pub mod time;
 pub mod user;
