@@ -24,6 +24,7 @@
 pub mod audit;
 pub mod auth;
 pub mod contact;
+pub mod forecast;
 pub mod ids;
 pub mod ingest;
 pub mod interaction;
