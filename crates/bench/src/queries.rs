@@ -20,6 +20,9 @@ use crate::workload::{Dataset, HOUR_MS};
 pub const JOURNEY_WINDOW_MS: i64 = 72 * HOUR_MS;
 /// The page size of a journey: the API's largest, so most journeys take one.
 pub const JOURNEY_PAGE: usize = 1_000;
+/// The most interactions a journey returns: the server's own cap, applied
+/// to every target so that row counts compare.
+pub const JOURNEY_CAP: usize = tracklog_server::services::portals::JOURNEY_CAP;
 /// The first page of a timeline, as the UI shows it.
 pub const TIMELINE_PAGE: usize = 100;
 /// A journey never follows more pages than this (bounded loops).
@@ -29,14 +32,38 @@ pub const MAX_PAGES: usize = 1_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Query {
     /// A contact's interactions in `[from, to)`, oldest first. With
-    /// `all_pages`, every page is fetched; otherwise only the first.
+    /// `all_pages`, every page is fetched, up to `cap` rows; otherwise only
+    /// the first. `case` names the case (an index into the dataset's cases)
+    /// whose journey this window is: a target with a journey endpoint asks
+    /// that instead.
     ContactWindow {
         contact: String,
         from_ms: Option<i64>,
         to_ms: Option<i64>,
         page: usize,
         all_pages: bool,
+        cap: Option<usize>,
+        case: Option<usize>,
     },
+}
+
+impl Query {
+    /// The most rows the query returns, for targets that answer it in one
+    /// statement: the page when only the first is wanted, else the cap.
+    pub fn row_limit(&self) -> Option<usize> {
+        let Query::ContactWindow {
+            page,
+            all_pages,
+            cap,
+            ..
+        } = self;
+        if *all_pages { *cap } else { Some(*page) }
+    }
+}
+
+/// The id under which the bench creates the dataset's case `index`.
+pub fn case_id(index: usize) -> String {
+    format!("bench-case-{index}")
 }
 
 /// A named list of queries.
@@ -55,20 +82,24 @@ pub fn query_sets() -> &'static [QuerySetBuilder] {
 }
 
 /// The journey of a random case: the contact's interactions in the 72 hours
-/// before the case was created.
+/// before the case was created, at most [`JOURNEY_CAP`]. Over HTTP it is
+/// `GET /api/v1/cases/{id}/journey?window=PT72H`.
 fn journey(dataset: &Dataset, count: usize, rng: &mut StdRng) -> QuerySet {
     let queries = random_cases(dataset, count, rng)
-        .map(|case| Query::ContactWindow {
+        .map(|(index, case)| Query::ContactWindow {
             contact: dataset.contacts[case.contact as usize].clone(),
             from_ms: Some(case.created_ms - JOURNEY_WINDOW_MS),
             to_ms: Some(case.created_ms),
             page: JOURNEY_PAGE,
             all_pages: true,
+            cap: Some(JOURNEY_CAP),
+            case: Some(index),
         })
         .collect();
     QuerySet {
         name: "journey",
-        description: "a case's contact, 72 h before the case, every page of 1,000",
+        description: "a case's journey: its contact's interactions in the 72 h before the case, \
+                      at most 5,000 (HTTP: the journey endpoint; in-process: pages of 1,000)",
         queries,
     }
 }
@@ -76,12 +107,14 @@ fn journey(dataset: &Dataset, count: usize, rng: &mut StdRng) -> QuerySet {
 /// The full timeline of a random case's contact: its first page of 100.
 fn timeline(dataset: &Dataset, count: usize, rng: &mut StdRng) -> QuerySet {
     let queries = random_cases(dataset, count, rng)
-        .map(|case| Query::ContactWindow {
+        .map(|(_, case)| Query::ContactWindow {
             contact: dataset.contacts[case.contact as usize].clone(),
             from_ms: None,
             to_ms: None,
             page: TIMELINE_PAGE,
             all_pages: false,
+            cap: None,
+            case: None,
         })
         .collect();
     QuerySet {
@@ -95,10 +128,27 @@ fn random_cases<'a>(
     dataset: &'a Dataset,
     count: usize,
     rng: &'a mut StdRng,
-) -> impl Iterator<Item = &'a crate::workload::Case> + 'a {
+) -> impl Iterator<Item = (usize, &'a crate::workload::Case)> + 'a {
     let cases = &dataset.cases;
-    (0..if cases.is_empty() { 0 } else { count })
-        .map(move |_| &cases[rng.random_range(0..cases.len())])
+    (0..if cases.is_empty() { 0 } else { count }).map(move |_| {
+        let index = rng.random_range(0..cases.len());
+        (index, &cases[index])
+    })
+}
+
+/// The cases the sets' queries name, each once.
+pub fn named_cases(sets: &[QuerySet]) -> Vec<usize> {
+    let mut cases: Vec<usize> = sets
+        .iter()
+        .flat_map(|set| &set.queries)
+        .filter_map(|query| {
+            let Query::ContactWindow { case, .. } = query;
+            *case
+        })
+        .collect();
+    cases.sort_unstable();
+    cases.dedup();
+    cases
 }
 
 /// Something that answers queries: it returns the number of rows.

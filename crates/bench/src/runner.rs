@@ -254,6 +254,11 @@ async fn tracklog_queries(
     http: &reqwest::Client,
     figures: &mut Figures,
 ) -> anyhow::Result<Vec<QueryFigures>> {
+    let cases = queries::named_cases(&context.query_sets);
+    context
+        .progress
+        .say(format!("creating the {} queried cases", cases.len()));
+    server.create_cases(http, &context.dataset, &cases).await?;
     let over_http = OverHttp {
         server,
         http: http.clone(),

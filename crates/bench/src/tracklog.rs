@@ -20,7 +20,8 @@ use tracklog_server::services::Actor;
 use tracklog_server::services::policies::{self, NewPolicy};
 use tracklog_store::{Durability, Stores, TimelineQuery};
 
-use crate::queries::{MAX_PAGES, Query, QueryTarget};
+use crate::queries::{self, MAX_PAGES, Query, QueryTarget};
+use crate::workload::Dataset;
 
 /// A running server and what the bench needs to talk to it.
 pub struct TracklogServer {
@@ -92,6 +93,44 @@ impl TracklogServer {
         format!("http://{}{path}", self.addr)
     }
 
+    /// Creates the dataset's cases `indices` through `POST /api/v1/cases`,
+    /// so that journeys can be asked for by case.
+    pub async fn create_cases(
+        &self,
+        http: &reqwest::Client,
+        dataset: &Dataset,
+        indices: &[usize],
+    ) -> anyhow::Result<()> {
+        for chunk in indices.chunks(500) {
+            let body: Vec<serde_json::Value> = chunk
+                .iter()
+                .map(|&index| {
+                    let case = &dataset.cases[index];
+                    serde_json::json!({
+                        "id": queries::case_id(index),
+                        "contact_id": dataset.contacts[case.contact as usize],
+                        "title": "bench case",
+                        "created_at": UtcMillis::from_millis(case.created_ms).to_rfc3339(),
+                    })
+                })
+                .collect();
+            let reply: serde_json::Value = http
+                .post(self.url("/api/v1/cases"))
+                .header("authorization", &self.authorization)
+                .json(&body)
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            anyhow::ensure!(
+                reply["accepted"].as_u64() == Some(chunk.len() as u64),
+                "cases refused: {reply}"
+            );
+        }
+        Ok(())
+    }
+
     /// Bytes of the database and its write-ahead log, as they are now.
     pub fn disk_bytes(&self) -> anyhow::Result<u64> {
         let mut total = 0;
@@ -137,7 +176,10 @@ impl QueryTarget for InProcess<'_> {
             to_ms,
             page,
             all_pages,
+            cap,
+            ..
         } = query;
+        let cap = cap.unwrap_or(usize::MAX);
         let contact = ContactId::parse(contact.as_str())?;
         let mut cursor = None;
         let mut rows = 0;
@@ -152,14 +194,14 @@ impl QueryTarget for InProcess<'_> {
                     TimelineQuery {
                         from: from_ms.map(UtcMillis::from_millis),
                         to: to_ms.map(UtcMillis::from_millis),
-                        limit: *page,
+                        limit: (*page).min(cap - rows),
                         cursor,
                     },
                 )
                 .await?;
             rows += result.items.len();
             cursor = result.next_cursor;
-            if cursor.is_none() || !all_pages {
+            if cursor.is_none() || !all_pages || rows >= cap {
                 break;
             }
         }
@@ -179,6 +221,40 @@ struct TimelinePage {
     next_cursor: Option<String>,
 }
 
+#[derive(Deserialize)]
+struct Journey {
+    sessions: Vec<JourneySession>,
+}
+
+#[derive(Deserialize)]
+struct JourneySession {
+    interactions: Vec<IgnoredAny>,
+}
+
+impl OverHttp<'_> {
+    /// `GET /api/v1/cases/{id}/journey`: the interactions of its sessions.
+    async fn journey(&self, case: usize, window_ms: i64) -> anyhow::Result<usize> {
+        let url = self.server.url(&format!(
+            "/api/v1/cases/{}/journey?window=PT{}S",
+            queries::case_id(case),
+            window_ms / 1000
+        ));
+        let response = self
+            .http
+            .get(&url)
+            .header("authorization", &self.server.authorization)
+            .send()
+            .await?
+            .error_for_status()?;
+        let journey: Journey = serde_json::from_slice(&response.bytes().await?)?;
+        Ok(journey
+            .sessions
+            .iter()
+            .map(|session| session.interactions.len())
+            .sum())
+    }
+}
+
 impl QueryTarget for OverHttp<'_> {
     async fn run(&self, query: &Query) -> anyhow::Result<usize> {
         let Query::ContactWindow {
@@ -187,7 +263,12 @@ impl QueryTarget for OverHttp<'_> {
             to_ms,
             page,
             all_pages,
+            case,
+            ..
         } = query;
+        if let (Some(case), Some(from), Some(to)) = (case, from_ms, to_ms) {
+            return self.journey(*case, to - from).await;
+        }
         let url = self
             .server
             .url(&format!("/api/v1/contacts/{contact}/interactions"));

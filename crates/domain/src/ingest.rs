@@ -118,6 +118,14 @@ pub enum Reason {
     InteractionTypeNotCaptured,
     PortalOutOfScope,
     PortalNotCaptured,
+    /// A KPI event whose name has no definition.
+    UnknownKpiEvent,
+    /// A KPI event whose custom definition is disabled or deleted.
+    KpiEventNotCaptured,
+    /// The provider's `enable_analytics` is false.
+    AnalyticsDisabled,
+    /// A provider-scoped credential writing for another provider.
+    ProviderOutOfScope,
 }
 
 impl Reason {
@@ -134,11 +142,15 @@ impl Reason {
             Reason::InteractionTypeNotCaptured => "interaction_type_not_captured",
             Reason::PortalOutOfScope => "portal_out_of_scope",
             Reason::PortalNotCaptured => "portal_not_captured",
+            Reason::UnknownKpiEvent => "unknown_kpi_event",
+            Reason::KpiEventNotCaptured => "kpi_event_not_captured",
+            Reason::AnalyticsDisabled => "analytics_disabled",
+            Reason::ProviderOutOfScope => "provider_out_of_scope",
         }
     }
 
     /// Every reason, for pre-registering metric labels and documenting them.
-    pub const ALL: [Reason; 10] = [
+    pub const ALL: [Reason; 14] = [
         Reason::InvalidJson,
         Reason::NotAnObject,
         Reason::MissingField,
@@ -149,6 +161,10 @@ impl Reason {
         Reason::InteractionTypeNotCaptured,
         Reason::PortalOutOfScope,
         Reason::PortalNotCaptured,
+        Reason::UnknownKpiEvent,
+        Reason::KpiEventNotCaptured,
+        Reason::AnalyticsDisabled,
+        Reason::ProviderOutOfScope,
     ];
 }
 

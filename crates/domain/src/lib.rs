@@ -20,9 +20,15 @@
 //! - [`contact`]: contacts (profiles) and support cases.
 //! - [`journey`]: what a contact did before a case, grouped for an agent.
 //! - [`user`]: roles of people who sign in to the web UI.
+//! - [`channel`]: channel analytics — the provider payloads, KPI event
+//!   definitions, session facts, the metric catalogue and DST-aware intervals.
+//! - [`forecast`]: per-interval volume forecasts (double-seasonal Holt-Winters)
+//!   and their backtest.
+//! - [`staffing`]: Erlang C: agents needed for a service-level target.
 
 pub mod audit;
 pub mod auth;
+pub mod channel;
 pub mod contact;
 pub mod forecast;
 pub mod ids;

@@ -83,6 +83,53 @@ fn truncate(text: &str, max: usize) -> String {
     text.chars().take(max).collect()
 }
 
+/// Serde for a time as RFC 3339 in UTC; reads RFC 3339 or Unix milliseconds.
+pub mod rfc3339 {
+    use super::UtcMillis;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(time: &UtcMillis, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&time.to_rfc3339())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<UtcMillis, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Text(String),
+            Millis(i64),
+        }
+        match Either::deserialize(deserializer)? {
+            Either::Millis(ms) => Ok(UtcMillis::from_millis(ms)),
+            Either::Text(text) => UtcMillis::parse_rfc3339(&text).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// [`rfc3339`] for an optional time.
+pub mod rfc3339_opt {
+    use super::UtcMillis;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        time: &Option<UtcMillis>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match time {
+            Some(time) => super::rfc3339::serialize(time, serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<UtcMillis>, D::Error> {
+        #[derive(Deserialize)]
+        struct Wrapped(#[serde(with = "super::rfc3339")] UtcMillis);
+        Ok(Option::<Wrapped>::deserialize(deserializer)?.map(|w| w.0))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

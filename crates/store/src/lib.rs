@@ -9,6 +9,9 @@
 //! - [`PortalStore`]: the portal pillar's records — portals, interaction-type
 //!   definitions, contacts and cases.
 //! - [`AuditStore`]: the activity log, with server-assigned sequence numbers.
+//! - [`ChannelStore`]: channel analytics — providers, KPI event definitions,
+//!   conversations, sessions, participants, KPI events, and the session facts
+//!   and 15-minute pre-aggregates kept up to date in the same transaction.
 //! - [`sqlite`]: the embedded backend. One writer thread owns the write
 //!   connection and commits in groups; a small pool serves reads.
 //! - [`conformance`]: the behaviour every backend must show, as a test suite that
@@ -17,7 +20,7 @@
 //! Every write returns only once it is durable under the configured
 //! [`Durability`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -29,8 +32,13 @@ use tracklog_domain::audit::reports::Predicate;
 use tracklog_domain::audit::settings::{EntityAuditSettings, OrgAuditSettings};
 use tracklog_domain::audit::{AuditRecord, Category};
 use tracklog_domain::auth::{PolicyKey, Rights};
+use tracklog_domain::channel::definitions::Definition;
+use tracklog_domain::channel::facts::{SessionFacts, Thresholds};
+use tracklog_domain::channel::metrics::{Dimension, Part, Row};
+use tracklog_domain::channel::payload::{Conversation, Init, KpiEvent, Participant, Session};
 use tracklog_domain::contact::{Case, Contact};
 use tracklog_domain::ids::{CaseId, ContactId, OrgId, OrgName, PolicyName, PortalId, UserName};
+use tracklog_domain::ingest::Reason;
 use tracklog_domain::interaction::Interaction;
 use tracklog_domain::portal::{Portal, TypeDef};
 use tracklog_domain::time::UtcMillis;
@@ -537,6 +545,224 @@ pub trait AuditStore: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
+/// A channel provider (PRODUCT.md §8).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Provider {
+    pub id: String,
+    pub name: String,
+    pub enable_analytics: bool,
+    #[serde(with = "tracklog_domain::time::rfc3339")]
+    pub created_at: UtcMillis,
+    #[serde(with = "tracklog_domain::time::rfc3339")]
+    pub updated_at: UtcMillis,
+}
+
+/// A queue's thresholds, as set by an admin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueueSettings {
+    pub queue: String,
+    pub service_level_seconds: i64,
+    pub short_abandon_seconds: i64,
+    #[serde(with = "tracklog_domain::time::rfc3339")]
+    pub updated_at: UtcMillis,
+}
+
+impl QueueSettings {
+    pub fn thresholds(&self) -> Thresholds {
+        Thresholds {
+            service_level_ms: self.service_level_seconds * 1000,
+            short_abandon_ms: self.short_abandon_seconds * 1000,
+        }
+    }
+}
+
+/// What decides, per item, whether channel data is captured.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelRules {
+    /// Providers whose `enable_analytics` is false.
+    pub disabled_providers: HashSet<String>,
+    /// The only provider a provider-scoped credential may write for.
+    pub provider_scope: Option<String>,
+}
+
+/// One item's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemOutcome {
+    Accepted,
+    /// Already stored: an idempotent retry.
+    Duplicate,
+    Refused {
+        reason: Reason,
+        field: Option<String>,
+        message: String,
+    },
+}
+
+/// Filters of the channel record lists; each applies to the lists whose
+/// records carry it.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelFilter {
+    pub conversation: Option<String>,
+    pub session: Option<String>,
+    pub participant: Option<String>,
+    pub provider: Option<String>,
+    pub channel: Option<String>,
+    pub queue: Option<String>,
+    /// KPI event name, or participant type.
+    pub name: Option<String>,
+    /// Inclusive lower bound on the record's time.
+    pub from: Option<UtcMillis>,
+    /// Exclusive upper bound on the record's time.
+    pub to: Option<UtcMillis>,
+}
+
+/// A page request over a channel list.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelList {
+    pub filter: ChannelFilter,
+    pub limit: usize,
+    pub cursor: Option<Cursor>,
+}
+
+/// Everything about one session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionDetail {
+    pub session: Session,
+    pub conversation: Option<Conversation>,
+    pub participants: Vec<Participant>,
+    pub facts: Option<SessionFacts>,
+    pub events: Vec<KpiEvent>,
+}
+
+/// A pre-aggregate read: parts over `[from_bucket, to_bucket)`, grouped and
+/// filtered by dimensions.
+#[derive(Debug, Clone)]
+pub struct AggregateQuery {
+    pub parts: Vec<Part>,
+    pub from_bucket: i64,
+    pub to_bucket: i64,
+    pub group_by: Vec<Dimension>,
+    pub filters: Vec<(Dimension, String)>,
+}
+
+/// Which time of a session places it in an interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactTime {
+    Queued,
+    Answered,
+    Closed,
+}
+
+/// Sessions whose `time` falls in `[from, to)`, filtered by dimensions.
+#[derive(Debug, Clone)]
+pub struct FactsQuery {
+    pub time: FactTime,
+    pub from: UtcMillis,
+    pub to: UtcMillis,
+    pub filters: Vec<(Dimension, String)>,
+    pub limit: usize,
+}
+
+/// What a rebuild did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct RebuildSummary {
+    pub sessions: usize,
+    pub agents: usize,
+    pub buckets: usize,
+}
+
+/// Called during a rebuild with (done, total) sessions.
+pub type RebuildProgress = Box<dyn Fn(usize, usize) + Send + Sync>;
+
+/// Channel analytics records and their pre-aggregates.
+#[async_trait]
+pub trait ChannelStore: Send + Sync {
+    /// Creates or replaces a provider.
+    async fn put_provider(&self, org: OrgId, provider: Provider) -> Result<(), StoreError>;
+    async fn provider(&self, org: OrgId, id: &str) -> Result<Option<Provider>, StoreError>;
+    async fn providers(&self, org: OrgId) -> Result<Vec<Provider>, StoreError>;
+    async fn delete_provider(&self, org: OrgId, id: &str) -> Result<bool, StoreError>;
+
+    /// Creates or replaces a custom KPI event definition.
+    async fn put_definition(&self, org: OrgId, definition: Definition) -> Result<(), StoreError>;
+    async fn custom_definitions(&self, org: OrgId) -> Result<Vec<Definition>, StoreError>;
+    async fn delete_definition(&self, org: OrgId, name: &str) -> Result<bool, StoreError>;
+
+    /// Sets a queue's thresholds and re-derives the facts of its sessions.
+    async fn put_queue(&self, org: OrgId, queue: QueueSettings) -> Result<(), StoreError>;
+    async fn queues(&self, org: OrgId) -> Result<Vec<QueueSettings>, StoreError>;
+
+    /// Stores `initLogAnalytics` items: conversations, sessions and
+    /// participants are created, or merged into what is stored.
+    async fn ingest_init(
+        &self,
+        org: OrgId,
+        items: Vec<Init>,
+        rules: ChannelRules,
+    ) -> Result<Vec<ItemOutcome>, StoreError>;
+    /// Stores KPI events; an event already stored is a duplicate.
+    async fn ingest_events(
+        &self,
+        org: OrgId,
+        events: Vec<KpiEvent>,
+        rules: ChannelRules,
+    ) -> Result<Vec<ItemOutcome>, StoreError>;
+
+    async fn conversations(
+        &self,
+        org: OrgId,
+        list: ChannelList,
+    ) -> Result<Page<Conversation>, StoreError>;
+    async fn conversation(&self, org: OrgId, id: &str) -> Result<Option<Conversation>, StoreError>;
+    async fn sessions(
+        &self,
+        org: OrgId,
+        list: ChannelList,
+    ) -> Result<Page<(Session, Option<SessionFacts>)>, StoreError>;
+    async fn session(&self, org: OrgId, id: &str) -> Result<Option<SessionDetail>, StoreError>;
+    async fn participants(
+        &self,
+        org: OrgId,
+        list: ChannelList,
+    ) -> Result<Page<Participant>, StoreError>;
+    async fn kpi_events(&self, org: OrgId, list: ChannelList)
+    -> Result<Page<KpiEvent>, StoreError>;
+
+    /// Pre-aggregated rows for a metrics query.
+    async fn aggregate(&self, org: OrgId, query: AggregateQuery) -> Result<Vec<Row>, StoreError>;
+    /// Session facts by one of their times: the sessions behind a figure.
+    async fn facts(&self, org: OrgId, query: FactsQuery) -> Result<Vec<SessionFacts>, StoreError>;
+    /// Facts of sessions with an event named in `names` in `[from, to)`.
+    async fn facts_with_events(
+        &self,
+        org: OrgId,
+        names: Vec<String>,
+        query: FactsQuery,
+    ) -> Result<Vec<SessionFacts>, StoreError>;
+    /// Sessions not closed (waiting, active, wrapping up) with activity since
+    /// `since`.
+    async fn live_sessions(
+        &self,
+        org: OrgId,
+        since: UtcMillis,
+    ) -> Result<Vec<SessionFacts>, StoreError>;
+    /// The signed-in spans of every agent with sign-in activity since
+    /// `since`, for the real-time view.
+    async fn agent_spans(
+        &self,
+        org: OrgId,
+        since: UtcMillis,
+    ) -> Result<Vec<(String, Vec<(UtcMillis, Option<UtcMillis>)>)>, StoreError>;
+
+    /// Re-derives every fact and pre-aggregate of the org from the raw
+    /// records.
+    async fn rebuild_analytics(
+        &self,
+        org: OrgId,
+        progress: RebuildProgress,
+    ) -> Result<RebuildSummary, StoreError>;
+}
+
 /// Lifecycle of a backend.
 #[async_trait]
 pub trait Lifecycle: Send + Sync {
@@ -551,6 +777,7 @@ pub struct Stores {
     pub meta: Arc<dyn MetaStore>,
     pub audit: Arc<dyn AuditStore>,
     pub portals: Arc<dyn PortalStore>,
+    pub channel: Arc<dyn ChannelStore>,
     pub lifecycle: Arc<dyn Lifecycle>,
     pub metrics: StoreMetrics,
 }
@@ -559,7 +786,7 @@ impl Stores {
     /// One backend that implements every trait.
     pub fn single<S>(store: S, metrics: StoreMetrics) -> Self
     where
-        S: EventStore + MetaStore + AuditStore + PortalStore + Lifecycle + 'static,
+        S: EventStore + MetaStore + AuditStore + PortalStore + ChannelStore + Lifecycle + 'static,
     {
         let store = Arc::new(store);
         Self {
@@ -567,6 +794,7 @@ impl Stores {
             meta: store.clone(),
             audit: store.clone(),
             portals: store.clone(),
+            channel: store.clone(),
             lifecycle: store,
             metrics,
         }

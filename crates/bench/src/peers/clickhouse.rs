@@ -185,9 +185,9 @@ impl QueryTarget for ClickHouse {
             contact,
             from_ms,
             to_ms,
-            page,
-            all_pages,
+            ..
         } = query;
+        let limit = query.row_limit();
         // 18.16 has no server-side parameters; `bind` escapes on the client.
         let mut sql = String::from(
             "SELECT id, type, portal, contact, session, ts, fields FROM interactions \
@@ -200,7 +200,7 @@ impl QueryTarget for ClickHouse {
             sql.push_str(" AND ts < ?");
         }
         sql.push_str(" ORDER BY ts");
-        if !all_pages {
+        if limit.is_some() {
             sql.push_str(" LIMIT ?");
         }
         let mut request = self
@@ -211,8 +211,8 @@ impl QueryTarget for ClickHouse {
         for bound in [from_ms, to_ms].into_iter().flatten() {
             request = request.bind(*bound);
         }
-        if !all_pages {
-            request = request.bind(*page as u64);
+        if let Some(limit) = limit {
+            request = request.bind(limit as u64);
         }
         let rows = request.fetch_all::<InteractionRow>().await?;
         Ok(rows.len())

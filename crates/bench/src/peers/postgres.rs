@@ -186,10 +186,9 @@ impl QueryTarget for Postgres {
             contact,
             from_ms,
             to_ms,
-            page,
-            all_pages,
+            ..
         } = query;
-        let limit = *page as i64;
+        let limit = query.row_limit().map(|limit| limit as i64);
         let mut sql = String::from(
             "SELECT id, type, portal, contact_id, session_id, ts, fields FROM interactions \
              WHERE org_id = $1 AND contact_id = $2",
@@ -202,8 +201,8 @@ impl QueryTarget for Postgres {
             }
         }
         sql.push_str(" ORDER BY ts");
-        if !all_pages {
-            params.push(&limit);
+        if let Some(limit) = &limit {
+            params.push(limit);
             sql.push_str(&format!(" LIMIT ${}", params.len()));
         }
         let statement = self.statement(&sql).await?;

@@ -4,6 +4,7 @@
 //! `/api/v1/openapi.json` cannot miss one.
 
 pub mod audit;
+pub mod channel;
 pub mod contacts;
 pub mod extract;
 pub mod health;
@@ -78,6 +79,8 @@ impl Modify for Security {
         (name = "cases", description = "Support cases and their journeys"),
         (name = "privacy", description = "Contact export and erasure"),
         (name = "audit", description = "The activity log: records, settings, search, export, reports, integrity"),
+        (name = "channel", description = "Channel analytics capture: providers, KPI event definitions, queues, conversations, sessions, participants, KPI events"),
+        (name = "analytics", description = "Contact-centre metrics, drill-down, real time"),
         (name = "operations", description = "Health, readiness, metrics"),
         (name = "ui", description = "Server-rendered web pages"),
     )
@@ -131,6 +134,45 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::get_report))
         .routes(routes!(audit::verify))
         .routes(routes!(audit::public_key))
+        .routes(routes!(channel::post_init))
+        .routes(routes!(channel::post_events))
+        .routes(routes!(channel::list_providers, channel::put_provider))
+        .routes(routes!(
+            channel::get_provider,
+            channel::patch_provider,
+            channel::delete_provider
+        ))
+        .routes(routes!(
+            channel::list_definitions,
+            channel::create_definition
+        ))
+        .routes(routes!(
+            channel::get_definition,
+            channel::patch_definition,
+            channel::delete_definition
+        ))
+        .routes(routes!(channel::list_queues))
+        .routes(routes!(channel::put_queue))
+        .routes(routes!(
+            channel::list_conversations,
+            channel::create_conversations
+        ))
+        .routes(routes!(channel::get_conversation))
+        .routes(routes!(channel::list_sessions, channel::create_sessions))
+        .routes(routes!(channel::get_session))
+        .routes(routes!(
+            channel::list_participants,
+            channel::create_participants
+        ))
+        .routes(routes!(
+            channel::list_kpi_events,
+            channel::create_kpi_events
+        ))
+        .routes(routes!(channel::list_metrics))
+        .routes(routes!(channel::query_metrics))
+        .routes(routes!(channel::drilldown))
+        .routes(routes!(channel::realtime))
+        .routes(routes!(channel::rebuild))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))

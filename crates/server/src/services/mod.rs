@@ -3,6 +3,7 @@
 //! what it did in the activity log.
 
 pub mod audit;
+pub mod channel;
 pub mod policies;
 pub mod portals;
 pub mod selfaudit;

@@ -13,6 +13,7 @@
 //!   locking orders their writes with the server's.
 
 mod audit;
+mod channel;
 mod checkpoint;
 mod compact;
 mod events;

@@ -241,6 +241,126 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     FROM audit_records ORDER BY org_id, seq;
     DROP TABLE audit_records;
     "#,
+    // 4: channel analytics: providers, KPI event definitions, queues,
+    // conversations, sessions, participants, KPI events, session facts, and
+    // the 15-minute pre-aggregates with each owner's contributions to them.
+    r#"
+    CREATE TABLE ch_providers (
+        org_id           INTEGER NOT NULL,
+        id               TEXT NOT NULL,
+        name             TEXT NOT NULL,
+        enable_analytics INTEGER NOT NULL,
+        created_at       INTEGER NOT NULL,
+        updated_at       INTEGER NOT NULL,
+        PRIMARY KEY (org_id, id)
+    ) WITHOUT ROWID;
+    CREATE TABLE ch_definitions (
+        org_id       INTEGER NOT NULL,
+        name         TEXT NOT NULL,
+        display_name TEXT,
+        description  TEXT,
+        enabled      INTEGER NOT NULL,
+        PRIMARY KEY (org_id, name)
+    ) WITHOUT ROWID;
+    CREATE TABLE ch_queues (
+        org_id                INTEGER NOT NULL,
+        queue                 TEXT NOT NULL,
+        service_level_seconds INTEGER NOT NULL,
+        short_abandon_seconds INTEGER NOT NULL,
+        updated_at            INTEGER NOT NULL,
+        PRIMARY KEY (org_id, queue)
+    ) WITHOUT ROWID;
+    CREATE TABLE ch_conversations (
+        rid         INTEGER PRIMARY KEY,
+        org_id      INTEGER NOT NULL,
+        id          TEXT NOT NULL,
+        provider_id TEXT,
+        channel     TEXT,
+        at          INTEGER NOT NULL,
+        record      TEXT NOT NULL,
+        UNIQUE (org_id, id)
+    );
+    CREATE INDEX ch_conversations_by_time ON ch_conversations(org_id, at, rid);
+    CREATE TABLE ch_sessions (
+        rid             INTEGER PRIMARY KEY,
+        org_id          INTEGER NOT NULL,
+        id              TEXT NOT NULL,
+        conversation_id TEXT NOT NULL,
+        queue           TEXT,
+        channel         TEXT,
+        at              INTEGER NOT NULL,
+        record          TEXT NOT NULL,
+        UNIQUE (org_id, id)
+    );
+    CREATE INDEX ch_sessions_by_time ON ch_sessions(org_id, at, rid);
+    CREATE INDEX ch_sessions_by_conversation ON ch_sessions(org_id, conversation_id);
+    CREATE INDEX ch_sessions_by_queue ON ch_sessions(org_id, queue);
+    CREATE TABLE ch_participants (
+        rid             INTEGER PRIMARY KEY,
+        org_id          INTEGER NOT NULL,
+        session_id      TEXT NOT NULL,
+        id              TEXT NOT NULL,
+        conversation_id TEXT NOT NULL,
+        kind            TEXT,
+        at              INTEGER NOT NULL,
+        record          TEXT NOT NULL,
+        UNIQUE (org_id, session_id, id)
+    );
+    CREATE INDEX ch_participants_by_id ON ch_participants(org_id, id);
+    CREATE TABLE ch_events (
+        rid             INTEGER PRIMARY KEY,
+        org_id          INTEGER NOT NULL,
+        event_id        TEXT NOT NULL,
+        conversation_id TEXT,
+        session_id      TEXT,
+        participant_id  TEXT,
+        name            TEXT NOT NULL,
+        ts              INTEGER NOT NULL,
+        record          TEXT NOT NULL,
+        UNIQUE (org_id, event_id)
+    );
+    CREATE INDEX ch_events_by_session ON ch_events(org_id, session_id, ts);
+    CREATE INDEX ch_events_by_time ON ch_events(org_id, ts, rid);
+    CREATE INDEX ch_events_presence ON ch_events(org_id, participant_id, ts)
+        WHERE name IN ('AgentSignedIn', 'AgentSignedOut');
+    CREATE TABLE ch_facts (
+        org_id        INTEGER NOT NULL,
+        session_id    TEXT NOT NULL,
+        queue         TEXT NOT NULL,
+        channel       TEXT NOT NULL,
+        agent         TEXT NOT NULL,
+        provider      TEXT NOT NULL,
+        queued_at     INTEGER,
+        answered_at   INTEGER,
+        closed_at     INTEGER,
+        status        TEXT NOT NULL,
+        last_activity INTEGER NOT NULL,
+        facts         TEXT NOT NULL,
+        PRIMARY KEY (org_id, session_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX ch_facts_queued ON ch_facts(org_id, queued_at) WHERE queued_at IS NOT NULL;
+    CREATE INDEX ch_facts_answered ON ch_facts(org_id, answered_at) WHERE answered_at IS NOT NULL;
+    CREATE INDEX ch_facts_closed ON ch_facts(org_id, closed_at) WHERE closed_at IS NOT NULL;
+    CREATE INDEX ch_facts_live ON ch_facts(org_id, last_activity) WHERE status != 'closed';
+    CREATE TABLE ch_contrib (
+        org_id  INTEGER NOT NULL,
+        owner   TEXT NOT NULL,
+        entries TEXT NOT NULL,
+        PRIMARY KEY (org_id, owner)
+    ) WITHOUT ROWID;
+    CREATE TABLE ch_agg (
+        org_id   INTEGER NOT NULL,
+        part     INTEGER NOT NULL,
+        bucket   INTEGER NOT NULL,
+        queue    TEXT NOT NULL,
+        channel  TEXT NOT NULL,
+        agent    TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        sum      REAL NOT NULL,
+        count    INTEGER NOT NULL,
+        PRIMARY KEY (org_id, part, bucket, queue, channel, agent, provider)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.

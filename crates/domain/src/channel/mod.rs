@@ -1,0 +1,18 @@
+//! Channel analytics: what channel providers (telephony, chat, SMS) log about
+//! conversations, and the KPIs a contact centre reads from it.
+//!
+//! - [`payload`]: the `initLogAnalytics` and `logAnalyticsEvent` payloads of
+//!   PRODUCT.md §4.2, parsed into typed records at the edge.
+//! - [`definitions`]: the built-in KPI event definitions and custom ones.
+//! - [`facts`]: a session's facts (queued, answered, closed, hold, wrap-up,
+//!   handle time, abandon...) derived from its record and all its events.
+//!   Derivation sorts its input, so the facts never depend on arrival order.
+//! - [`metrics`]: the metric catalogue as data (§6.1) and the contributions
+//!   each session or agent makes to the pre-aggregated buckets.
+//! - [`interval`]: query intervals aligned in an IANA time zone, DST-aware.
+
+pub mod definitions;
+pub mod facts;
+pub mod interval;
+pub mod metrics;
+pub mod payload;
