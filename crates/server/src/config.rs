@@ -30,6 +30,7 @@ pub struct Config {
     pub ui: UiConfig,
     pub retention: RetentionConfig,
     pub audit: AuditConfig,
+    pub channel: ChannelConfig,
     /// Seconds to wait for in-flight requests at shutdown.
     pub shutdown_grace_seconds: u64,
 }
@@ -45,6 +46,7 @@ impl Default for Config {
             ui: UiConfig::default(),
             retention: RetentionConfig::default(),
             audit: AuditConfig::default(),
+            channel: ChannelConfig::default(),
             shutdown_grace_seconds: 30,
         }
     }
@@ -160,6 +162,16 @@ impl Default for UiConfig {
             embed_frame_ancestors: "'self'".into(),
         }
     }
+}
+
+/// Channel analytics.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChannelConfig {
+    /// Origins of agent desktops that may call the channel ingestion
+    /// endpoints from a browser with the SDK (`/sdk/channel-analytics.js`),
+    /// such as `https://crm.example.com`. Empty: same origin only.
+    pub sdk_allowed_origins: Vec<String>,
 }
 
 /// The activity log.

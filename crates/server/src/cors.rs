@@ -5,6 +5,10 @@
 //!
 //! Hand-written rather than tower-http's `CorsLayer`, because the allowed
 //! origins depend on the key in the request, which lives in the store.
+//!
+//! The channel analytics SDK posts to `/api/v1/channel/*` from agent
+//! desktops with a SAS token in `Authorization`; the origins allowed to do
+//! that are configured (`channel.sdk_allowed_origins`).
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -55,6 +59,61 @@ pub async fn public_ingest_cors(
             headers.insert(
                 header::ACCESS_CONTROL_ALLOW_HEADERS,
                 HeaderValue::from_static("content-type, content-encoding"),
+            );
+            headers.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static(PREFLIGHT_MAX_AGE),
+            );
+        }
+        return response;
+    }
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+    if allowed {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    }
+    response
+}
+
+/// The paths the channel analytics SDK calls.
+const CHANNEL_SDK_PATHS: [&str; 2] = ["/api/v1/channel/init", "/api/v1/channel/events"];
+
+pub async fn channel_sdk_cors(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let origin = request.headers().get(header::ORIGIN).cloned();
+    let (Some(origin), true) = (origin, CHANNEL_SDK_PATHS.contains(&request.uri().path())) else {
+        return next.run(request).await;
+    };
+    let allowed = origin.to_str().is_ok_and(|text| {
+        state
+            .config
+            .channel
+            .sdk_allowed_origins
+            .iter()
+            .any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(text))
+    });
+    if request.method() == Method::OPTIONS {
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = if allowed {
+            StatusCode::NO_CONTENT
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        let headers = response.headers_mut();
+        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+        if allowed {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("POST"),
+            );
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("authorization, content-type, content-encoding"),
             );
             headers.insert(
                 header::ACCESS_CONTROL_MAX_AGE,

@@ -94,6 +94,10 @@ pub fn app(state: AppState) -> Router {
     ))
     .layer(middleware::from_fn_with_state(
         state.clone(),
+        cors::channel_sdk_cors,
+    ))
+    .layer(middleware::from_fn_with_state(
+        state.clone(),
         count_requests,
     ))
     .layer(

@@ -81,6 +81,9 @@ enum Command {
     /// A contact's data: export or erase it (both are audited).
     #[command(subcommand)]
     Contact(ContactCommand),
+    /// Channel analytics: rebuild the session facts and pre-aggregates.
+    #[command(subcommand)]
+    Analytics(AnalyticsCommand),
     /// Benchmark Tracklog side by side with ClickHouse and PostgreSQL.
     Bench(tracklog_bench::BenchArgs),
 }
@@ -92,6 +95,16 @@ enum ImportCommand {
     /// contact per line). Bad rows are reported by line; good rows are kept.
     Contacts {
         file: PathBuf,
+        #[arg(long, default_value = "default")]
+        org: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AnalyticsCommand {
+    /// Re-derive every session's facts and the 15-minute pre-aggregates from
+    /// the raw conversations, sessions, participants and KPI events.
+    Rebuild {
         #[arg(long, default_value = "default")]
         org: String,
     },
@@ -333,6 +346,9 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
                     }
                 }
                 Command::Contact(command) => contact_command(&stores, command).await,
+                Command::Analytics(AnalyticsCommand::Rebuild { org }) => {
+                    rebuild_analytics(&stores, &org).await
+                }
                 command => manage(&stores, command).await,
             };
             stores.lifecycle.close().await;
@@ -458,6 +474,7 @@ async fn manage(stores: &Stores, command: Command) -> anyhow::Result<()> {
         | Command::Bench(_)
         | Command::Audit(_)
         | Command::Import(_)
+        | Command::Analytics(_)
         | Command::Contact(_) => {
             unreachable!("handled by execute")
         }
@@ -595,6 +612,30 @@ async fn manage(stores: &Stores, command: Command) -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+async fn rebuild_analytics(stores: &Stores, org: &str) -> anyhow::Result<()> {
+    let org = org_id(stores, org).await?;
+    let bar = indicatif::ProgressBar::new(0).with_style(indicatif::ProgressStyle::with_template(
+        "rebuilding {bar:40} {pos}/{len} sessions and agents ({eta} left)",
+    )?);
+    let shown = bar.clone();
+    let summary = stores
+        .channel
+        .rebuild_analytics(
+            org,
+            Box::new(move |done, total| {
+                shown.set_length(total as u64);
+                shown.set_position(done as u64);
+            }),
+        )
+        .await?;
+    bar.finish_and_clear();
+    eprintln!(
+        "rebuilt {} sessions and {} agents into {} buckets",
+        summary.sessions, summary.agents, summary.buckets
+    );
     Ok(())
 }
 

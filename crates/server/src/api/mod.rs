@@ -97,6 +97,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(segment::page))
         .routes(routes!(segment::identify))
         .routes(routes!(crate::sdk::tracker_js))
+        .routes(routes!(crate::sdk::channel_analytics_js))
         .routes(routes!(policies::list_policies, policies::create_policy))
         .routes(routes!(policies::get_policy, policies::delete_policy))
         .routes(routes!(policies::rotate_policy))
