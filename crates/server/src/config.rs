@@ -165,13 +165,24 @@ impl Default for UiConfig {
 }
 
 /// Channel analytics.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ChannelConfig {
     /// Origins of agent desktops that may call the channel ingestion
     /// endpoints from a browser with the SDK (`/sdk/channel-analytics.js`),
     /// such as `https://crm.example.com`. Empty: same origin only.
     pub sdk_allowed_origins: Vec<String>,
+    /// Seconds between evaluations of the alert rules.
+    pub alert_interval_seconds: u64,
+}
+
+impl Default for ChannelConfig {
+    fn default() -> Self {
+        Self {
+            sdk_allowed_origins: Vec::new(),
+            alert_interval_seconds: 30,
+        }
+    }
 }
 
 /// The activity log.

@@ -1,5 +1,6 @@
 //! Background jobs of a running server: signed checkpoints of every org's
-//! activity log, the retention purge, and SIEM forwarders ([`crate::forward`]). Each run has its own tracing span;
+//! activity log, the retention purge, SIEM forwarders ([`crate::forward`]),
+//! and the channel analytics alert rules. Each run has its own tracing span;
 //! failures are logged and counted in `tracklog_audit_job_failures_total`.
 
 use std::time::Duration;
@@ -55,6 +56,14 @@ pub fn spawn(state: AppState, stopping: watch::Receiver<bool>) -> Jobs {
             stopping.clone(),
         )));
     }
+    let alert_tick = Duration::from_secs(state.config.channel.alert_interval_seconds.max(1));
+    handles.push(tokio::spawn(every(
+        alert_tick,
+        stopping.clone(),
+        state.clone(),
+        "alerts",
+        |state| Box::pin(alerts_all(state)),
+    )));
     handles.push(tokio::spawn(every(
         purge_tick,
         stopping,
@@ -81,7 +90,7 @@ async fn every(
             _ = interval.tick() => {}
             _ = stopping.wait_for(|s| *s) => return,
         }
-        let span = tracing::info_span!("audit_job", job);
+        let span = tracing::info_span!("background_job", job);
         if let Err(error) = run(state.clone()).instrument(span).await {
             tracing::warn!(job, %error, "background job failed");
             state
@@ -109,6 +118,20 @@ pub async fn checkpoint_all(state: AppState) -> anyhow::Result<()> {
         if let Some(checkpoint) = made {
             tracing::debug!(org = %org.name, number = checkpoint.number, sequence = checkpoint.sequence, "checkpoint signed");
             state.metrics.audit_checkpoints.inc();
+        }
+    }
+    Ok(())
+}
+
+/// Evaluates every org's alert rules.
+pub async fn alerts_all(state: AppState) -> anyhow::Result<()> {
+    let now = tracklog_domain::time::UtcMillis::now();
+    for org in state.stores.meta.list_orgs().await? {
+        let checks =
+            crate::services::channel::evaluate_alerts(&state.stores, org.id, now, &state.http)
+                .await?;
+        for check in checks.iter().filter(|c| c.alert.is_some()) {
+            tracing::info!(org = %org.name, rule = %check.rule_id, state = ?check.state, "alert changed");
         }
     }
     Ok(())

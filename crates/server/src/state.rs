@@ -20,6 +20,8 @@ pub struct AppState {
     pub catalogues: Arc<Catalogues>,
     /// Signs the activity log's checkpoints.
     pub audit_key: Arc<ed25519_dalek::SigningKey>,
+    /// Outgoing HTTP (alert webhooks).
+    pub http: reqwest::Client,
 }
 
 impl AppState {
@@ -32,6 +34,10 @@ impl AppState {
             metrics,
             catalogues: Arc::default(),
             audit_key: Arc::new(audit_key),
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
         }
     }
 }

@@ -697,8 +697,9 @@ async fn real_time_counts_live_sessions_and_agrees_with_history() {
     let current = now.div_euclid(quarter) * quarter;
     let at = |ms: i64| jiff::Timestamp::from_millisecond(ms).unwrap().to_string();
     // Two sessions in the last closed quarter hour: one answered and
-    // closed, one abandoned; and one waiting now.
+    // closed, one abandoned; and one waiting now, queued in this quarter.
     let previous = current - quarter + 60_000;
+    let waiting_since = (now - 30_000).max(current);
     api.post(
         "/api/v1/channel/init",
         json!([
@@ -711,7 +712,7 @@ async fn real_time_counts_live_sessions_and_agrees_with_history() {
                 "queueAssignedTimestamp": at(previous + 1_000)}}},
             {"conversation": {"conversationId": "w1", "providerId": "contoso", "session": {
                 "providerSessionId": "w1-s", "queueId": "billing",
-                "queueAssignedTimestamp": at(now - 30_000)}}},
+                "queueAssignedTimestamp": at(waiting_since)}}},
         ]),
     )
     .await;
@@ -728,7 +729,8 @@ async fn real_time_counts_live_sessions_and_agrees_with_history() {
     let got = snapshots(&server, &api, "interval=15m&timezone=UTC", 2).await;
     let snapshot = &got[1];
     assert_eq!(snapshot["waiting"], 1, "{snapshot}");
-    assert!(snapshot["longest_wait_seconds"].as_f64().unwrap() >= 30.0);
+    let waited = (now - waiting_since) as f64 / 1000.0;
+    assert!(snapshot["longest_wait_seconds"].as_f64().unwrap() >= waited);
     assert_eq!(snapshot["queues"][0]["queue"], "billing");
     // The closed interval's figures are the history's, exactly.
     let history = api
@@ -758,5 +760,200 @@ async fn real_time_counts_live_sessions_and_agrees_with_history() {
             .await;
         assert_eq!(snapshot["previous"]["series"], later["series"]);
     }
+    server.stop().await;
+}
+
+fn iso(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).unwrap().to_string()
+}
+
+/// One answered and closed session in `queue`: queued at `queued`,
+/// answered `wait` s later, closed `handle` s after that.
+fn handled(id: &str, queue: &str, queued: i64, wait: i64, handle: i64) -> (Value, Value) {
+    let init = json!({"conversation": {"conversationId": id, "providerId": "contoso",
+        "session": {"providerSessionId": format!("{id}-s"), "queueId": queue,
+            "queueAssignedTimestamp": iso(queued),
+            "agentAssignedTimestamp": iso(queued + wait * 1000),
+            "participants": [{"participantId": "agent-1", "type": "agent"}]}}});
+    let closed = json!({"conversationId": id, "providerSessionId": format!("{id}-s"),
+        "events": [{"kpiEventName": "SessionClosed",
+                    "eventTimestamp": iso(queued + (wait + handle) * 1000)}]});
+    (init, closed)
+}
+
+#[tokio::test]
+async fn alerts_fire_and_resolve_and_reach_their_webhook() {
+    use std::sync::{Arc, Mutex};
+    /// (signature header, body) of each delivery.
+    type Deliveries = Arc<Mutex<Vec<(Option<String>, String)>>>;
+    let received: Deliveries = Arc::default();
+    let sink = received.clone();
+    let hook = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_url = format!("http://{}/hook", hook.local_addr().unwrap());
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let sink = sink.clone();
+            async move {
+                let signature = headers
+                    .get("x-tracklog-signature")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                sink.lock().unwrap().push((signature, body));
+                "ok"
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(hook, app).await });
+
+    let server = TestServer::start().await;
+    let api = Api::new(&server).await;
+    let now = jiff::Timestamp::now().as_millisecond();
+    let (init, closed) = handled("a1", "billing", now - 10 * 60_000, 90, 60);
+    api.post("/api/v1/channel/init", init).await;
+    api.post("/api/v1/channel/events", closed).await;
+    let rule = json!({"id": "asa-billing", "metric": "asa", "comparison": "above",
+        "threshold": 60, "window_minutes": 60, "filters": {"queue": "billing"},
+        "webhook_url": hook_url, "webhook_secret": "s3cret"});
+    let saved = api.post("/api/v1/alert-rules", rule.clone()).await;
+    assert!(
+        saved.get("webhook_secret").is_none(),
+        "secrets are not shown: {saved}"
+    );
+    let checks = api.post("/api/v1/alerts/evaluate", json!({})).await;
+    assert_eq!(checks["checks"][0]["state"], "firing", "{checks}");
+    assert_eq!(checks["checks"][0]["value"], 90.0);
+    let open = api.get("/api/v1/alerts?state=open").await;
+    assert_eq!(open["items"].as_array().unwrap().len(), 1);
+    // Evaluating again changes nothing and sends nothing.
+    api.post("/api/v1/alerts/evaluate", json!({})).await;
+    // A higher threshold resolves it.
+    let mut relaxed = rule.clone();
+    relaxed["threshold"] = json!(120);
+    api.post("/api/v1/alert-rules", relaxed).await;
+    let checks = api.post("/api/v1/alerts/evaluate", json!({})).await;
+    assert_eq!(checks["checks"][0]["state"], "ok", "{checks}");
+    assert_eq!(checks["checks"][0]["alert"]["state"], "resolved");
+    let all = api.get("/api/v1/alerts").await;
+    assert_eq!(all["items"][0]["state"], "resolved");
+    assert!(all["items"][0]["resolved_at"].is_string());
+    let deliveries = received.lock().unwrap().clone();
+    let states: Vec<String> = deliveries
+        .iter()
+        .map(|(_, body)| {
+            let body: Value = serde_json::from_str(body).unwrap();
+            body["alert"]["state"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(states, ["firing", "resolved"]);
+    for (signature, body) in &deliveries {
+        let expected =
+            tracklog_domain::audit::format::webhook_signature(b"s3cret", body.as_bytes());
+        assert_eq!(
+            signature.as_deref(),
+            Some(expected.as_str()),
+            "signed with the secret"
+        );
+    }
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/api/v1/alert-rules",
+            Some(
+                json!({"id": "x", "metric": "asa", "comparison": "above", "threshold": 1,
+                        "window_minutes": 7}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["field"], "window_minutes");
+    let (status, _) = api
+        .call(Method::DELETE, "/api/v1/alert-rules/asa-billing", None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_week_of_forecast_and_staffing_from_three_weeks_of_history() {
+    let server = TestServer::start().await;
+    let api = Api::new(&server).await;
+    let hour = 3_600_000;
+    let now = jiff::Timestamp::now().as_millisecond();
+    let end = now.div_euclid(hour) * hour;
+    // Three weeks: six calls an hour from 09:00 to 17:00 UTC on weekdays,
+    // none otherwise; each answered after 5 s and handled for 300 s.
+    let mut inits = Vec::new();
+    let mut events = Vec::new();
+    let mut start = end - 21 * 24 * hour;
+    while start < end {
+        let t = jiff::Timestamp::from_millisecond(start)
+            .unwrap()
+            .to_zoned(jiff::tz::TimeZone::UTC);
+        let weekday = t.weekday().to_monday_one_offset() <= 5;
+        if weekday && (9..17).contains(&t.hour()) {
+            for k in 0..6 {
+                let (init, closed) = handled(
+                    &format!("f{start}-{k}"),
+                    "billing",
+                    start + k * 600_000,
+                    5,
+                    300,
+                );
+                inits.push(init);
+                events.push(closed);
+            }
+        }
+        start += hour;
+    }
+    for chunk in inits.chunks(2_000) {
+        api.post("/api/v1/channel/init", json!(chunk)).await;
+    }
+    for chunk in events.chunks(2_000) {
+        api.post("/api/v1/channel/events", json!(chunk)).await;
+    }
+    let forecast = api
+        .get("/api/v1/forecast?queue=billing&weeks=3&interval=1h&target=0.8&target_seconds=20")
+        .await;
+    assert_eq!(forecast["model"], "daily_weekly", "{}", forecast["model"]);
+    assert!(
+        close(&forecast["history"]["aht_seconds"], 300.0),
+        "{}",
+        forecast["history"]
+    );
+    let points = forecast["points"].as_array().unwrap();
+    assert_eq!(points.len(), 168);
+    let mut busy = 0;
+    for point in points {
+        let start = point["start"]
+            .as_str()
+            .unwrap()
+            .parse::<jiff::Timestamp>()
+            .unwrap();
+        let t = start.to_zoned(jiff::tz::TimeZone::UTC);
+        let calls = point["forecast"].as_f64().unwrap();
+        assert!(calls >= 0.0);
+        let weekday = t.weekday().to_monday_one_offset() <= 5;
+        if weekday && (10..16).contains(&t.hour()) {
+            busy += 1;
+            assert!((calls - 6.0).abs() < 1.0, "{point}");
+            // 6 calls × 300 s in an hour is 0.5 Erlang: one agent answers
+            // 80 % within 20 s? Erlang C says two are needed.
+            assert!(point["agents"].as_u64().unwrap() >= 1, "{point}");
+            assert!(point["service_level"].as_f64().unwrap() >= 0.8, "{point}");
+        } else if t.hour() < 6 {
+            assert!(calls < 0.5, "{point}");
+        }
+    }
+    assert_eq!(busy, 30, "five weekdays of six busy hours");
+    assert!(
+        forecast["backtest"]["mape_percent"].as_f64().is_some(),
+        "{}",
+        forecast["backtest"]
+    );
+    let (status, _) = api
+        .call(Method::GET, "/api/v1/forecast?interval=1d", None)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     server.stop().await;
 }

@@ -32,6 +32,7 @@ use tracklog_domain::audit::reports::Predicate;
 use tracklog_domain::audit::settings::{EntityAuditSettings, OrgAuditSettings};
 use tracklog_domain::audit::{AuditRecord, Category};
 use tracklog_domain::auth::{PolicyKey, Rights};
+use tracklog_domain::channel::alerts::AlertRule;
 use tracklog_domain::channel::definitions::Definition;
 use tracklog_domain::channel::facts::{SessionFacts, Thresholds};
 use tracklog_domain::channel::metrics::{Dimension, Part, Row};
@@ -674,6 +675,25 @@ pub struct RebuildSummary {
 /// Called during a rebuild with (done, total) sessions.
 pub type RebuildProgress = Box<dyn Fn(usize, usize) + Send + Sync>;
 
+/// An alert a rule raised: predicted, firing, then resolved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    pub id: String,
+    pub rule_id: String,
+    pub metric: String,
+    /// `predicted`, `firing` or `resolved`.
+    pub state: String,
+    pub value: Option<f64>,
+    pub projected: Option<f64>,
+    pub threshold: f64,
+    #[serde(with = "tracklog_domain::time::rfc3339")]
+    pub started_at: UtcMillis,
+    #[serde(with = "tracklog_domain::time::rfc3339")]
+    pub updated_at: UtcMillis,
+    #[serde(default, with = "tracklog_domain::time::rfc3339_opt")]
+    pub resolved_at: Option<UtcMillis>,
+}
+
 /// Channel analytics records and their pre-aggregates.
 #[async_trait]
 pub trait ChannelStore: Send + Sync {
@@ -753,6 +773,20 @@ pub trait ChannelStore: Send + Sync {
         org: OrgId,
         since: UtcMillis,
     ) -> Result<Vec<(String, Vec<(UtcMillis, Option<UtcMillis>)>)>, StoreError>;
+
+    async fn put_alert_rule(&self, org: OrgId, rule: AlertRule) -> Result<(), StoreError>;
+    /// Every rule of the org, with webhook secrets.
+    async fn alert_rules(&self, org: OrgId) -> Result<Vec<AlertRule>, StoreError>;
+    async fn delete_alert_rule(&self, org: OrgId, id: &str) -> Result<bool, StoreError>;
+    /// Creates or replaces an alert by its id.
+    async fn put_alert(&self, org: OrgId, alert: Alert) -> Result<(), StoreError>;
+    /// Alerts newest first; only those not resolved with `open_only`.
+    async fn alerts(
+        &self,
+        org: OrgId,
+        open_only: bool,
+        limit: usize,
+    ) -> Result<Vec<Alert>, StoreError>;
 
     /// Re-derives every fact and pre-aggregate of the org from the raw
     /// records.

@@ -134,11 +134,11 @@ fn pairs(events: &[&KpiEvent], start: &str, end: &str) -> (i64, usize, Option<Ut
         let name = event.kpi_event_name.as_str();
         if name == start {
             open.get_or_insert(event.event_timestamp);
-        } else if name == end {
-            if let Some(since) = open.take() {
-                total += (event.event_timestamp.as_millis() - since.as_millis()).max(0);
-                count += 1;
-            }
+        } else if name == end
+            && let Some(since) = open.take()
+        {
+            total += (event.event_timestamp.as_millis() - since.as_millis()).max(0);
+            count += 1;
         }
     }
     (total, count, open)

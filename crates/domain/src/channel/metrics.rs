@@ -218,18 +218,18 @@ pub fn session_contributions(facts: &SessionFacts, events: &[KpiEvent]) -> Vec<C
     }
     notification_contributions(&mut out, &dims, events);
     for event in sorted(events) {
-        if event.kpi_event_name == names::CSAT_SUBMITTED {
-            if let Some(score) = event.score() {
-                add(
-                    &mut out,
-                    Part::Csat,
-                    event.event_timestamp,
-                    &dims,
-                    f64::from(score),
-                );
-                if score >= 4 {
-                    add(&mut out, Part::CsatTop2, event.event_timestamp, &dims, 1.0);
-                }
+        if event.kpi_event_name == names::CSAT_SUBMITTED
+            && let Some(score) = event.score()
+        {
+            add(
+                &mut out,
+                Part::Csat,
+                event.event_timestamp,
+                &dims,
+                f64::from(score),
+            );
+            if score >= 4 {
+                add(&mut out, Part::CsatTop2, event.event_timestamp, &dims, 1.0);
             }
         }
     }
@@ -664,6 +664,17 @@ pub fn assemble(
     series
 }
 
+/// A metric's value over every row, whatever their buckets and groups.
+pub fn total(metric: &Metric, rows: &[Row]) -> (Option<f64>, i64) {
+    let mut parts: HashMap<Part, Acc> = HashMap::new();
+    for row in rows {
+        let acc = parts.entry(row.part).or_default();
+        acc.sum += row.sum;
+        acc.count += row.count;
+    }
+    evaluate(metric.computed, &parts)
+}
+
 fn group_map(group_by: &[Dimension], values: &[String]) -> BTreeMap<String, String> {
     group_by
         .iter()
@@ -802,6 +813,86 @@ mod tests {
         assert!(all.iter().all(|m| !m.interval_of.is_empty()));
         for part in Part::ALL {
             assert_eq!(Part::from_code(part.code()), Some(part));
+        }
+    }
+}
+
+#[cfg(test)]
+mod order_independence {
+    use proptest::prelude::*;
+
+    use super::super::definitions::names;
+    use super::super::facts::tests::{agent, event, session};
+    use super::super::facts::{Thresholds, derive};
+    use super::*;
+
+    const NAMES: [&str; 9] = [
+        names::HOLD_STARTED,
+        names::HOLD_ENDED,
+        names::WRAP_UP_STARTED,
+        names::WRAP_UP_ENDED,
+        names::SESSION_CLOSED,
+        names::TRANSFER_REQUESTED,
+        names::NOTIFICATION_DISPLAYED,
+        names::NOTIFICATION_RESPONSE,
+        names::CSAT_SUBMITTED,
+    ];
+
+    fn events() -> impl Strategy<Value = Vec<KpiEvent>> {
+        prop::collection::vec((0..NAMES.len(), 0i64..600, 0u8..3, 1i64..6), 0..25).prop_map(
+            |specs| {
+                specs
+                    .into_iter()
+                    .map(|(name, seconds, who, score)| {
+                        let mut e = event(NAMES[name], seconds);
+                        e.participant_id = Some(format!("agent-{who}"));
+                        e.event_id = format!("{name}-{seconds}-{who}");
+                        if NAMES[name] == names::NOTIFICATION_RESPONSE {
+                            e.notification_response_action =
+                                Some(["Accept", "Reject", "Timeout"][who as usize].into());
+                        }
+                        if NAMES[name] == names::CSAT_SUBMITTED {
+                            e.custom_data = Some(serde_json::json!({ "score": score }));
+                        }
+                        e
+                    })
+                    .collect()
+            },
+        )
+    }
+
+    proptest! {
+        /// The facts and the bucket contributions of a session are the same
+        /// whatever order its events arrive in, and however often each is
+        /// repeated.
+        #[test]
+        fn facts_and_contributions_ignore_arrival_order(
+            events in events(),
+            seed in any::<u64>(),
+            repeats in prop::collection::vec(0usize..3, 25),
+        ) {
+            let s = session(Some(0), Some(12));
+            let participants = [agent("agent-0", 12)];
+            let reference = derive(&s, None, &participants, &events, Thresholds::default());
+            let reference_contributions = session_contributions(&reference, &events);
+
+            // A seeded shuffle, with some events sent more than once.
+            let mut arrived: Vec<KpiEvent> = Vec::new();
+            for (i, e) in events.iter().enumerate() {
+                for _ in 0..=repeats[i % repeats.len()] {
+                    arrived.push(e.clone());
+                }
+            }
+            let mut state = seed | 1;
+            for i in (1..arrived.len()).rev() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                arrived.swap(i, (state % (i as u64 + 1)) as usize);
+            }
+            let facts = derive(&s, None, &participants, &arrived, Thresholds::default());
+            prop_assert_eq!(&facts, &reference);
+            prop_assert_eq!(session_contributions(&facts, &arrived), reference_contributions);
         }
     }
 }

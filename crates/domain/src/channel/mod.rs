@@ -10,7 +10,9 @@
 //! - [`metrics`]: the metric catalogue as data (§6.1) and the contributions
 //!   each session or agent makes to the pre-aggregated buckets.
 //! - [`interval`]: query intervals aligned in an IANA time zone, DST-aware.
+//! - [`alerts`]: threshold rules, their states and the predictive breach.
 
+pub mod alerts;
 pub mod definitions;
 pub mod facts;
 pub mod interval;

@@ -455,13 +455,13 @@ pub fn parse_events(item: &Value, now: UtcMillis) -> Result<EventBatch, RecordEr
                 additional_data: e.json("additionalData"),
                 custom_data: e.json("customData"),
             };
-            if let Some(action) = &event.notification_response_action {
-                if ResponseAction::parse(action).is_none() {
-                    return Err(RecordError::new(
-                        &e.name("notificationResponseAction"),
-                        "must be Accept, Reject or Timeout",
-                    ));
-                }
+            if let Some(action) = &event.notification_response_action
+                && ResponseAction::parse(action).is_none()
+            {
+                return Err(RecordError::new(
+                    &e.name("notificationResponseAction"),
+                    "must be Accept, Reject or Timeout",
+                ));
             }
             event.event_id = event_id(&event);
             Ok(event)

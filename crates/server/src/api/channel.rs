@@ -990,3 +990,122 @@ pub async fn rebuild(
         .await?;
     Ok(Json(json!(summary)))
 }
+
+/// A seven-day volume forecast per interval (double-seasonal Holt-Winters,
+/// daily and weekly), its backtest on the last week of history (MAPE), and
+/// the agents Erlang C needs per interval for the service-level target.
+#[utoipa::path(get, path = "/api/v1/forecast", tag = "analytics",
+    params(service::ForecastParams),
+    responses((status = 200, description = "`{model, backtest, points: [{start, forecast, lower, upper, agents, service_level}]}`", body = Object),
+        (status = 422, body = super::ErrorEnvelope)),
+    security(("sas" = []), ("basic" = [])))]
+pub async fn forecast(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(params): ApiQuery<service::ForecastParams>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Right::Read)?;
+    Ok(Json(
+        service::forecast(&state.stores, principal.org, params, UtcMillis::now()).await?,
+    ))
+}
+
+/// Every alert rule of the org.
+#[utoipa::path(get, path = "/api/v1/alert-rules", tag = "analytics",
+    responses((status = 200, description = "`{\"items\": [rule]}`", body = Object)),
+    security(("sas" = []), ("basic" = [])))]
+pub async fn list_alert_rules(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Right::Read)?;
+    let rules = state.stores.channel.alert_rules(principal.org).await?;
+    Ok(Json(json!({ "items": rules })))
+}
+
+/// Creates or replaces a rule: `{id, metric, comparison: above|below,
+/// threshold, window_minutes, filters?, predictive?, webhook_url?,
+/// webhook_secret?, enabled?}`.
+#[utoipa::path(post, path = "/api/v1/alert-rules", tag = "analytics",
+    request_body(content = Object, description = "An alert rule"),
+    responses((status = 200, body = Object), (status = 422, body = super::ErrorEnvelope)),
+    security(("sas" = []), ("basic" = [])))]
+pub async fn put_alert_rule(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Json<Value>, ApiError> {
+    caller.principal.require(Right::Manage)?;
+    let rule: tracklog_domain::channel::alerts::AlertRule =
+        serde_json::from_value(body).map_err(|e| ApiError::Unprocessable {
+            message: format!("not an alert rule: {e}"),
+            field: None,
+        })?;
+    let rule =
+        service::put_alert_rule(&state.stores, caller.principal.org, &caller.actor, rule).await?;
+    Ok(Json(json!(rule)))
+}
+
+/// Deletes a rule; its past alerts stay.
+#[utoipa::path(delete, path = "/api/v1/alert-rules/{id}", tag = "analytics",
+    params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = super::ErrorEnvelope)),
+    security(("sas" = []), ("basic" = [])))]
+pub async fn delete_alert_rule(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.principal.require(Right::Manage)?;
+    service::delete_alert_rule(&state.stores, caller.principal.org, &caller.actor, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+pub struct AlertParams {
+    /// `open` (predicted or firing) or `all`; `all` by default.
+    pub state: Option<String>,
+    /// 1 to 1000; 100 by default.
+    pub limit: Option<usize>,
+}
+
+/// Alerts, newest first.
+#[utoipa::path(get, path = "/api/v1/alerts", tag = "analytics",
+    params(AlertParams),
+    responses((status = 200, description = "`{\"items\": [alert]}`", body = Object)),
+    security(("sas" = []), ("basic" = [])))]
+pub async fn list_alerts(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(params): ApiQuery<AlertParams>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Right::Read)?;
+    let open_only = match params.state.as_deref() {
+        None | Some("all") => false,
+        Some("open") => true,
+        Some(_) => return Err(ApiError::bad_field("state", "state must be open or all")),
+    };
+    let limit = limit_param(params.limit, 100, 1000)?;
+    let alerts = state
+        .stores
+        .channel
+        .alerts(principal.org, open_only, limit)
+        .await?;
+    Ok(Json(json!({ "items": alerts })))
+}
+
+/// Evaluates the rules now (they are also evaluated every
+/// `channel.alert_interval_seconds`) and answers what each found.
+#[utoipa::path(post, path = "/api/v1/alerts/evaluate", tag = "analytics",
+    responses((status = 200, description = "`{\"checks\": [{rule_id, state, value, projected, alert}]}`", body = Object)),
+    security(("sas" = []), ("basic" = [])))]
+pub async fn evaluate_alerts(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Right::Manage)?;
+    let checks =
+        service::evaluate_alerts(&state.stores, principal.org, UtcMillis::now(), &state.http)
+            .await?;
+    Ok(Json(json!({ "checks": checks })))
+}

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use tracklog_domain::channel::alerts::{self, AlertRule, AlertState};
 use tracklog_domain::channel::definitions::{self, Definition, names};
 use tracklog_domain::channel::facts::{SessionFacts, Status};
 use tracklog_domain::channel::interval::{self, Interval};
@@ -16,7 +17,7 @@ use tracklog_domain::contact::RecordError;
 use tracklog_domain::ids::OrgId;
 use tracklog_domain::time::UtcMillis;
 use tracklog_store::{
-    AggregateQuery, ChannelRules, FactTime, FactsQuery, Provider, QueueSettings, Stores,
+    AggregateQuery, Alert, ChannelRules, FactTime, FactsQuery, Provider, QueueSettings, Stores,
 };
 
 use super::ServiceError;
@@ -561,8 +562,10 @@ pub struct DrilldownRequest {
 
 /// Which sessions stand behind a metric, and which of them count in its
 /// numerator.
-fn drill_rule(metric: &str) -> Option<(FactTime, fn(&SessionFacts) -> Option<bool>)> {
-    type Rule = fn(&SessionFacts) -> Option<bool>;
+/// Whether a session is behind a figure (`Some`) and in its numerator.
+type Rule = fn(&SessionFacts) -> Option<bool>;
+
+fn drill_rule(metric: &str) -> Option<(FactTime, Rule)> {
     let rule: (FactTime, Rule) = match metric {
         "conversations_offered" => (FactTime::Queued, |_| Some(true)),
         "aht" | "hold_time" | "wrap_up_time" | "talk_time" | "occupancy" => {
@@ -727,10 +730,10 @@ pub fn live_counts(facts: &[SessionFacts], now: UtcMillis) -> (Vec<QueueLive>, Q
                 Status::New | Status::Closed => {}
             }
         }
-        if matches!(f.status, Status::Active | Status::WrappingUp) {
-            if let Some(agent) = &f.agent {
-                busy.insert(agent.clone());
-            }
+        if matches!(f.status, Status::Active | Status::WrappingUp)
+            && let Some(agent) = &f.agent
+        {
+            busy.insert(agent.clone());
         }
     }
     (queues.into_values().collect(), total, busy.len())
@@ -799,4 +802,349 @@ pub async fn snapshot(
         current,
         previous,
     })
+}
+
+// ---- forecast and staffing -------------------------------------------------------------
+
+/// `GET /api/v1/forecast` parameters.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+pub struct ForecastParams {
+    /// The queue; every queue together when absent.
+    pub queue: Option<String>,
+    /// 15m, 30m or 1h; 1h by default.
+    pub interval: Option<String>,
+    /// Weeks of history to fit on, 1 to 26; 8 by default.
+    pub weeks: Option<u32>,
+    pub timezone: Option<String>,
+    /// Service-level target, 0 to 1; 0.8 by default.
+    pub target: Option<f64>,
+    /// Answer-time target in seconds; the queue's threshold by default.
+    pub target_seconds: Option<i64>,
+    /// Highest occupancy staffed for, 0 to 1; none by default.
+    pub max_occupancy: Option<f64>,
+}
+
+/// A 7-day volume forecast per interval with its backtest, and the agents
+/// Erlang C says each interval needs.
+pub async fn forecast(
+    stores: &Stores,
+    org: OrgId,
+    params: ForecastParams,
+    now: UtcMillis,
+) -> Result<Value, ServiceError> {
+    use tracklog_domain::{forecast, staffing};
+    let interval_text = params.interval.clone().unwrap_or_else(|| "1h".into());
+    let interval = match Interval::parse(&interval_text) {
+        Some(i @ (Interval::M15 | Interval::M30 | Interval::H1)) => i,
+        _ => return Err(RecordError::new("interval", "must be 15m, 30m or 1h").into()),
+    };
+    let weeks = params.weeks.unwrap_or(8);
+    if !(1..=26).contains(&weeks) {
+        return Err(RecordError::new("weeks", "must be between 1 and 26").into());
+    }
+    let target = params.target.unwrap_or(0.8);
+    if !(0.0..=1.0).contains(&target) {
+        return Err(RecordError::new("target", "must be between 0 and 1").into());
+    }
+    let tz_name = params.timezone.clone().unwrap_or_else(|| "UTC".into());
+    let tz = interval::zone(&tz_name).ok_or_else(|| {
+        RecordError::new("timezone", format!("{tz_name:?} is not an IANA time zone"))
+    })?;
+    let end = interval::floor(now, interval, &tz);
+    let start = UtcMillis::from_millis(end.as_millis() - i64::from(weeks) * 7 * 86_400_000);
+    let filters: Vec<(Dimension, String)> = params
+        .queue
+        .iter()
+        .map(|q| (Dimension::Queue, q.clone()))
+        .collect();
+    let query = MetricsQuery {
+        metrics: ["conversations_offered", "aht"]
+            .iter()
+            .filter_map(|name| metrics::metric(name))
+            .collect(),
+        from: start,
+        to: end,
+        interval,
+        tz: tz.clone(),
+        tz_name: tz_name.clone(),
+        group_by: Vec::new(),
+        filters,
+    };
+    let answer = query_metrics(stores, org, &query).await?;
+    let series = |name: &str| answer.series.iter().find(|s| s.metric == name);
+    let history: Vec<f64> = series("conversations_offered")
+        .map(|s| s.points.iter().map(|p| p.value.unwrap_or(0.0)).collect())
+        .unwrap_or_default();
+    let (handle_sum, handled) = series("aht").map_or((0.0, 0), |s| {
+        s.points.iter().fold((0.0, 0i64), |(sum, n), p| {
+            (sum + p.value.unwrap_or(0.0) * p.count as f64, n + p.count)
+        })
+    });
+    let aht = if handled > 0 {
+        handle_sum / handled as f64
+    } else {
+        0.0
+    };
+    let interval_secs = (interval.nominal_ms() / 1000) as u32;
+    let per_day = forecast::intervals_per_day(interval_secs)
+        .map_err(|e| RecordError::new("interval", e.to_string()))?;
+    let predicted = forecast::forecast_week(&history, interval_secs)
+        .map_err(|e| RecordError::new("history", e.to_string()))?;
+    let backtest = forecast::backtest(&history, interval_secs, 7 * per_day).ok();
+    let threshold = match (&params.queue, params.target_seconds) {
+        (_, Some(seconds)) => seconds,
+        (Some(queue), None) => stores
+            .channel
+            .queues(org)
+            .await?
+            .into_iter()
+            .find(|q| &q.queue == queue)
+            .map_or(20, |q| q.service_level_seconds),
+        (None, None) => 20,
+    };
+    let mut at = end;
+    let mut points = Vec::with_capacity(predicted.points.len());
+    for (i, calls) in predicted.points.iter().enumerate() {
+        let staffed = staffing::agents_required(
+            *calls,
+            f64::from(interval_secs),
+            aht,
+            target,
+            threshold as f64,
+            params.max_occupancy,
+        )
+        .ok();
+        points.push(json!({
+            "start": at.to_rfc3339(),
+            "local_start": interval::local_rfc3339(at, &tz),
+            "forecast": calls,
+            "lower": predicted.lower.get(i),
+            "upper": predicted.upper.get(i),
+            "agents": staffed.map(|s| s.agents),
+            "service_level": staffed.map(|s| s.service_level),
+            "asa_seconds": staffed.map(|s| s.asa_secs),
+            "occupancy": staffed.map(|s| s.occupancy),
+        }));
+        at = interval::next(at, interval, &tz);
+    }
+    Ok(json!({
+        "queue": params.queue,
+        "interval": interval.code(),
+        "timezone": tz_name,
+        "history": {"from": start.to_rfc3339(), "to": end.to_rfc3339(), "intervals": history.len(),
+                    "offered": history.iter().sum::<f64>(), "aht_seconds": aht},
+        "model": predicted.model,
+        "smoothing": predicted.smoothing,
+        "backtest": backtest.as_ref().map(|b| json!({
+            "held_out_intervals": b.points, "mape_percent": b.mape, "wape_percent": b.wape,
+            "smape_percent": b.smape, "mae": b.mae, "coverage": b.coverage,
+            "forecast": b.forecast.points,
+            "actual": history[history.len() - b.points..].to_vec(),
+        })),
+        "staffing_target": {"service_level": target, "seconds": threshold,
+                            "max_occupancy": params.max_occupancy},
+        "points": points,
+    }))
+}
+
+// ---- alerts ------------------------------------------------------------------------------
+
+pub async fn put_alert_rule(
+    stores: &Stores,
+    org: OrgId,
+    actor: &Actor,
+    rule: AlertRule,
+) -> Result<AlertRule, ServiceError> {
+    let rule = rule.validate()?;
+    stores.channel.put_alert_rule(org, rule.clone()).await?;
+    audit(
+        stores,
+        org,
+        actor,
+        "SaveAlertRule",
+        ("alertrule", &rule.id),
+        json!({"metric": rule.metric, "threshold": rule.threshold,
+               "window_minutes": rule.window_minutes, "predictive": rule.predictive}),
+    )
+    .await;
+    Ok(rule)
+}
+
+pub async fn delete_alert_rule(
+    stores: &Stores,
+    org: OrgId,
+    actor: &Actor,
+    id: &str,
+) -> Result<(), ServiceError> {
+    if !stores.channel.delete_alert_rule(org, id).await? {
+        return Err(ServiceError::NotFound(format!(
+            "alert rule {id} was not found"
+        )));
+    }
+    audit(
+        stores,
+        org,
+        actor,
+        "DeleteAlertRule",
+        ("alertrule", id),
+        json!({}),
+    )
+    .await;
+    Ok(())
+}
+
+/// A metric's value over `[from, to)` of the pre-aggregates.
+async fn value_over(
+    stores: &Stores,
+    org: OrgId,
+    metric: &Metric,
+    filters: &[(Dimension, String)],
+    from: i64,
+    to: i64,
+) -> Result<Option<f64>, ServiceError> {
+    if to <= from {
+        return Ok(None);
+    }
+    let rows = stores
+        .channel
+        .aggregate(
+            org,
+            AggregateQuery {
+                parts: metric.computed.parts(),
+                from_bucket: from,
+                to_bucket: to,
+                group_by: Vec::new(),
+                filters: filters.to_vec(),
+            },
+        )
+        .await?;
+    Ok(metrics::total(metric, &rows).0)
+}
+
+/// What evaluating one rule found.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleCheck {
+    pub rule_id: String,
+    pub state: AlertState,
+    pub value: Option<f64>,
+    pub projected: Option<f64>,
+    /// The alert raised, moved or resolved by this check, if any.
+    pub alert: Option<Alert>,
+}
+
+/// Evaluates every enabled rule of the org at `now`, stores what changed,
+/// and posts changes to the rules' webhooks.
+pub async fn evaluate_alerts(
+    stores: &Stores,
+    org: OrgId,
+    now: UtcMillis,
+    http: &reqwest::Client,
+) -> Result<Vec<RuleCheck>, ServiceError> {
+    let rules = stores.channel.alert_rules(org).await?;
+    if rules.is_empty() {
+        return Ok(Vec::new());
+    }
+    let open = stores.channel.alerts(org, true, 10_000).await?;
+    let mut checks = Vec::new();
+    for rule in rules.into_iter().filter(|r| r.enabled) {
+        let Some(metric) = metrics::metric(&rule.metric) else {
+            continue;
+        };
+        let filters = rule.filters();
+        let window = rule.window_minutes * 60_000;
+        let now_ms = now.as_millis();
+        let end = interval::bucket_of(now) + interval::BUCKET_MS;
+        let current = value_over(stores, org, &metric, &filters, end - window, end).await?;
+        // The aligned window holding now, its value so far and half-way.
+        let start = now_ms.div_euclid(window) * window;
+        let elapsed_buckets = (interval::bucket_of(now) - start) / interval::BUCKET_MS;
+        let projected = if rule.predictive && elapsed_buckets >= 2 {
+            let half = start + (elapsed_buckets / 2) * interval::BUCKET_MS;
+            let earlier = value_over(stores, org, &metric, &filters, start, half).await?;
+            let so_far = value_over(stores, org, &metric, &filters, start, end).await?;
+            match (earlier, so_far) {
+                (Some(v1), Some(v2)) => alerts::project(half, v1, now_ms, v2, start + window),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        let state = alerts::evaluate(&rule, current, projected);
+        let existing = open.iter().find(|a| a.rule_id == rule.id).cloned();
+        let code = |s: AlertState| match s {
+            AlertState::Ok => "resolved",
+            AlertState::Predicted => "predicted",
+            AlertState::Firing => "firing",
+        };
+        let changed = match (&existing, state) {
+            (None, AlertState::Ok) => None,
+            (None, state) => Some(Alert {
+                id: format!("{}-{}", rule.id, now_ms),
+                rule_id: rule.id.clone(),
+                metric: rule.metric.clone(),
+                state: code(state).into(),
+                value: current,
+                projected,
+                threshold: rule.threshold,
+                started_at: now,
+                updated_at: now,
+                resolved_at: None,
+            }),
+            (Some(alert), state) if alert.state != code(state) => Some(Alert {
+                state: code(state).into(),
+                value: current,
+                projected,
+                updated_at: now,
+                resolved_at: (state == AlertState::Ok).then_some(now),
+                ..alert.clone()
+            }),
+            (Some(_), _) => None,
+        };
+        if let Some(alert) = &changed {
+            stores.channel.put_alert(org, alert.clone()).await?;
+            if let Some(url) = &rule.webhook_url {
+                post_webhook(http, url, rule.webhook_secret.as_deref(), alert).await;
+            }
+        }
+        checks.push(RuleCheck {
+            rule_id: rule.id,
+            state,
+            value: current,
+            projected,
+            alert: changed,
+        });
+    }
+    Ok(checks)
+}
+
+/// Posts an alert, retrying three times with backoff; a failure is logged
+/// and counted by the caller's job, never fatal.
+async fn post_webhook(http: &reqwest::Client, url: &str, secret: Option<&str>, alert: &Alert) {
+    let body = json!({ "alert": alert }).to_string();
+    let mut delay = std::time::Duration::from_millis(200);
+    for attempt in 1..=3 {
+        let mut request = http
+            .post(url)
+            .header("content-type", "application/json")
+            .timeout(std::time::Duration::from_secs(5))
+            .body(body.clone());
+        if let Some(secret) = secret {
+            request = request.header(
+                "X-Tracklog-Signature",
+                tracklog_domain::audit::format::webhook_signature(
+                    secret.as_bytes(),
+                    body.as_bytes(),
+                ),
+            );
+        }
+        match request.send().await {
+            Ok(response) if response.status().is_success() => return,
+            Ok(response) => {
+                tracing::warn!(url, attempt, status = %response.status(), "alert webhook refused")
+            }
+            Err(error) => tracing::warn!(url, attempt, %error, "alert webhook failed"),
+        }
+        tokio::time::sleep(delay).await;
+        delay *= 4;
+    }
 }

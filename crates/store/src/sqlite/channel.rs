@@ -27,10 +27,12 @@ use tracklog_domain::ingest::Reason;
 use tracklog_domain::time::UtcMillis;
 
 use super::{SqliteStore, sql_error};
+use tracklog_domain::channel::alerts::AlertRule;
+
 use crate::{
-    AggregateQuery, ChannelFilter, ChannelList, ChannelRules, ChannelStore, Cursor, FactTime,
-    FactsQuery, ItemOutcome, Page, Provider, QueueSettings, RebuildProgress, RebuildSummary,
-    SessionDetail, StoreError,
+    AggregateQuery, Alert, ChannelFilter, ChannelList, ChannelRules, ChannelStore, Cursor,
+    FactTime, FactsQuery, ItemOutcome, Page, Provider, QueueSettings, RebuildProgress,
+    RebuildSummary, SessionDetail, StoreError,
 };
 
 /// Sessions re-derived per write job during a rebuild or a threshold change.
@@ -369,26 +371,26 @@ fn provider_of(
 
 /// Whether the rules let `provider` write; the refusal otherwise.
 fn check_provider(rules: &ChannelRules, provider: Option<&str>) -> Option<ItemOutcome> {
-    if let Some(scope) = &rules.provider_scope {
-        if provider != Some(scope.as_str()) {
-            return Some(ItemOutcome::Refused {
-                reason: Reason::ProviderOutOfScope,
-                field: Some("providerId".into()),
-                message: format!(
-                    "the credential is limited to provider {scope}; this item is for {}",
-                    provider.unwrap_or("no provider")
-                ),
-            });
-        }
+    if let Some(scope) = &rules.provider_scope
+        && provider != Some(scope.as_str())
+    {
+        return Some(ItemOutcome::Refused {
+            reason: Reason::ProviderOutOfScope,
+            field: Some("providerId".into()),
+            message: format!(
+                "the credential is limited to provider {scope}; this item is for {}",
+                provider.unwrap_or("no provider")
+            ),
+        });
     }
-    if let Some(provider) = provider {
-        if rules.disabled_providers.contains(provider) {
-            return Some(ItemOutcome::Refused {
-                reason: Reason::AnalyticsDisabled,
-                field: None,
-                message: format!("provider {provider} has enable_analytics = false"),
-            });
-        }
+    if let Some(provider) = provider
+        && rules.disabled_providers.contains(provider)
+    {
+        return Some(ItemOutcome::Refused {
+            reason: Reason::AnalyticsDisabled,
+            field: None,
+            message: format!("provider {provider} has enable_analytics = false"),
+        });
     }
     None
 }
@@ -579,11 +581,11 @@ fn write_events(
             },
             None => None,
         };
-        if provider.is_some() {
-            if let Some(refusal) = check_provider(rules, provider.as_deref()) {
-                outcomes.push(refusal);
-                continue;
-            }
+        if provider.is_some()
+            && let Some(refusal) = check_provider(rules, provider.as_deref())
+        {
+            outcomes.push(refusal);
+            continue;
         }
         let event_json = to_json(&event)?;
         let inserted = conn
@@ -616,10 +618,9 @@ fn write_events(
         if matches!(
             event.kpi_event_name.as_str(),
             names::AGENT_SIGNED_IN | names::AGENT_SIGNED_OUT
-        ) {
-            if let Some(agent) = &event.participant_id {
-                agents.insert(agent.clone());
-            }
+        ) && let Some(agent) = &event.participant_id
+        {
+            agents.insert(agent.clone());
         }
     }
     for session in sessions {
@@ -1254,6 +1255,103 @@ impl ChannelStore for SqliteStore {
         .await
     }
 
+    async fn put_alert_rule(&self, org: OrgId, rule: AlertRule) -> Result<(), StoreError> {
+        let text = to_json(&StoredRule(&rule))?;
+        self.write(1, move |ctx| {
+            ctx.conn
+                .execute(
+                    "INSERT OR REPLACE INTO ch_alert_rules (org_id, id, rule) VALUES (?1, ?2, ?3)",
+                    params![org.0, rule.id, text],
+                )
+                .map_err(sql_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn alert_rules(&self, org: OrgId) -> Result<Vec<AlertRule>, StoreError> {
+        self.read(move |conn| {
+            let stored: Vec<serde_json::Value> = load_records(
+                conn,
+                "SELECT rule FROM ch_alert_rules WHERE org_id = ?1 ORDER BY id",
+                params![org.0],
+                "alert rule",
+            )?;
+            stored
+                .into_iter()
+                .map(|mut value| {
+                    let secret = value
+                        .get("webhook_secret")
+                        .and_then(serde_json::Value::as_str)
+                        .map(str::to_owned);
+                    if let Some(object) = value.as_object_mut() {
+                        object.remove("webhook_secret");
+                    }
+                    let mut rule: AlertRule =
+                        serde_json::from_value(value).map_err(|_| corrupt("alert rule"))?;
+                    rule.webhook_secret = secret;
+                    Ok(rule)
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn delete_alert_rule(&self, org: OrgId, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.write(1, move |ctx| {
+            let n = ctx
+                .conn
+                .execute(
+                    "DELETE FROM ch_alert_rules WHERE org_id = ?1 AND id = ?2",
+                    params![org.0, id],
+                )
+                .map_err(sql_error)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn put_alert(&self, org: OrgId, alert: Alert) -> Result<(), StoreError> {
+        let text = to_json(&alert)?;
+        self.write(1, move |ctx| {
+            ctx.conn
+                .execute(
+                    "INSERT OR REPLACE INTO ch_alerts (org_id, id, rule_id, state, started_at, record)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        org.0,
+                        alert.id,
+                        alert.rule_id,
+                        alert.state,
+                        alert.started_at.as_millis(),
+                        text
+                    ],
+                )
+                .map_err(sql_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn alerts(
+        &self,
+        org: OrgId,
+        open_only: bool,
+        limit: usize,
+    ) -> Result<Vec<Alert>, StoreError> {
+        self.read(move |conn| {
+            let sql = if open_only {
+                "SELECT record FROM ch_alerts WHERE org_id = ?1 AND state != 'resolved'
+                 ORDER BY started_at DESC, id LIMIT ?2"
+            } else {
+                "SELECT record FROM ch_alerts WHERE org_id = ?1 ORDER BY started_at DESC, id LIMIT ?2"
+            };
+            load_records(conn, sql, params![org.0, limit as i64], "alert")
+        })
+        .await
+    }
+
     async fn rebuild_analytics(
         &self,
         org: OrgId,
@@ -1335,6 +1433,19 @@ impl ChannelStore for SqliteStore {
             agents: agents.len(),
             buckets: buckets as usize,
         })
+    }
+}
+
+/// A rule as stored: with its webhook secret, which the API never shows.
+struct StoredRule<'a>(&'a AlertRule);
+
+impl serde::Serialize for StoredRule<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut value = serde_json::to_value(self.0).map_err(serde::ser::Error::custom)?;
+        if let (Some(object), Some(secret)) = (value.as_object_mut(), &self.0.webhook_secret) {
+            object.insert("webhook_secret".into(), secret.clone().into());
+        }
+        value.serialize(serializer)
     }
 }
 

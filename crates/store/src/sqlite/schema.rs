@@ -361,6 +361,26 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (org_id, part, bucket, queue, channel, agent, provider)
     ) WITHOUT ROWID;
     "#,
+    // 5: alert rules on channel metrics, and the alerts they raised.
+    r#"
+    CREATE TABLE ch_alert_rules (
+        org_id INTEGER NOT NULL,
+        id     TEXT NOT NULL,
+        rule   TEXT NOT NULL,
+        PRIMARY KEY (org_id, id)
+    ) WITHOUT ROWID;
+    CREATE TABLE ch_alerts (
+        org_id     INTEGER NOT NULL,
+        id         TEXT NOT NULL,
+        rule_id    TEXT NOT NULL,
+        state      TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        record     TEXT NOT NULL,
+        PRIMARY KEY (org_id, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX ch_alerts_open ON ch_alerts(org_id, rule_id) WHERE state != 'resolved';
+    CREATE INDEX ch_alerts_by_time ON ch_alerts(org_id, started_at);
+    "#,
 ];
 
 /// The schema version this build writes.
