@@ -21,7 +21,14 @@ use tracklog_domain::audit::chain::{ChainVerifier, Checkpoint, GENESIS};
 use tracklog_domain::audit::reports::REPORTS;
 use tracklog_domain::audit::settings::{EntityAuditSettings, OrgAuditSettings};
 
-use crate::{AuditFilter, KeySlot, Policy, StoreError, Stores, TimelineQuery, User, WebSession};
+use tracklog_domain::channel::metrics::{Dimension, Part, Row};
+use tracklog_domain::channel::payload::{self, Init, KpiEvent};
+use tracklog_domain::ingest::Reason;
+
+use crate::{
+    AggregateQuery, AuditFilter, ChannelList, ChannelRules, ItemOutcome, KeySlot, Policy,
+    StoreError, Stores, TimelineQuery, User, WebSession,
+};
 
 /// Expands to one `#[tokio::test]` per conformance check.
 ///
@@ -54,6 +61,8 @@ macro_rules! conformance_suite {
             portals_register_update_and_delete,
             type_definitions_and_contacts_and_cases,
             purges_and_insights_follow_the_portal,
+            channel_buckets_ignore_arrival_order_and_equal_a_rebuild,
+            channel_records_merge_and_refuse_by_provider,
         );
     };
     (@tests $make:expr; $($check:ident),* $(,)?) => {
@@ -1301,4 +1310,229 @@ pub async fn purges_and_insights_follow_the_portal(stores: Stores) {
     }
     assert_eq!(total, 5);
     assert_eq!(timeline_ids(&stores, org, "c-i").await, ["elsewhere"]);
+}
+
+fn channel_init(conversation: &str, provider: &str, queued: &str, answered: Option<&str>) -> Init {
+    let mut session = json!({
+        "providerSessionId": format!("{conversation}-s"),
+        "queueId": "billing",
+        "queueAssignedTimestamp": queued,
+        "participants": [{"participantId": "agent-1", "type": "agent"}],
+    });
+    if let Some(answered) = answered {
+        session["agentAssignedTimestamp"] = json!(answered);
+    }
+    payload::parse_init(&json!({"conversation": {
+        "conversationId": conversation, "providerId": provider, "channel": "voice",
+        "session": session}}))
+    .unwrap()
+}
+
+fn channel_events(conversation: &str, events: &[(&str, &str)]) -> Vec<KpiEvent> {
+    let body = json!({
+        "conversationId": conversation,
+        "providerSessionId": format!("{conversation}-s"),
+        "participantId": "agent-1",
+        "events": events.iter().map(|(name, at)| json!({"kpiEventName": name, "eventTimestamp": at}))
+            .collect::<Vec<_>>(),
+    });
+    payload::parse_events(&body, UtcMillis::from_millis(0))
+        .unwrap()
+        .events
+        .into_iter()
+        .map(Result::unwrap)
+        .collect()
+}
+
+async fn all_buckets(stores: &Stores, org: tracklog_domain::ids::OrgId) -> Vec<Row> {
+    let mut rows = stores
+        .channel
+        .aggregate(
+            org,
+            AggregateQuery {
+                parts: Part::ALL.to_vec(),
+                from_bucket: 0,
+                to_bucket: i64::MAX,
+                group_by: Dimension::ALL.to_vec(),
+                filters: Vec::new(),
+            },
+        )
+        .await
+        .unwrap();
+    rows.sort_by(|a, b| (a.bucket, a.part, &a.group).cmp(&(b.bucket, b.part, &b.group)));
+    rows
+}
+
+pub async fn channel_buckets_ignore_arrival_order_and_equal_a_rebuild(stores: Stores) {
+    let first = default_org(&stores).await;
+    let second = stores
+        .meta
+        .ensure_org(&OrgName::parse("second").unwrap())
+        .await
+        .unwrap()
+        .id;
+    let events = channel_events(
+        "c1",
+        &[
+            ("HoldStarted", "2026-03-01T10:01:00Z"),
+            ("HoldEnded", "2026-03-01T10:01:30Z"),
+            ("TransferRequested", "2026-03-01T10:02:00Z"),
+            ("SessionClosed", "2026-03-01T10:05:00Z"),
+            ("WrapUpStarted", "2026-03-01T10:05:00Z"),
+            ("WrapUpEnded", "2026-03-01T10:06:00Z"),
+        ],
+    );
+    let init = channel_init(
+        "c1",
+        "p",
+        "2026-03-01T10:00:00Z",
+        Some("2026-03-01T10:00:12Z"),
+    );
+    // In order, in one org...
+    let rules = ChannelRules::default();
+    stores
+        .channel
+        .ingest_init(first, vec![init.clone()], rules.clone())
+        .await
+        .unwrap();
+    stores
+        .channel
+        .ingest_events(first, events.clone(), rules.clone())
+        .await
+        .unwrap();
+    // ...and backwards, before the init, with repeats, in another.
+    let mut backwards = events.clone();
+    backwards.reverse();
+    for event in &backwards {
+        stores
+            .channel
+            .ingest_events(second, vec![event.clone(), event.clone()], rules.clone())
+            .await
+            .unwrap();
+    }
+    stores
+        .channel
+        .ingest_init(second, vec![init], rules)
+        .await
+        .unwrap();
+    let in_order = all_buckets(&stores, first).await;
+    assert!(!in_order.is_empty());
+    assert_eq!(all_buckets(&stores, second).await, in_order);
+    let facts = stores
+        .channel
+        .session(first, "c1-s")
+        .await
+        .unwrap()
+        .unwrap();
+    let facts = facts.facts.unwrap();
+    assert_eq!(facts.hold_ms, 30_000);
+    assert_eq!(facts.handle_ms, Some(348_000), "10:06:00 - 10:00:12");
+    assert!(facts.transferred);
+    let summary = stores
+        .channel
+        .rebuild_analytics(first, Box::new(|_, _| {}))
+        .await
+        .unwrap();
+    assert_eq!(summary.sessions, 1);
+    assert_eq!(all_buckets(&stores, first).await, in_order);
+}
+
+pub async fn channel_records_merge_and_refuse_by_provider(stores: Stores) {
+    let org = default_org(&stores).await;
+    let rules = ChannelRules::default();
+    let outcome = stores
+        .channel
+        .ingest_init(
+            org,
+            vec![channel_init("c1", "p", "2026-03-01T10:00:00Z", None)],
+            rules.clone(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome, vec![ItemOutcome::Accepted]);
+    // A repeated init with one new field keeps the rest.
+    let again = payload::parse_init(&json!({"conversation": {"conversationId": "c1",
+        "session": {"providerSessionId": "c1-s", "agentAssignedTimestamp": "2026-03-01T10:00:07Z"}}}))
+    .unwrap();
+    stores
+        .channel
+        .ingest_init(org, vec![again.clone()], rules.clone())
+        .await
+        .unwrap();
+    let detail = stores.channel.session(org, "c1-s").await.unwrap().unwrap();
+    assert_eq!(detail.session.queue_id.as_deref(), Some("billing"));
+    assert_eq!(
+        detail.facts.unwrap().answered_at.map(UtcMillis::as_millis),
+        Some(1_772_359_207_000)
+    );
+    assert_eq!(
+        stores
+            .channel
+            .ingest_init(org, vec![again], rules)
+            .await
+            .unwrap(),
+        vec![ItemOutcome::Duplicate]
+    );
+    let provider = stores.channel.provider(org, "p").await.unwrap().unwrap();
+    assert!(
+        provider.enable_analytics,
+        "registered at its first init, enabled"
+    );
+    // A disabled provider's events and a scoped credential's other providers.
+    let disabled = ChannelRules {
+        disabled_providers: ["p".to_owned()].into(),
+        provider_scope: None,
+    };
+    let outcome = stores
+        .channel
+        .ingest_events(
+            org,
+            channel_events("c1", &[("SessionClosed", "2026-03-01T10:09:00Z")]),
+            disabled,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        &outcome[0],
+        ItemOutcome::Refused {
+            reason: Reason::AnalyticsDisabled,
+            ..
+        }
+    ));
+    let scoped = ChannelRules {
+        disabled_providers: Default::default(),
+        provider_scope: Some("q".into()),
+    };
+    let outcome = stores
+        .channel
+        .ingest_init(
+            org,
+            vec![channel_init("c2", "p", "2026-03-01T10:00:00Z", None)],
+            scoped,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        &outcome[0],
+        ItemOutcome::Refused {
+            reason: Reason::ProviderOutOfScope,
+            ..
+        }
+    ));
+    let page = stores
+        .channel
+        .conversations(
+            org,
+            ChannelList {
+                limit: 10,
+                ..ChannelList::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        page.items.len(),
+        1,
+        "the refused conversation was not stored"
+    );
 }
