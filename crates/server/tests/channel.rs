@@ -732,6 +732,16 @@ async fn real_time_counts_live_sessions_and_agrees_with_history() {
     let waited = (now - waiting_since) as f64 / 1000.0;
     assert!(snapshot["longest_wait_seconds"].as_f64().unwrap() >= waited);
     assert_eq!(snapshot["queues"][0]["queue"], "billing");
+    // Waiting longer than 20 s is flagged while it waits.
+    let breaching = snapshot["breaching"].as_array().unwrap();
+    let snapshot_at = snapshot["at"]
+        .as_str()
+        .unwrap()
+        .parse::<jiff::Timestamp>()
+        .unwrap()
+        .as_millisecond();
+    let over = snapshot_at - waiting_since > 20_000;
+    assert_eq!(breaching.len(), usize::from(over), "{snapshot}");
     // The closed interval's figures are the history's, exactly.
     let history = api
         .post(

@@ -95,6 +95,10 @@ pub struct SessionFacts {
     pub abandoned: bool,
     pub short_abandon: bool,
     pub answered_within_sl: bool,
+    /// The session's service-level breach flag: queued, and answered or
+    /// abandoned after the queue's threshold (a short abandon is no breach).
+    #[serde(default)]
+    pub sl_breached: bool,
     pub transferred: bool,
     pub status: Status,
     /// The latest time anything about the session happened.
@@ -211,6 +215,13 @@ pub fn derive(
         }
         _ => false,
     };
+    let sl_breached = match (queued_at, answered_at, closed_at) {
+        (Some(_), Some(_), _) => !answered_within_sl,
+        (Some(queued), None, Some(closed)) => {
+            !short_abandon && closed.as_millis() - queued.as_millis() > thresholds.service_level_ms
+        }
+        _ => false,
+    };
     let transferred = events
         .iter()
         .any(|e| e.kpi_event_name == names::TRANSFER_REQUESTED);
@@ -264,6 +275,7 @@ pub fn derive(
         abandoned,
         short_abandon,
         answered_within_sl,
+        sl_breached,
         transferred,
         status,
         last_activity,
@@ -435,8 +447,14 @@ pub(crate) mod tests {
         let on_time = facts(&session(Some(0), Some(20)), &[]);
         assert!(on_time.answered_within_sl);
         assert_eq!(on_time.status, Status::Active);
+        assert!(!on_time.sl_breached);
         let late = facts(&session(Some(0), Some(21)), &[]);
         assert!(!late.answered_within_sl);
+        assert!(late.sl_breached, "flagged once answered late");
+        let gave_up = facts(&session(Some(0), None), &[event(names::SESSION_CLOSED, 25)]);
+        assert!(gave_up.sl_breached, "abandoned after the threshold");
+        let short = facts(&session(Some(0), None), &[event(names::SESSION_CLOSED, 2)]);
+        assert!(!short.sl_breached, "a short abandon is no breach");
     }
 
     #[test]

@@ -699,6 +699,9 @@ pub struct Snapshot {
     pub agents_busy: usize,
     pub agents_signed_in: usize,
     pub queues: Vec<QueueLive>,
+    /// Waiting sessions already past their queue's service-level threshold:
+    /// flagged before they are answered late.
+    pub breaching: Vec<Value>,
     /// The current interval so far and the last closed one, from the same
     /// pre-aggregates as `POST /api/v1/metrics/query`.
     pub current: MetricsAnswer,
@@ -755,6 +758,27 @@ pub async fn snapshot(
         )
         .await?;
     let (queues, total, agents_busy) = live_counts(&live, now);
+    let thresholds: BTreeMap<String, i64> = stores
+        .channel
+        .queues(org)
+        .await?
+        .into_iter()
+        .map(|q| (q.queue, q.service_level_seconds * 1000))
+        .collect();
+    let breaching = live
+        .iter()
+        .filter(|f| f.status == Status::Waiting)
+        .filter_map(|f| {
+            let queued = f.queued_at?;
+            let queue = f.queue.clone().unwrap_or_default();
+            let limit = thresholds.get(&queue).copied().unwrap_or(20_000);
+            let waited = now.as_millis() - queued.as_millis();
+            (waited > limit).then(|| {
+                json!({"session_id": f.session_id, "queue": queue, "kpi": "service_level",
+                       "waited_seconds": waited as f64 / 1000.0, "threshold_seconds": limit / 1000})
+            })
+        })
+        .collect();
     let spans = stores
         .channel
         .agent_spans(
@@ -799,6 +823,7 @@ pub async fn snapshot(
         agents_busy,
         agents_signed_in,
         queues,
+        breaching,
         current,
         previous,
     })
