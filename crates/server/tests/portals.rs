@@ -895,3 +895,48 @@ async fn contacts_are_upserted_exported_and_erased_without_a_trace() {
     assert!(operations.iter().any(|o| o == "EraseContact"));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_retention_job_purges_a_portals_old_interactions_in_the_background() {
+    let server = TestServer::start_with(|config| config.retention.interval_seconds = 1).await;
+    let admin = Api::new(&server, "manage").await;
+    let (status, body) = admin
+        .post(
+            "/api/v1/portals",
+            json!({"id": "help", "name": "Help", "allowed_origins": ["https://help.example.com"],
+                   "retention_days": 30}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let now = jiff::Timestamp::now();
+    let old = now.checked_sub(jiff::SignedDuration::from_hours(40 * 24)).unwrap();
+    let recent = now.checked_sub(jiff::SignedDuration::from_hours(24)).unwrap();
+    let (status, report) = admin
+        .post(
+            "/api/v1/interactions",
+            json!([
+                interaction("old", "portal_search", Some("c-r"), "s-old", &old.to_string()),
+                interaction("new", "portal_search", Some("c-r"), "s-new", &recent.to_string()),
+            ]),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(report["accepted"], 2, "{report}");
+    // The job runs every second; give it ten.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let ids = loop {
+        let (_, page) = admin.get("/api/v1/contacts/c-r/interactions").await;
+        let ids: Vec<String> = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["portal_interactionid"].as_str().unwrap().to_owned())
+            .collect();
+        if ids.len() < 2 || std::time::Instant::now() > deadline {
+            break ids;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(ids, ["new"], "the 40-day-old interaction went, the recent one stayed");
+    server.stop().await;
+}
