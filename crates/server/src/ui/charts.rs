@@ -281,17 +281,17 @@ pub fn line_chart(
         let n = lower.len().min(upper.len()).min(labels.len());
         if n > 0 {
             let mut d = String::new();
-            for i in 0..n {
+            for (i, value) in upper.iter().enumerate().take(n) {
                 let _ = write!(
                     d,
                     "{}{:.1} {:.1} ",
                     if i == 0 { "M" } else { "L" },
                     x(i),
-                    y(upper[i])
+                    y(*value)
                 );
             }
-            for i in (0..n).rev() {
-                let _ = write!(d, "L{:.1} {:.1} ", x(i), y(lower[i]));
+            for (i, value) in lower.iter().enumerate().take(n).rev() {
+                let _ = write!(d, "L{:.1} {:.1} ", x(i), y(*value));
             }
             let _ = write!(
                 svg,
