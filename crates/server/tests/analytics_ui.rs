@@ -376,6 +376,42 @@ async fn a_manager_sees_history_per_queue_with_forecast_and_staffing() {
         .is_ok()
     );
 
+    // A sales hour with one conversation lists that one session.
+    let mut link = None;
+    for a in page
+        .find_all(Locator::Css(
+            "[data-testid=history-table] a[href*='queue=sales']",
+        ))
+        .await
+        .unwrap()
+    {
+        if a.text().await.unwrap() == "1" {
+            link = Some(a.attr("href").await.unwrap().unwrap());
+            break;
+        }
+    }
+    let link = link.expect("a sales hour with one conversation");
+    let history_url = page.current_url().await.unwrap();
+    page.goto(history_url.join(&link).unwrap().as_str())
+        .await
+        .unwrap();
+    page.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=drill-sessions]"))
+        .await
+        .unwrap();
+    assert_eq!(
+        count(page, "[data-testid=drill-sessions] tbody tr").await,
+        1
+    );
+    let row = text(page, "[data-testid=drill-sessions] tbody tr").await;
+    assert!(
+        row.starts_with('s') && row.contains("-s sales erin"),
+        "{row}"
+    );
+    assert!(row.ends_with("closed yes"), "{row}");
+    page.goto(history_url.as_str()).await.unwrap();
+
     // Forecast against what happened on the held-out week, then the next
     // week with its range and the agents it needs.
     let forecast = text(page, "[data-testid=forecast]").await;
