@@ -74,6 +74,12 @@ pub fn app(state: AppState) -> Router {
         .routes(routes!(ui::journeys::embed_journey))
         .routes(routes!(ui::journeys::portals_page))
         .routes(routes!(ui::journeys::portal_page))
+        .routes(routes!(ui::analytics::live_page))
+        .routes(routes!(ui::analytics::live_stream))
+        .routes(routes!(ui::analytics::drill_page))
+        .routes(routes!(ui::analytics::session_page))
+        .routes(routes!(ui::analytics::history_page))
+        .routes(routes!(ui::analytics::me_page))
         .routes(routes!(ui::audit::audit_page))
         .routes(routes!(ui::audit::record_page))
         .routes(routes!(ui::audit::export_download))
@@ -87,6 +93,7 @@ pub fn app(state: AppState) -> Router {
         }),
     )
     .route("/static/app.css", get(ui::stylesheet))
+    .route("/static/live.js", get(ui::analytics::live_script))
     .layer(middleware::from_fn(security_headers))
     .layer(middleware::from_fn_with_state(
         state.clone(),
@@ -142,6 +149,11 @@ fn document_itself(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openapi::Op
         "/static/app.css",
         vec![HttpMethod::Get],
         get("The web UI's stylesheet", "ui", "CSS"),
+    );
+    openapi.paths.add_path_operation(
+        "/static/live.js",
+        vec![HttpMethod::Get],
+        get("The live page's script", "ui", "JavaScript"),
     );
     openapi
 }

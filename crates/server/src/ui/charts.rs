@@ -198,9 +198,203 @@ pub fn stacked_bars(days: &[String], series: &[(String, Vec<u64>)]) -> String {
     svg
 }
 
+/// One line of a line chart: a name for the legend and one value per
+/// label (`None` leaves a gap).
+pub struct LineSeries {
+    pub name: String,
+    pub values: Vec<Option<f64>>,
+    /// Drawn dashed (a forecast next to its actual, say).
+    pub dashed: bool,
+}
+
+/// A line chart: one label per point across, values up, one coloured line
+/// per series with a circle per value (its `<title>` is the tooltip), an
+/// optional shaded band (a forecast's lower and upper bounds), the y axis
+/// named `y_label` and its ticks written by `format`.
+pub fn line_chart(
+    labels: &[String],
+    series: &[LineSeries],
+    band: Option<(&[f64], &[f64])>,
+    y_label: &str,
+    format: &dyn Fn(f64) -> String,
+) -> String {
+    let (left, right, top, bottom) = (78.0, 16.0, 12.0, 64.0);
+    let (width, height) = (900.0, 300.0);
+    let plot_w = width - left - right;
+    let plot_h = height - top - bottom;
+    let values = series
+        .iter()
+        .flat_map(|s| s.values.iter().flatten().copied())
+        .chain(
+            band.into_iter()
+                .flat_map(|(_, upper)| upper.iter().copied()),
+        );
+    let max = values.fold(0.0_f64, |m, v| if v.is_finite() { m.max(v) } else { m });
+    let max = if max > 0.0 { max * 1.05 } else { 1.0 };
+    let count = labels.len().max(1);
+    let x = |i: usize| {
+        if count == 1 {
+            left + plot_w / 2.0
+        } else {
+            left + plot_w * i as f64 / (count - 1) as f64
+        }
+    };
+    let y = |v: f64| top + plot_h - plot_h * (v.max(0.0) / max);
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r#"<svg class="plot lines" viewBox="0 0 {width} {height}" role="img" aria-label="{}" xmlns="http://www.w3.org/2000/svg">"#,
+        escape(y_label)
+    );
+    for step in 0..=4 {
+        let value = max * f64::from(step) / 4.0;
+        let ty = y(value);
+        let _ = write!(
+            svg,
+            r##"<line x1="{left}" y1="{ty:.1}" x2="{:.1}" y2="{ty:.1}" stroke="#e6e9ee"/><text x="{:.1}" y="{:.1}" font-size="11" text-anchor="end" fill="#5f6b7a">{}</text>"##,
+            left + plot_w,
+            left - 6.0,
+            ty + 4.0,
+            escape(&format(value))
+        );
+    }
+    let _ = write!(
+        svg,
+        r##"<text class="axis-label" x="12" y="{:.1}" font-size="11" text-anchor="middle" fill="#5f6b7a" transform="rotate(-90 12 {:.1})">{}</text>"##,
+        top + plot_h / 2.0,
+        top + plot_h / 2.0,
+        escape(y_label)
+    );
+    let label_every = labels.len().div_ceil(8).max(1);
+    for (i, label) in labels.iter().enumerate() {
+        if i % label_every == 0 {
+            let _ = write!(
+                svg,
+                r##"<text x="{:.1}" y="{:.1}" font-size="11" text-anchor="middle" fill="#5f6b7a">{}</text>"##,
+                x(i),
+                top + plot_h + 16.0,
+                escape(label)
+            );
+        }
+    }
+    if let Some((lower, upper)) = band {
+        let n = lower.len().min(upper.len()).min(labels.len());
+        if n > 0 {
+            let mut d = String::new();
+            for (i, value) in upper.iter().enumerate().take(n) {
+                let _ = write!(
+                    d,
+                    "{}{:.1} {:.1} ",
+                    if i == 0 { "M" } else { "L" },
+                    x(i),
+                    y(*value)
+                );
+            }
+            for (i, value) in lower.iter().enumerate().take(n).rev() {
+                let _ = write!(d, "L{:.1} {:.1} ", x(i), y(*value));
+            }
+            let _ = write!(
+                svg,
+                r##"<path class="band" d="{}Z" fill="#1f6feb" fill-opacity="0.12" stroke="none"><title>Forecast range</title></path>"##,
+                d
+            );
+        }
+    }
+    for (index, line) in series.iter().enumerate() {
+        let colour = colour(index);
+        let mut d = String::new();
+        let mut pen_down = false;
+        let mut marks = String::new();
+        for (i, value) in line.values.iter().enumerate().take(labels.len()) {
+            let Some(value) = value.filter(|v| v.is_finite()) else {
+                pen_down = false;
+                continue;
+            };
+            let (px, py) = (x(i), y(value));
+            let _ = write!(d, "{}{px:.1} {py:.1} ", if pen_down { "L" } else { "M" });
+            pen_down = true;
+            let _ = write!(
+                marks,
+                r#"<circle class="point" cx="{px:.1}" cy="{py:.1}" r="2.5" fill="{colour}"><title>{} · {}: {}</title></circle>"#,
+                escape(&labels[i]),
+                escape(&line.name),
+                escape(&format(value))
+            );
+        }
+        let _ = write!(
+            svg,
+            r#"<g class="series" data-series="{}"><path d="{}" fill="none" stroke="{colour}" stroke-width="2"{}/>{marks}</g>"#,
+            escape(&line.name),
+            d.trim_end(),
+            if line.dashed {
+                r#" stroke-dasharray="6 4""#
+            } else {
+                ""
+            }
+        );
+    }
+    for (index, line) in series.iter().enumerate() {
+        let lx = left + 190.0 * (index % 4) as f64;
+        let ly = height - 26.0 + 14.0 * (index / 4) as f64;
+        let _ = write!(
+            svg,
+            r##"<rect x="{lx:.1}" y="{:.1}" width="10" height="10" fill="{}"/><text x="{:.1}" y="{ly:.1}" font-size="12" fill="#1d2430">{}</text>"##,
+            ly - 9.0,
+            colour(index),
+            lx + 14.0,
+            escape(&line.name)
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn line_charts_draw_a_series_per_line_and_skip_gaps() {
+        let labels: Vec<String> = ["09:00", "10:00", "11:00"].map(String::from).to_vec();
+        let svg = line_chart(
+            &labels,
+            &[
+                LineSeries {
+                    name: "billing <b>".into(),
+                    values: vec![Some(0.0), None, Some(4.0)],
+                    dashed: false,
+                },
+                LineSeries {
+                    name: "sales".into(),
+                    values: vec![Some(2.0), Some(2.0), Some(2.0)],
+                    dashed: true,
+                },
+            ],
+            Some((&[1.0, 1.0, 1.0][..], &[3.0, 3.0, 3.0][..])),
+            "Conversations",
+            &|v| format!("{v:.0}"),
+        );
+        assert!(svg.starts_with("<svg class=\"plot lines\""));
+        assert!(svg.ends_with("</svg>"));
+        assert_eq!(svg.matches("<g class=\"series\"").count(), 2);
+        assert_eq!(svg.matches("<circle class=\"point\"").count(), 5);
+        // The gap starts a new sub-path instead of joining across it.
+        assert!(svg.contains("d=\"M78.0 236.0 M884.0 "), "{svg}");
+        assert!(svg.contains("billing &lt;b&gt;"));
+        assert!(!svg.contains("<b>"));
+        assert!(svg.contains("stroke-dasharray=\"6 4\""));
+        assert!(svg.contains("class=\"band\""));
+        assert!(svg.contains("<title>11:00 · sales: 2</title>"));
+        // The top value (4) is drawn 5 % under the top of the plot.
+        assert!(svg.contains("cx=\"884.0\" cy=\"22.7\""), "{svg}");
+    }
+
+    #[test]
+    fn an_empty_line_chart_is_still_an_svg() {
+        let svg = line_chart(&[], &[], None, "Nothing", &|v| v.to_string());
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
+        assert_eq!(svg.matches("<circle").count(), 0);
+    }
 
     #[test]
     fn timelines_place_marks_and_escape_titles() {

@@ -39,7 +39,7 @@ fn window_label(window: &str) -> String {
 }
 
 /// A short UTC time for tables: `2026-02-27 09:00:05`.
-fn short_time(rfc3339: &str) -> String {
+pub(super) fn short_time(rfc3339: &str) -> String {
     rfc3339.get(..19).unwrap_or(rfc3339).replace('T', " ")
 }
 
@@ -215,7 +215,7 @@ pub fn journey_view(
 }
 
 /// A page for people whose role may not see it.
-fn forbidden(message: &str) -> Response {
+pub(super) fn forbidden(message: &str) -> Response {
     (StatusCode::FORBIDDEN, Html(format!(
         "<!doctype html><meta charset=utf-8><title>Not allowed</title><p>{}</p><p><a href=\"/\">Back</a></p>",
         charts::escape(message)
@@ -223,7 +223,7 @@ fn forbidden(message: &str) -> Response {
         .into_response()
 }
 
-fn not_found(message: &str) -> Response {
+pub(super) fn not_found(message: &str) -> Response {
     (StatusCode::NOT_FOUND, Html(format!(
         "<!doctype html><meta charset=utf-8><title>Not found</title><p>{}</p><p><a href=\"/ui/cases\">Case journeys</a></p>",
         charts::escape(message)
@@ -231,20 +231,20 @@ fn not_found(message: &str) -> Response {
         .into_response()
 }
 
-fn allowed(user: &WebUser, roles: &[Role]) -> bool {
+pub(super) fn allowed(user: &WebUser, roles: &[Role]) -> bool {
     roles.contains(&user.role)
 }
 
 /// The shell's common fields.
-struct Shell {
-    user: String,
-    role: &'static str,
-    org: String,
-    csrf: String,
-    nav: Vec<NavSection>,
+pub(super) struct Shell {
+    pub(super) user: String,
+    pub(super) role: &'static str,
+    pub(super) org: String,
+    pub(super) csrf: String,
+    pub(super) nav: Vec<NavSection>,
 }
 
-async fn shell(state: &AppState, user: &WebUser, current: &str) -> Shell {
+pub(super) async fn shell(state: &AppState, user: &WebUser, current: &str) -> Shell {
     let org = state.stores.meta.org_by_id(user.org).await.ok().flatten();
     Shell {
         user: user.name.to_string(),
@@ -453,7 +453,7 @@ const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'~');
 
-fn path_segment(text: &str) -> String {
+pub(super) fn path_segment(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, SEGMENT).to_string()
 }
 

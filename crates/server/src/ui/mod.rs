@@ -1,6 +1,7 @@
 //! The web UI: server-rendered pages with compile-checked askama templates,
 //! one stylesheet, no JavaScript build and no CDN.
 
+pub mod analytics;
 pub mod audit;
 pub mod charts;
 pub mod journeys;
@@ -73,21 +74,21 @@ pub fn navigation(role: Role, current: &str) -> Vec<NavSection> {
             "Contact centre",
             "Live",
             "/ui/analytics/live",
-            false,
+            true,
             &[Admin, Supervisor],
         ),
         (
             "Contact centre",
             "History",
             "/ui/analytics/history",
-            false,
+            true,
             &[Admin, Supervisor],
         ),
         (
             "Contact centre",
             "My performance",
             "/ui/analytics/me",
-            false,
+            true,
             &[Admin, Supervisor, Agent],
         ),
         (
