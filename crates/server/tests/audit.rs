@@ -617,6 +617,38 @@ async fn verification_finds_every_kind_of_tampering_in_the_file() {
     );
     server.stop().await;
 
+    // The tail deleted after the last checkpoint: no checkpoint names those
+    // records, but the writer's head does.
+    let (server, auth) = chained_server().await;
+    for i in 0..3 {
+        post(&server, &auth, &record(&format!("t{i}"), "Update", i)).await;
+    }
+    let intact = verification(&server, &auth).await;
+    assert_eq!(intact["ok"], true, "{intact}");
+    assert_eq!(intact["last_sequence"], 13);
+    let last_checkpoint: i64 = db(&server)
+        .query_row("SELECT max(seq) FROM audit_checkpoints", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(last_checkpoint, 10, "the new records are not checkpointed");
+    let conn = db(&server);
+    conn.execute(
+        "DELETE FROM audit_fts WHERE rowid IN (SELECT rid FROM audit_log WHERE seq > 11)",
+        [],
+    )
+    .unwrap();
+    conn.execute("DELETE FROM audit_log WHERE seq > 11", [])
+        .unwrap();
+    let found = verification(&server, &auth).await;
+    assert_eq!(found["ok"], false, "{found}");
+    assert_eq!(found["first_break"]["kind"], "head_mismatch", "{found}");
+    assert_eq!(found["first_break"]["sequence"], 13);
+    // Writing on does not paper over it: the next record leaves a gap.
+    post(&server, &auth, &record("after", "Update", 1)).await;
+    let found = verification(&server, &auth).await;
+    assert_eq!(found["first_break"]["kind"], "records_missing", "{found}");
+    assert_eq!(found["first_break"]["sequence"], 12);
+    server.stop().await;
+
     // Two consecutive checkpoints deleted.
     let (server, auth) = chained_server().await;
     db(&server)
@@ -640,6 +672,30 @@ async fn verification_finds_every_kind_of_tampering_in_the_file() {
     .unwrap();
     conn.execute("DELETE FROM audit_log WHERE seq > 4", [])
         .unwrap();
+    for i in 0..6 {
+        post(&server, &auth, &record(&format!("w{i}"), "Update", i)).await;
+    }
+    // The new records go after the written head, so the deleted ones show
+    // as a gap before any checkpoint is consulted.
+    let found = verification(&server, &auth).await;
+    assert_eq!(found["first_break"]["kind"], "records_missing", "{found}");
+    assert_eq!(found["first_break"]["sequence"], 5);
+    server.stop().await;
+    // Setting the head back as well is still caught by the checkpoints.
+    let (server, auth) = chained_server().await;
+    let conn = db(&server);
+    conn.execute(
+        "DELETE FROM audit_fts WHERE rowid IN (SELECT rid FROM audit_log WHERE seq > 4)",
+        [],
+    )
+    .unwrap();
+    conn.execute("DELETE FROM audit_log WHERE seq > 4", [])
+        .unwrap();
+    conn.execute(
+        "UPDATE audit_heads SET seq = 4, hash = (SELECT hash FROM audit_log WHERE seq = 4)",
+        [],
+    )
+    .unwrap();
     for i in 0..6 {
         post(&server, &auth, &record(&format!("w{i}"), "Update", i)).await;
     }

@@ -296,11 +296,14 @@ pub async fn verify(
     to: Option<i64>,
 ) -> Result<Verification, StoreError> {
     const PAGE: usize = 5_000;
+    // The head first: records written during the walk lie beyond it.
+    let head = stores.audit.written_head(org).await?;
     let anchor = stores.audit.chain_anchor(org).await?;
     let start = from.map_or(anchor.0, |f| (f - 1).max(anchor.0));
     let until = to.unwrap_or(i64::MAX);
     let trust_first = start > anchor.0;
     let mut verifier = ChainVerifier::new(org_name, public, anchor, trust_first);
+    verifier.expect_head(head);
     let mut after = start;
     loop {
         let rows = stores.audit.chain_rows(org, after, until, PAGE).await?;
@@ -315,9 +318,13 @@ pub async fn verify(
     }
     let checkpoints = stores.audit.checkpoints(org).await?;
     let mut links = HashMap::new();
-    for checkpoint in &checkpoints {
-        if let Some(hash) = stores.audit.chain_link(org, checkpoint.sequence).await? {
-            links.insert(checkpoint.sequence, hash);
+    let sequences = checkpoints
+        .iter()
+        .map(|c| c.sequence)
+        .chain(head.map(|(sequence, _)| sequence));
+    for sequence in sequences {
+        if let Some(hash) = stores.audit.chain_link(org, sequence).await? {
+            links.insert(sequence, hash);
         }
     }
     Ok(verifier.finish(&checkpoints, anchor, |s| links.get(&s).copied()))
