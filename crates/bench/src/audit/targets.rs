@@ -312,6 +312,8 @@ impl AuditTarget for TracklogAudit {
             .http
             .get(self.server.url("/api/v1/audit/export?format=jsonl"))
             .header("authorization", &self.server.authorization)
+            // Longer than the client's per-request limit: the whole stream.
+            .timeout(EXPORT_BUDGET)
             .send()
             .await?
             .error_for_status()?;
@@ -460,6 +462,7 @@ impl AuditTarget for ClickHouse {
             .post(&self.url)
             // A sort bigger than this spills to disk instead of failing.
             .query(&[("max_bytes_before_external_sort", "2000000000")])
+            .timeout(EXPORT_BUDGET)
             .body(sql)
             .send()
             .await?;
