@@ -5,7 +5,8 @@
 //! and against the machine's own limits, reported in markdown and JSON.
 //!
 //! - [`audit`]: the activity-log workload (`--workload audit`): writes,
-//!   one user's 30 days, free text, export.
+//!   one user's 30 days, free text, export and verification, in Tracklog
+//!   and in each peer.
 //! - [`workload`]: the [`workload::Workload`] trait and the portal workload
 //!   (contacts, articles, sessions, interactions, cases).
 //! - [`payload`]: the events as API JSON, ClickHouse rows and COPY text.
@@ -105,7 +106,14 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<(PathBuf, PathBuf)> {
     let settings = settings(&args)?;
     let work_dir = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
     if args.workload == "audit" {
-        return audit::run(&work_dir, &args.out, args.events, args.queries, args.seed).await;
+        let audit = audit::AuditSettings {
+            records: args.events,
+            repeat: args.repeat,
+            queries: args.queries,
+            seed: args.seed,
+            peers: settings.peers.clone(),
+        };
+        return audit::run(&audit, &work_dir, &args.out).await;
     }
     let progress = Progress::new();
     let workload = workload::workloads()
@@ -207,7 +215,7 @@ fn build_report(
 
 /// The command as typed, with the program reduced to its name so that the
 /// report carries no local paths.
-fn command_line() -> String {
+pub(crate) fn command_line() -> String {
     let mut args = std::env::args();
     let program = args
         .next()

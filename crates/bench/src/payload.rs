@@ -201,7 +201,7 @@ pub fn push_copy_line(out: &mut String, dataset: &Dataset, event: &Event) {
 }
 
 /// Escapes the characters that COPY's text format treats specially.
-fn copy_escape(text: &str) -> String {
+pub(crate) fn copy_escape(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for character in text.chars() {
         match character {

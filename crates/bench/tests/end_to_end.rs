@@ -190,18 +190,65 @@ async fn the_bench_runs_end_to_end_and_reports_every_figure() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_audit_workload_runs_at_a_small_scale() {
+async fn the_audit_workload_runs_at_a_small_scale_beside_the_peers() {
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("results");
-    let (markdown, json) = tracklog_bench::audit::run(work.path(), &out, 1_200, 10, 7)
-        .await
-        .unwrap();
-    let figures: serde_json::Value =
+    let peers = peers_to_run();
+    let mut bench = args(&out, work.path(), peers.clone());
+    bench.workload = "audit".into();
+    bench.events = 1_200;
+    bench.queries = 10;
+    let (markdown, json) = tracklog_bench::run_bench(bench).await.unwrap();
+    assert!(
+        markdown
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .contains("audit-1200"),
+        "{}",
+        markdown.display()
+    );
+    let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
-    assert_eq!(figures["records"], 1_200);
-    // The export holds every record written (and the policy's own record).
-    assert!(figures["export_records"].as_u64().unwrap() >= 1_200);
-    assert!(figures["ingest_records_per_sec"].as_f64().unwrap() > 0.0);
+    let medians = &report["medians"];
+    let figure = |name: String| {
+        medians[&name]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{name} is missing"))
+    };
+    let mut targets = vec!["tracklog"];
+    targets.extend(peers.iter().map(|p| p.key()));
+    for target in &targets {
+        assert_eq!(figure(format!("load.{target}.records")), 1_200.0);
+        assert!(figure(format!("load.{target}.records_per_sec")) > 0.0);
+        // Every target streams out exactly the workload's records.
+        assert_eq!(figure(format!("export.{target}.records")), 1_200.0);
+        for set in ["user_30_days", "free_text"] {
+            assert_eq!(figure(format!("query.{set}.{target}.queries")), 10.0);
+            assert!(figure(format!("query.{set}.{target}.matches")) > 0.0);
+            assert_eq!(
+                figure(format!("query.{set}.{target}.mismatches")),
+                0.0,
+                "{target} answers {set} differently from Tracklog"
+            );
+        }
+    }
+    // Tracklog also holds the record of the bench policy's creation.
+    assert!(figure("export.tracklog.lines".into()) > 1_200.0);
+    // The chain verified: every record, plus the export's own record.
+    assert!(figure("verify.tracklog.records_checked".into()) >= 1_201.0);
+    for peer in &peers {
+        assert!(
+            report["ratios"][format!("ratio.query.free_text.x.p50_ms.{}", peer.key())]
+                .as_f64()
+                .is_some(),
+            "no ratio to {}",
+            peer.key()
+        );
+    }
     let text = std::fs::read_to_string(markdown).unwrap();
-    assert!(text.contains("ClickHouse") && text.contains("PostgreSQL"));
+    assert!(text.contains("Command: `"));
+    for peer in &peers {
+        assert!(text.contains(&format!("Tracklog ÷ {}", peer.display_name())));
+    }
 }

@@ -617,6 +617,38 @@ async fn verification_finds_every_kind_of_tampering_in_the_file() {
     );
     server.stop().await;
 
+    // The tail deleted after the last checkpoint: no checkpoint names those
+    // records, but the writer's head does.
+    let (server, auth) = chained_server().await;
+    for i in 0..3 {
+        post(&server, &auth, &record(&format!("t{i}"), "Update", i)).await;
+    }
+    let intact = verification(&server, &auth).await;
+    assert_eq!(intact["ok"], true, "{intact}");
+    assert_eq!(intact["last_sequence"], 13);
+    let last_checkpoint: i64 = db(&server)
+        .query_row("SELECT max(seq) FROM audit_checkpoints", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(last_checkpoint, 10, "the new records are not checkpointed");
+    let conn = db(&server);
+    conn.execute(
+        "DELETE FROM audit_fts WHERE rowid IN (SELECT rid FROM audit_log WHERE seq > 11)",
+        [],
+    )
+    .unwrap();
+    conn.execute("DELETE FROM audit_log WHERE seq > 11", [])
+        .unwrap();
+    let found = verification(&server, &auth).await;
+    assert_eq!(found["ok"], false, "{found}");
+    assert_eq!(found["first_break"]["kind"], "head_mismatch", "{found}");
+    assert_eq!(found["first_break"]["sequence"], 13);
+    // Writing on does not paper over it: the next record leaves a gap.
+    post(&server, &auth, &record("after", "Update", 1)).await;
+    let found = verification(&server, &auth).await;
+    assert_eq!(found["first_break"]["kind"], "records_missing", "{found}");
+    assert_eq!(found["first_break"]["sequence"], 12);
+    server.stop().await;
+
     // Two consecutive checkpoints deleted.
     let (server, auth) = chained_server().await;
     db(&server)
@@ -640,6 +672,30 @@ async fn verification_finds_every_kind_of_tampering_in_the_file() {
     .unwrap();
     conn.execute("DELETE FROM audit_log WHERE seq > 4", [])
         .unwrap();
+    for i in 0..6 {
+        post(&server, &auth, &record(&format!("w{i}"), "Update", i)).await;
+    }
+    // The new records go after the written head, so the deleted ones show
+    // as a gap before any checkpoint is consulted.
+    let found = verification(&server, &auth).await;
+    assert_eq!(found["first_break"]["kind"], "records_missing", "{found}");
+    assert_eq!(found["first_break"]["sequence"], 5);
+    server.stop().await;
+    // Setting the head back as well is still caught by the checkpoints.
+    let (server, auth) = chained_server().await;
+    let conn = db(&server);
+    conn.execute(
+        "DELETE FROM audit_fts WHERE rowid IN (SELECT rid FROM audit_log WHERE seq > 4)",
+        [],
+    )
+    .unwrap();
+    conn.execute("DELETE FROM audit_log WHERE seq > 4", [])
+        .unwrap();
+    conn.execute(
+        "UPDATE audit_heads SET seq = 4, hash = (SELECT hash FROM audit_log WHERE seq = 4)",
+        [],
+    )
+    .unwrap();
     for i in 0..6 {
         post(&server, &auth, &record(&format!("w{i}"), "Update", i)).await;
     }
@@ -678,4 +734,100 @@ async fn verification_still_passes_after_a_retention_purge() {
         .unwrap();
     let found = verification(&server, &auth).await;
     assert_eq!(found["ok"], false, "{found}");
+}
+
+#[tokio::test]
+async fn retention_is_set_per_org_through_the_api_and_the_purge_keeps_the_chain_valid() {
+    let server = TestServer::start_with(|config| {
+        config.audit.purge_interval_seconds = 1;
+    })
+    .await;
+    let admin = basic(&server.policy("admin", "manage,read").await);
+    let writer = basic(&server.policy("crm", "write,read").await);
+
+    let (status, settings) = get(&server, &admin, "/api/v1/audit/settings").await;
+    assert_eq!(status, 200);
+    assert_eq!(settings["retention_days"], 90, "the server's default");
+    for i in 0..6 {
+        let (status, _) = post(&server, &writer, &record(&format!("k{i}"), "Update", i)).await;
+        assert_eq!(status, 200);
+    }
+    // The two policies' creation (1, 2) and the first three records (3 to
+    // 5) were stored ten days ago; the rest (6 to 8) now.
+    let ten_days = 10 * 86_400_000_i64;
+    db(&server)
+        .execute(
+            "UPDATE audit_log SET stored_at = stored_at - ?1 WHERE seq <= 5",
+            [ten_days],
+        )
+        .unwrap();
+    let (_, page) = get(&server, &writer, "/api/v1/audit/search").await;
+    assert_eq!(page["count"], 8);
+
+    // Out of range, or an unknown field: refused, nothing changes.
+    for days in [json!(0), json!(36_501), json!(-1), json!("7")] {
+        let mut body = settings.clone();
+        body["retention_days"] = days.clone();
+        let (status, _) = put(&server, &admin, "/api/v1/audit/settings", &body).await;
+        assert_eq!(status, 400, "retention_days {days}");
+    }
+    let mut body = settings.clone();
+    body["retention_days"] = json!(7);
+    let (status, _) = put(&server, &writer, "/api/v1/audit/settings", &body).await;
+    assert_eq!(status, 403, "retention needs manage");
+    let (_, read_back) = get(&server, &admin, "/api/v1/audit/settings").await;
+    assert_eq!(read_back["retention_days"], 90);
+    // 90 days keeps everything, however often the purge runs.
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let (_, page) = get(&server, &writer, "/api/v1/audit/search").await;
+    assert_eq!(page["count"], 8);
+
+    let (status, saved) = put(&server, &admin, "/api/v1/audit/settings", &body).await;
+    assert_eq!(status, 200, "{saved}");
+    assert_eq!(saved["retention_days"], 7);
+    let (_, read_back) = get(&server, &admin, "/api/v1/audit/settings").await;
+    assert_eq!(read_back["retention_days"], 7);
+    // Leaving it out keeps it.
+    let mut without = read_back.clone();
+    without.as_object_mut().unwrap().remove("retention_days");
+    let (status, saved) = put(&server, &admin, "/api/v1/audit/settings", &without).await;
+    assert_eq!(status, 200, "{saved}");
+    assert_eq!(saved["retention_days"], 7);
+
+    // The background purge removes the records older than 7 days.
+    let mut remaining = Value::Null;
+    for _ in 0..100 {
+        let (_, page) = get(&server, &writer, "/api/v1/audit/search").await;
+        remaining = page;
+        if remaining["count"] == 5 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Left: records 6 to 8 (k3 to k5) and the two settings changes.
+    assert_eq!(remaining["count"], 5, "{remaining}");
+    let (status, _) = get(&server, &writer, "/api/v1/audit/records/k2").await;
+    assert_eq!(status, 404, "k2 was stored ten days ago");
+    let (status, _) = get(&server, &writer, "/api/v1/audit/records/k3").await;
+    assert_eq!(status, 200);
+    let anchor: i64 = db(&server)
+        .query_row("SELECT seq FROM audit_anchors", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(anchor, 5);
+
+    // The shorter chain still verifies, and the change is in the log.
+    let result = verification(&server, &writer).await;
+    assert_eq!(result["ok"], true, "{result}");
+    assert_eq!(result["records_checked"], 5);
+    let (_, page) = get(
+        &server,
+        &writer,
+        "/api/v1/audit/search?operation=UpdateAuditSettings",
+    )
+    .await;
+    assert_eq!(page["count"], 2);
+    let first_change = &page["items"][1]["Fields"];
+    assert_eq!(first_change["old"]["retention_days"], 90, "{first_change}");
+    assert_eq!(first_change["new"]["retention_days"], 7, "{first_change}");
+    server.stop().await;
 }

@@ -821,6 +821,7 @@ pub async fn audit_chain_links_checkpoints_and_purges(stores: Stores) {
             .unwrap();
         let checkpoints = stores.audit.checkpoints(org).await.unwrap();
         let mut verifier = ChainVerifier::new("default", &public, anchor, false);
+        verifier.expect_head(stores.audit.written_head(org).await.unwrap());
         for row in &rows {
             verifier.push(row);
         }
@@ -841,6 +842,8 @@ pub async fn audit_chain_links_checkpoints_and_purges(stores: Stores) {
         .unwrap();
     assert_eq!(anchor, (6, head_hash));
     assert_eq!(stores.audit.chain_anchor(org).await.unwrap(), anchor);
+    // The written head stays where the writer left it, now the anchor.
+    assert_eq!(stores.audit.written_head(org).await.unwrap(), Some(anchor));
     let more = stores
         .audit
         .append_audit(org, vec![record_at("c6", "Create", 7, "ana")])

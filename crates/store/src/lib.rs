@@ -512,6 +512,11 @@ pub trait AuditStore: Send + Sync {
     async fn chain_link(&self, org: OrgId, sequence: i64) -> Result<Option<[u8; 32]>, StoreError>;
     /// The newest record's sequence and link.
     async fn chain_head(&self, org: OrgId) -> Result<Option<(i64, [u8; 32])>, StoreError>;
+    /// The sequence and link the writer last wrote, kept beside the log and
+    /// updated in the same transaction as every append; `None` when the org
+    /// never wrote a record. Unlike [`AuditStore::chain_head`] it does not
+    /// move back when records are deleted at the tail.
+    async fn written_head(&self, org: OrgId) -> Result<Option<(i64, [u8; 32])>, StoreError>;
     async fn chain_anchor(&self, org: OrgId) -> Result<Anchor, StoreError>;
     /// The org's checkpoints, by number.
     async fn checkpoints(&self, org: OrgId) -> Result<Vec<Checkpoint>, StoreError>;

@@ -43,9 +43,9 @@ ORDER BY (org, contact, ts)";
 pub struct ClickHouse {
     _process: ServerProcess,
     _dir: tempfile::TempDir,
-    url: String,
-    http: reqwest::Client,
-    client: clickhouse::Client,
+    pub(crate) url: String,
+    pub(crate) http: reqwest::Client,
+    pub(crate) client: clickhouse::Client,
 }
 
 /// One row as a journey or timeline returns it.

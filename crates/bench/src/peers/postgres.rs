@@ -48,7 +48,7 @@ CREATE INDEX interactions_by_contact ON interactions (org_id, contact_id, ts)
 
 /// A running PostgreSQL and a connection to it.
 pub struct Postgres {
-    client: Client,
+    pub(crate) client: Client,
     statements: Mutex<HashMap<String, Statement>>,
     _connection: tokio::task::JoinHandle<()>,
     // Dropped after the client: the server stops once nothing talks to it.
@@ -107,7 +107,7 @@ impl Postgres {
     }
 
     /// Prepares each distinct SQL text once, as a pooled application would.
-    async fn statement(&self, sql: &str) -> anyhow::Result<Statement> {
+    pub(crate) async fn statement(&self, sql: &str) -> anyhow::Result<Statement> {
         if let Some(statement) = self.statements.lock().expect("not poisoned").get(sql) {
             return Ok(statement.clone());
         }

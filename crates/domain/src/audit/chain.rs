@@ -7,6 +7,35 @@
 //! [`GENESIS`]. A retention purge removes a prefix of the chain and keeps its
 //! last link as the *anchor*, which the next checkpoint signs, so the shorter
 //! chain still verifies.
+//!
+//! The writer also keeps the org's *written head*, the sequence and link of
+//! the last record it wrote, in the same transaction as the records, and
+//! allocates the next sequence after it. Verification requires the log to
+//! still hold that record with that link, so records deleted at the tail
+//! after the newest checkpoint are found ([`BreakKind::HeadMismatch`]), and
+//! records written after such a deletion leave a gap that is found too.
+//!
+//! # What someone with write access to the files can hide
+//!
+//! The chain and the head live in the same SQLite file as the records, and
+//! the signing key in the same data directory, so this is tamper-evidence
+//! against a careless or partial edit, not proof against a determined
+//! attacker who can write the files:
+//!
+//! - **Found**: an edited byte, a deleted or reordered record anywhere in
+//!   the chain, a deleted tail (whether or not a checkpoint covers it), a log
+//!   truncated and appended to again, deleted checkpoints, a purge anchor
+//!   moved by hand — as long as the attacker does not also rewrite the head
+//!   row, the checkpoints or the key.
+//! - **Not found**: deleting the tail *after the newest checkpoint* and
+//!   setting the head row back to the new last record; the head is a plain
+//!   row, not signed. The window is at most one checkpoint interval
+//!   (`audit.checkpoint_every_records` / `_seconds`).
+//! - **Not found by this verifier alone**: rewriting everything and
+//!   re-signing with the key read from the data directory. Keep the public
+//!   key and recent checkpoints (or a SIEM forward of the records) outside
+//!   the machine to catch that: a checkpoint signed earlier names a link the
+//!   rewritten log cannot reproduce.
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::Serialize;
@@ -145,6 +174,9 @@ pub enum BreakKind {
     CheckpointMismatch,
     /// The log starts after a purge that no checkpoint signed.
     UnsignedAnchor,
+    /// The last record the writer wrote is gone or differs: records were
+    /// deleted or rewritten at the tail.
+    HeadMismatch,
 }
 
 /// The first problem found.
@@ -187,6 +219,8 @@ pub struct ChainVerifier<'a> {
     checked: u64,
     last: Option<i64>,
     first_break: Option<Break>,
+    /// The written head to check, once [`ChainVerifier::expect_head`] gave it.
+    head: Option<Option<(i64, [u8; 32])>>,
 }
 
 impl<'a> ChainVerifier<'a> {
@@ -206,6 +240,66 @@ impl<'a> ChainVerifier<'a> {
             checked: 0,
             last: None,
             first_break: None,
+            head: None,
+        }
+    }
+
+    /// Also checks the org's written head (`None`: the store has none): the
+    /// log must still hold that record with that link, or have purged
+    /// exactly up to it.
+    pub fn expect_head(&mut self, head: Option<(i64, [u8; 32])>) {
+        self.head = Some(head);
+    }
+
+    /// The written head's break, if any; `links` as in [`Self::finish`].
+    fn head_break(
+        &self,
+        anchor: (i64, [u8; 32]),
+        links: &impl Fn(i64) -> Option<[u8; 32]>,
+    ) -> Option<Break> {
+        let head = self.head?;
+        let fail = |sequence: i64, message: String| Break {
+            kind: BreakKind::HeadMismatch,
+            sequence,
+            checkpoint: None,
+            message,
+        };
+        let Some((sequence, hash)) = head else {
+            // No head, yet the org has records or purged some.
+            let sequence = self.last.unwrap_or(anchor.0);
+            return (sequence > 0).then(|| {
+                fail(
+                    sequence,
+                    "the log has records but no written head: the head was deleted".into(),
+                )
+            });
+        };
+        if sequence <= anchor.0 {
+            // Everything the writer wrote was purged: the head is the anchor.
+            return ((sequence, hash) != anchor).then(|| {
+                fail(
+                    sequence,
+                    format!(
+                        "the writer last wrote record {sequence}, which does not match the purge anchor at record {}",
+                        anchor.0
+                    ),
+                )
+            });
+        }
+        match links(sequence) {
+            Some(found) if found == hash => None,
+            Some(_) => Some(fail(
+                sequence,
+                format!(
+                    "record {sequence} differs from the one the writer last wrote: the tail was rewritten"
+                ),
+            )),
+            None => Some(fail(
+                sequence,
+                format!(
+                    "the writer last wrote record {sequence}, which is gone: records were deleted at the tail"
+                ),
+            )),
         }
     }
 
@@ -358,6 +452,9 @@ impl<'a> ChainVerifier<'a> {
                 ),
             });
         }
+        if found.is_none() {
+            found = self.head_break(anchor, &links);
+        }
         // The chain's own break comes first in the log's order.
         let first_break = match (self.first_break.take(), found) {
             (Some(chain), Some(other)) if other.sequence < chain.sequence => Some(other),
@@ -465,6 +562,62 @@ mod tests {
         forged[1].sequence = 7;
         let found = verify(&rows, &forged).first_break.unwrap();
         assert_eq!(found.kind, BreakKind::BadCheckpointSignature);
+    }
+
+    fn verify_with_head(rows: &[ChainRow], head: Option<(i64, [u8; 32])>) -> Verification {
+        let key = key();
+        let public = key.verifying_key();
+        let mut verifier = ChainVerifier::new("default", &public, (0, GENESIS), false);
+        verifier.expect_head(head);
+        for row in rows {
+            verifier.push(row);
+        }
+        verifier.finish(&[], (0, GENESIS), |s| {
+            rows.iter().find(|r| r.sequence == s).map(|r| r.hash)
+        })
+    }
+
+    #[test]
+    fn a_tail_deleted_after_the_last_checkpoint_is_found_by_the_head() {
+        let rows = chain(10);
+        let head = Some((10, rows[9].hash));
+        assert!(verify_with_head(&rows, head).ok);
+        assert!(verify_with_head(&[], None).ok, "an empty log has no head");
+
+        let found = verify_with_head(&rows[..8], head).first_break.unwrap();
+        assert_eq!((found.kind, found.sequence), (BreakKind::HeadMismatch, 10));
+        assert!(found.message.contains("deleted at the tail"), "{found:?}");
+
+        // The tail rewritten: record 10 is there with another link.
+        let mut rewritten = rows.clone();
+        rewritten[9].hash = [9; 32];
+        let found = verify_with_head(&rewritten, head).first_break.unwrap();
+        assert_eq!(found.sequence, 10);
+
+        let found = verify_with_head(&rows, None).first_break.unwrap();
+        assert_eq!(found.kind, BreakKind::HeadMismatch, "the head row deleted");
+
+        // Without the head, the same deletion goes unnoticed.
+        assert!(verify(&rows[..8], &[]).ok);
+    }
+
+    #[test]
+    fn a_head_purged_with_everything_is_the_anchor() {
+        let rows = chain(4);
+        let anchor = (4, rows[3].hash);
+        let key = key();
+        let public = key.verifying_key();
+        let signed = Checkpoint::sign(&key, "default", 1, 4, rows[3].hash, 4, anchor.1, 1);
+        for (head, ok) in [
+            (anchor, true),
+            ((3, rows[2].hash), false),
+            ((4, [1; 32]), false),
+        ] {
+            let mut verifier = ChainVerifier::new("default", &public, anchor, false);
+            verifier.expect_head(Some(head));
+            let result = verifier.finish(std::slice::from_ref(&signed), anchor, |_| None);
+            assert_eq!(result.ok, ok, "{head:?}: {result:?}");
+        }
     }
 
     #[test]

@@ -145,18 +145,80 @@ pub async fn post_records(
     Ok(Json(report))
 }
 
-/// The org's audit settings.
+/// The most days a retention may be set to (100 years).
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
+
+/// The org's audit settings and retention, as `GET/PUT
+/// /api/v1/audit/settings` carry them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettingsBody {
+    /// Master switch: nothing sent by clients is recorded when false.
+    pub auditing_enabled: bool,
+    /// Records of people signing in and out.
+    pub user_access_auditing: bool,
+    /// Read and ReadMultiple records, subject also to the entity's settings.
+    pub read_auditing: bool,
+    /// Messages (operations) never recorded.
+    pub excluded_messages: Vec<String>,
+    /// Days the org keeps its records, 1 to 36500; the background purge
+    /// removes older ones and the chain still verifies. Until set, the
+    /// server's `audit.retention_days` (90 by default). On PUT, leaving it
+    /// out keeps the current value.
+    #[serde(default)]
+    pub retention_days: Option<u32>,
+}
+
+impl AuditSettingsBody {
+    fn new(settings: OrgAuditSettings, retention_days: u32) -> Self {
+        Self {
+            auditing_enabled: settings.auditing_enabled,
+            user_access_auditing: settings.user_access_auditing,
+            read_auditing: settings.read_auditing,
+            excluded_messages: settings.excluded_messages,
+            retention_days: Some(retention_days),
+        }
+    }
+
+    fn split(self) -> (OrgAuditSettings, Option<u32>) {
+        (
+            OrgAuditSettings {
+                auditing_enabled: self.auditing_enabled,
+                user_access_auditing: self.user_access_auditing,
+                read_auditing: self.read_auditing,
+                excluded_messages: self.excluded_messages,
+            },
+            self.retention_days,
+        )
+    }
+}
+
+/// The org's audit settings, with the days it keeps records.
 #[utoipa::path(get, path = "/api/v1/audit/settings", tag = "audit",
-    responses((status = 200, body = OrgAuditSettings), (status = 403, body = super::ErrorEnvelope)),
+    responses((status = 200, body = AuditSettingsBody), (status = 403, body = super::ErrorEnvelope)),
     security(("sas" = []), ("basic" = [])))]
 pub async fn get_settings(
     State(state): State<AppState>,
     principal: Principal,
-) -> Result<Json<OrgAuditSettings>, ApiError> {
+) -> Result<Json<AuditSettingsBody>, ApiError> {
     principal.require(Right::Manage)?;
-    Ok(Json(
-        state.stores.audit.audit_settings(principal.org).await?,
-    ))
+    let (settings, days) = audit::settings_with_retention(
+        &state.stores,
+        principal.org,
+        state.config.audit.retention_days,
+    )
+    .await?;
+    Ok(Json(AuditSettingsBody::new(settings, days)))
+}
+
+fn check_retention(days: Option<u32>) -> Result<(), ApiError> {
+    match days {
+        Some(days) if !(1..=MAX_RETENTION_DAYS).contains(&days) => Err(ApiError::bad_field(
+            "retention_days",
+            format!("retention_days must be 1 to {MAX_RETENTION_DAYS}"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn check_messages(settings: &OrgAuditSettings) -> Result<(), ApiError> {
@@ -179,10 +241,11 @@ fn check_messages(settings: &OrgAuditSettings) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Replaces the org's audit settings; the change is itself audited.
+/// Replaces the org's audit settings, and its retention when
+/// `retention_days` is given; the change is itself audited.
 #[utoipa::path(put, path = "/api/v1/audit/settings", tag = "audit",
-    request_body = OrgAuditSettings,
-    responses((status = 200, body = OrgAuditSettings), (status = 400, body = super::ErrorEnvelope),
+    request_body = AuditSettingsBody,
+    responses((status = 200, body = AuditSettingsBody), (status = 400, body = super::ErrorEnvelope),
         (status = 403, body = super::ErrorEnvelope)),
     security(("sas" = []), ("basic" = [])))]
 pub async fn put_settings(
@@ -190,13 +253,23 @@ pub async fn put_settings(
     principal: Principal,
     ClientAddr(peer): ClientAddr,
     headers: HeaderMap,
-    ApiJson(settings): ApiJson<OrgAuditSettings>,
-) -> Result<Json<OrgAuditSettings>, ApiError> {
+    ApiJson(body): ApiJson<AuditSettingsBody>,
+) -> Result<Json<AuditSettingsBody>, ApiError> {
     principal.require(Right::Manage)?;
+    let (settings, retention_days) = body.split();
     check_messages(&settings)?;
+    check_retention(retention_days)?;
     let actor = api_actor(&principal, &headers, peer);
-    let saved = audit::put_settings(&state.stores, principal.org, &actor, settings).await?;
-    Ok(Json(saved))
+    let (saved, days) = audit::put_settings(
+        &state.stores,
+        principal.org,
+        &actor,
+        settings,
+        retention_days,
+        state.config.audit.retention_days,
+    )
+    .await?;
+    Ok(Json(AuditSettingsBody::new(saved, days)))
 }
 
 fn entity_name(entity: &str) -> Result<String, ApiError> {

@@ -151,18 +151,50 @@ pub async fn ingest(
     })
 }
 
-/// Replaces the org's settings and records the change.
+/// The org's settings with the days it keeps records: its own retention,
+/// or `default_days` (`audit.retention_days`) when never set.
+pub async fn settings_with_retention(
+    stores: &Stores,
+    org: OrgId,
+    default_days: u32,
+) -> Result<(OrgAuditSettings, u32), StoreError> {
+    let settings = stores.audit.audit_settings(org).await?;
+    let days = stores
+        .audit
+        .retention_days(org)
+        .await?
+        .unwrap_or(default_days);
+    Ok((settings, days))
+}
+
+fn settings_json(settings: &OrgAuditSettings, retention_days: u32) -> serde_json::Value {
+    let mut value = json!(settings);
+    if let Some(map) = value.as_object_mut() {
+        map.insert("retention_days".into(), json!(retention_days));
+    }
+    value
+}
+
+/// Replaces the org's settings, and its retention when `retention_days` is
+/// given, and records the change (old and new, retention included). Returns
+/// what is now in force.
 pub async fn put_settings(
     stores: &Stores,
     org: OrgId,
     actor: &Actor,
     settings: OrgAuditSettings,
-) -> Result<OrgAuditSettings, StoreError> {
-    let old = stores.audit.audit_settings(org).await?;
+    retention_days: Option<u32>,
+    default_days: u32,
+) -> Result<(OrgAuditSettings, u32), StoreError> {
+    let (old, old_days) = settings_with_retention(stores, org, default_days).await?;
     stores
         .audit
         .put_audit_settings(org, settings.clone())
         .await?;
+    if let Some(days) = retention_days {
+        stores.audit.set_retention_days(org, Some(days)).await?;
+    }
+    let days = retention_days.unwrap_or(old_days);
     selfaudit::record(
         stores,
         org,
@@ -172,11 +204,14 @@ pub async fn put_settings(
             entity_name: "audit_settings",
             entity_id: "org",
             success: true,
-            fields: Some(json!({ "old": old, "new": settings })),
+            fields: Some(json!({
+                "old": settings_json(&old, old_days),
+                "new": settings_json(&settings, days),
+            })),
         },
     )
     .await;
-    Ok(settings)
+    Ok((settings, days))
 }
 
 /// Replaces one entity's settings and records the change.
@@ -296,11 +331,14 @@ pub async fn verify(
     to: Option<i64>,
 ) -> Result<Verification, StoreError> {
     const PAGE: usize = 5_000;
+    // The head first: records written during the walk lie beyond it.
+    let head = stores.audit.written_head(org).await?;
     let anchor = stores.audit.chain_anchor(org).await?;
     let start = from.map_or(anchor.0, |f| (f - 1).max(anchor.0));
     let until = to.unwrap_or(i64::MAX);
     let trust_first = start > anchor.0;
     let mut verifier = ChainVerifier::new(org_name, public, anchor, trust_first);
+    verifier.expect_head(head);
     let mut after = start;
     loop {
         let rows = stores.audit.chain_rows(org, after, until, PAGE).await?;
@@ -315,9 +353,13 @@ pub async fn verify(
     }
     let checkpoints = stores.audit.checkpoints(org).await?;
     let mut links = HashMap::new();
-    for checkpoint in &checkpoints {
-        if let Some(hash) = stores.audit.chain_link(org, checkpoint.sequence).await? {
-            links.insert(checkpoint.sequence, hash);
+    let sequences = checkpoints
+        .iter()
+        .map(|c| c.sequence)
+        .chain(head.map(|(sequence, _)| sequence));
+    for sequence in sequences {
+        if let Some(hash) = stores.audit.chain_link(org, sequence).await? {
+            links.insert(sequence, hash);
         }
     }
     Ok(verifier.finish(&checkpoints, anchor, |s| links.get(&s).copied()))

@@ -34,8 +34,14 @@ fn hash32(bytes: Vec<u8>) -> Result<[u8; 32], StoreError> {
         .map_err(|_| StoreError::Internal("a stored hash is not 32 bytes".into()))
 }
 
-/// The org's last sequence and link, counting a purge anchor.
+/// Where the org's next record goes: after the written head, which does not
+/// move back when the tail is deleted, so records appended after such a
+/// deletion leave a gap that verification reports. Before the first write,
+/// after the last record or the purge anchor.
 fn head(conn: &Connection, org: OrgId) -> Result<(i64, [u8; 32]), StoreError> {
+    if let Some(head) = written_head(conn, org)? {
+        return Ok(head);
+    }
     let last: Option<(i64, Vec<u8>)> = conn
         .prepare_cached(
             "SELECT seq, hash FROM audit_log WHERE org_id = ?1 ORDER BY seq DESC LIMIT 1",
@@ -49,6 +55,35 @@ fn head(conn: &Connection, org: OrgId) -> Result<(i64, [u8; 32]), StoreError> {
         Some((seq, hash)) => Ok((seq, hash32(hash)?)),
         None => anchor(conn, org),
     }
+}
+
+fn written_head(conn: &Connection, org: OrgId) -> Result<Option<(i64, [u8; 32])>, StoreError> {
+    let found: Option<(i64, Vec<u8>)> = conn
+        .prepare_cached("SELECT seq, hash FROM audit_heads WHERE org_id = ?1")
+        .and_then(|mut s| {
+            s.query_row([org.0], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .map_err(sql_error)?;
+    found
+        .map(|(seq, hash)| Ok((seq, hash32(hash)?)))
+        .transpose()
+}
+
+/// Moves the written head; called in the transaction that wrote the records.
+fn set_written_head(
+    conn: &Connection,
+    org: OrgId,
+    sequence: i64,
+    hash: &[u8; 32],
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO audit_heads (org_id, seq, hash) VALUES (?1, ?2, ?3)
+         ON CONFLICT(org_id) DO UPDATE SET seq = ?2, hash = ?3",
+    )
+    .and_then(|mut s| s.execute(params![org.0, sequence, hash.as_slice()]))
+    .map_err(sql_error)?;
+    Ok(())
 }
 
 fn anchor(conn: &Connection, org: OrgId) -> Result<Anchor, StoreError> {
@@ -181,6 +216,7 @@ pub(crate) fn backfill(conn: &Connection) -> Result<(), StoreError> {
                 })
                 .map_err(sql_error)?;
             let mut previous = GENESIS;
+            let mut last = None;
             for (rid, seq, bytes) in rows {
                 let hash = link(&previous, seq, &sha256(&bytes));
                 conn.execute(
@@ -199,6 +235,10 @@ pub(crate) fn backfill(conn: &Connection) -> Result<(), StoreError> {
                     }
                 }
                 previous = hash;
+                last = Some(seq);
+            }
+            if let Some(seq) = last {
+                set_written_head(conn, OrgId(org), seq, &previous)?;
             }
             Ok(())
         })();
@@ -462,6 +502,7 @@ impl AuditStore for SqliteStore {
         let threshold = self.inner.audit_split_threshold;
         self.write(records.len(), move |ctx| {
             let (mut sequence, mut previous) = head(ctx.conn, org)?;
+            let first = sequence;
             let mut stored = Vec::with_capacity(records.len());
             for mut record in records {
                 let exists: Option<i64> = ctx
@@ -484,6 +525,9 @@ impl AuditStore for SqliteStore {
                 }
                 previous = insert(ctx.conn, org, &mut record, &previous, threshold)?;
                 stored.push(Some(record));
+            }
+            if sequence > first {
+                set_written_head(ctx.conn, org, sequence, &previous)?;
             }
             Ok(stored)
         })
@@ -810,6 +854,10 @@ impl AuditStore for SqliteStore {
             found.map(|(s, h)| Ok((s, hash32(h)?))).transpose()
         })
         .await
+    }
+
+    async fn written_head(&self, org: OrgId) -> Result<Option<(i64, [u8; 32])>, StoreError> {
+        self.read(move |conn| written_head(conn, org)).await
     }
 
     async fn chain_anchor(&self, org: OrgId) -> Result<Anchor, StoreError> {

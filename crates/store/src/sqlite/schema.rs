@@ -380,6 +380,21 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX ch_alerts_open ON ch_alerts(org_id, rule_id) WHERE state != 'resolved';
     CREATE INDEX ch_alerts_by_time ON ch_alerts(org_id, started_at);
+    // 6: each org's written head, the sequence and link the writer last
+    // wrote, kept in the same transaction as the records so that records
+    // deleted at the tail are noticed (see `audit::chain`). Taken from the
+    // log as it stands; rows still to be linked get theirs at the backfill.
+    r#"
+    CREATE TABLE audit_heads (
+        org_id  INTEGER PRIMARY KEY,
+        seq     INTEGER NOT NULL,
+        hash    BLOB NOT NULL
+    );
+    INSERT INTO audit_heads (org_id, seq, hash)
+    SELECT l.org_id, l.seq, l.hash FROM audit_log l
+    WHERE l.seq = (SELECT max(m.seq) FROM audit_log m WHERE m.org_id = l.org_id);
+    INSERT OR IGNORE INTO audit_heads (org_id, seq, hash)
+    SELECT org_id, seq, hash FROM audit_anchors;
     "#,
 ];
 
