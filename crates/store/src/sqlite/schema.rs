@@ -380,6 +380,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX ch_alerts_open ON ch_alerts(org_id, rule_id) WHERE state != 'resolved';
     CREATE INDEX ch_alerts_by_time ON ch_alerts(org_id, started_at);
+    "#,
     // 6: each org's written head, the sequence and link the writer last
     // wrote, kept in the same transaction as the records so that records
     // deleted at the tail are noticed (see `audit::chain`). Taken from the
