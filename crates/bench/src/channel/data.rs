@@ -308,8 +308,9 @@ fn event(kind: Kind, ts: i64, agent: Option<u16>) -> Event {
     }
 }
 
-/// Offers that fail (Reject or Timeout) from `start`, each ending before
-/// `before`; returns the events and the agents offered.
+/// Up to `count` offers that fail (Reject or Timeout), one after the other
+/// from `start`, each answered before `before`, to agents of the queue other
+/// than `exclude`; their events go to `events`.
 fn failed_offers(
     rng: &mut StdRng,
     queue: u8,
