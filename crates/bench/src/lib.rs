@@ -7,6 +7,9 @@
 //! - [`audit`]: the activity-log workload (`--workload audit`): writes,
 //!   one user's 30 days, free text, export and verification, in Tracklog
 //!   and in each peer.
+//! - [`channel`]: the contact-centre workload (`--workload channel`):
+//!   conversations through the channel API, the metrics dashboard query,
+//!   and the same metrics from raw events in the peers, checked to agree.
 //! - [`workload`]: the [`workload::Workload`] trait and the portal workload
 //!   (contacts, articles, sessions, interactions, cases).
 //! - [`payload`]: the events as API JSON, ClickHouse rows and COPY text.
@@ -19,6 +22,7 @@
 //! - [`runner`]: one repetition, end to end.
 
 pub mod audit;
+pub mod channel;
 pub mod ingest;
 pub mod machine;
 pub mod markdown;
@@ -76,9 +80,17 @@ pub struct BenchArgs {
     /// ...and stop after this many seconds.
     #[arg(long, default_value_t = 60)]
     pub run_seconds: u64,
-    /// The workload to generate: portal, or audit (the activity log).
+    /// The workload to generate: portal, audit (the activity log), or
+    /// channel (contact-centre conversations and the metrics dashboard).
     #[arg(long, default_value = "portal")]
     pub workload: String,
+    /// Conversations to generate for `--workload channel` (each with one
+    /// session and about 20 KPI events); `--events` does not apply to it.
+    #[arg(long, default_value_t = 100_000)]
+    pub conversations: usize,
+    /// Timed runs of the dashboard query per target, for `--workload channel`.
+    #[arg(long, default_value_t = 20)]
+    pub dashboard_runs: usize,
     /// Where the report goes.
     #[arg(long, default_value = "bench/results")]
     pub out: PathBuf,
@@ -114,6 +126,17 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<(PathBuf, PathBuf)> {
             peers: settings.peers.clone(),
         };
         return audit::run(&audit, &work_dir, &args.out).await;
+    }
+    if args.workload == "channel" {
+        let channel_settings = channel::ChannelSettings {
+            conversations: args.conversations,
+            seed: args.seed,
+            clients: args.clients,
+            dashboard_runs: args.dashboard_runs,
+            repeat: args.repeat,
+            peers: settings.peers.clone(),
+        };
+        return channel::run(channel_settings, &work_dir, &args.out, command_line()).await;
     }
     let progress = Progress::new();
     let workload = workload::workloads()

@@ -73,6 +73,8 @@ fn args(out: &Path, work_dir: &Path, peers: Vec<PeerKind>) -> BenchArgs {
         small_batch_events: 500,
         run_seconds: 30,
         workload: "portal".into(),
+        conversations: 300,
+        dashboard_runs: 3,
         out: out.to_path_buf(),
         work_dir: Some(work_dir.to_path_buf()),
     }
@@ -251,4 +253,35 @@ async fn the_audit_workload_runs_at_a_small_scale_beside_the_peers() {
     for peer in &peers {
         assert!(text.contains(&format!("Tracklog ÷ {}", peer.display_name())));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_channel_workload_agrees_with_every_peer_it_can_start() {
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("results");
+    let peers = peers_to_run();
+    let mut args = args(&out, work.path(), peers.clone());
+    args.workload = "channel".into();
+    let (markdown, json) = tracklog_bench::run_bench(args).await.unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    assert_eq!(report["dataset"]["conversations"], 300);
+    let repetition = &report["repetitions"][0];
+    assert!(repetition["ingest"]["events_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(repetition["tracklog_query"]["cells"].as_u64().unwrap() > 0);
+    let measured = repetition["peers"].as_array().unwrap();
+    assert_eq!(measured.len(), peers.len());
+    for peer in measured {
+        let agreement = &peer["agreement"];
+        assert_eq!(
+            agreement["differing"].as_u64().unwrap()
+                + agreement["only_in_tracklog"].as_u64().unwrap()
+                + agreement["only_in_peer"].as_u64().unwrap(),
+            0,
+            "{} disagrees with Tracklog: {agreement}",
+            peer["peer"]
+        );
+    }
+    let text = std::fs::read_to_string(markdown).unwrap();
+    assert!(text.contains("dashboard p50"));
 }

@@ -124,6 +124,26 @@ impl ClickHouse {
         Ok(())
     }
 
+    /// The query client, for workloads with tables of their own.
+    pub fn client(&self) -> &clickhouse::Client {
+        &self.client
+    }
+
+    /// Posts `body` as the data of `query` (an `INSERT ... FORMAT ...`).
+    pub async fn insert_raw(&self, query: &str, body: Vec<u8>) -> anyhow::Result<()> {
+        let response = self
+            .http
+            .post(&self.url)
+            .query(&[("query", query)])
+            .body(body)
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!("ClickHouse refused an insert: {}", response.text().await?);
+        }
+        Ok(())
+    }
+
     /// Compressed bytes of the table's active parts.
     async fn table_bytes(&self) -> anyhow::Result<u64> {
         let bytes = self

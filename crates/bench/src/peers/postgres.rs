@@ -106,6 +106,11 @@ impl Postgres {
         })
     }
 
+    /// The connection, for workloads with tables of their own.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// Prepares each distinct SQL text once, as a pooled application would.
     pub(crate) async fn statement(&self, sql: &str) -> anyhow::Result<Statement> {
         if let Some(statement) = self.statements.lock().expect("not poisoned").get(sql) {
