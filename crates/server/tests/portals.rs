@@ -909,14 +909,30 @@ async fn the_retention_job_purges_a_portals_old_interactions_in_the_background()
         .await;
     assert_eq!(status, 201, "{body}");
     let now = jiff::Timestamp::now();
-    let old = now.checked_sub(jiff::SignedDuration::from_hours(40 * 24)).unwrap();
-    let recent = now.checked_sub(jiff::SignedDuration::from_hours(24)).unwrap();
+    let old = now
+        .checked_sub(jiff::SignedDuration::from_hours(40 * 24))
+        .unwrap();
+    let recent = now
+        .checked_sub(jiff::SignedDuration::from_hours(24))
+        .unwrap();
     let (status, report) = admin
         .post(
             "/api/v1/interactions",
             json!([
-                interaction("old", "portal_search", Some("c-r"), "s-old", &old.to_string()),
-                interaction("new", "portal_search", Some("c-r"), "s-new", &recent.to_string()),
+                interaction(
+                    "old",
+                    "portal_search",
+                    Some("c-r"),
+                    "s-old",
+                    &old.to_string()
+                ),
+                interaction(
+                    "new",
+                    "portal_search",
+                    Some("c-r"),
+                    "s-new",
+                    &recent.to_string()
+                ),
             ]),
         )
         .await;
@@ -937,6 +953,10 @@ async fn the_retention_job_purges_a_portals_old_interactions_in_the_background()
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     };
-    assert_eq!(ids, ["new"], "the 40-day-old interaction went, the recent one stayed");
+    assert_eq!(
+        ids,
+        ["new"],
+        "the 40-day-old interaction went, the recent one stayed"
+    );
     server.stop().await;
 }
