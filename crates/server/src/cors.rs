@@ -41,6 +41,26 @@ pub async fn public_ingest_cors(
         ),
         Err(_) => false,
     };
+    answer(
+        request,
+        next,
+        origin,
+        allowed,
+        "content-type, content-encoding",
+    )
+    .await
+}
+
+/// Answers a preflight, or runs the request and adds the CORS headers when
+/// `origin` is allowed. `Vary: Origin` either way, so caches keep answers
+/// per origin.
+async fn answer(
+    request: Request,
+    next: Next,
+    origin: HeaderValue,
+    allowed: bool,
+    allow_headers: &'static str,
+) -> Response {
     if request.method() == Method::OPTIONS {
         let mut response = Response::new(Body::empty());
         *response.status_mut() = if allowed {
@@ -58,7 +78,7 @@ pub async fn public_ingest_cors(
             );
             headers.insert(
                 header::ACCESS_CONTROL_ALLOW_HEADERS,
-                HeaderValue::from_static("content-type, content-encoding"),
+                HeaderValue::from_static(allow_headers),
             );
             headers.insert(
                 header::ACCESS_CONTROL_MAX_AGE,
@@ -96,37 +116,12 @@ pub async fn channel_sdk_cors(
             .iter()
             .any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(text))
     });
-    if request.method() == Method::OPTIONS {
-        let mut response = Response::new(Body::empty());
-        *response.status_mut() = if allowed {
-            StatusCode::NO_CONTENT
-        } else {
-            StatusCode::FORBIDDEN
-        };
-        let headers = response.headers_mut();
-        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
-        if allowed {
-            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-            headers.insert(
-                header::ACCESS_CONTROL_ALLOW_METHODS,
-                HeaderValue::from_static("POST"),
-            );
-            headers.insert(
-                header::ACCESS_CONTROL_ALLOW_HEADERS,
-                HeaderValue::from_static("authorization, content-type, content-encoding"),
-            );
-            headers.insert(
-                header::ACCESS_CONTROL_MAX_AGE,
-                HeaderValue::from_static(PREFLIGHT_MAX_AGE),
-            );
-        }
-        return response;
-    }
-    let mut response = next.run(request).await;
-    let headers = response.headers_mut();
-    headers.insert(header::VARY, HeaderValue::from_static("Origin"));
-    if allowed {
-        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-    }
-    response
+    answer(
+        request,
+        next,
+        origin,
+        allowed,
+        "authorization, content-type, content-encoding",
+    )
+    .await
 }

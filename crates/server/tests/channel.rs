@@ -438,6 +438,14 @@ async fn providers_definitions_and_refusals() {
     api.post("/api/v1/channel/init", init("c1", "10:00:00", None, ""))
         .await;
     let contoso = api.get("/api/v1/providers/contoso").await;
+    let listed = api.get("/api/v1/providers").await;
+    let ids: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["contoso", "muted"]);
     assert_eq!(contoso["enable_analytics"], true);
     assert_eq!(contoso["name"], "Contoso Voice");
     // Disabling it refuses its events from then on.
