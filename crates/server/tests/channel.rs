@@ -731,12 +731,19 @@ async fn real_time_counts_live_sessions_and_agrees_with_history() {
              "events": [{"kpiEventName": "SessionClosed", "eventTimestamp": at(previous + 60_000)}]},
             {"conversationId": "p2", "providerSessionId": "p2-s",
              "events": [{"kpiEventName": "SessionClosed", "eventTimestamp": at(previous + 31_000)}]},
+            // agent-1 is signed in; agent-2 signed in and out again.
+            {"conversationId": "p1", "providerSessionId": "p1-s", "participantId": "agent-1",
+             "events": [{"kpiEventName": "AgentSignedIn", "eventTimestamp": at(now - 120_000)}]},
+            {"conversationId": "p1", "providerSessionId": "p1-s", "participantId": "agent-2",
+             "events": [{"kpiEventName": "AgentSignedIn", "eventTimestamp": at(now - 120_000)},
+                        {"kpiEventName": "AgentSignedOut", "eventTimestamp": at(now - 60_000)}]},
         ]),
     )
     .await;
     let got = snapshots(&server, &api, "interval=15m&timezone=UTC", 2).await;
     let snapshot = &got[1];
     assert_eq!(snapshot["waiting"], 1, "{snapshot}");
+    assert_eq!(snapshot["agents_signed_in"], 1, "{snapshot}");
     let waited = (now - waiting_since) as f64 / 1000.0;
     assert!(snapshot["longest_wait_seconds"].as_f64().unwrap() >= waited);
     assert_eq!(snapshot["queues"][0]["queue"], "billing");

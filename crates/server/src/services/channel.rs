@@ -12,7 +12,7 @@ use tracklog_domain::channel::alerts::{self, AlertRule, AlertState};
 use tracklog_domain::channel::definitions::{self, Definition, names};
 use tracklog_domain::channel::facts::{SessionFacts, Status};
 use tracklog_domain::channel::interval::{self, Interval};
-use tracklog_domain::channel::metrics::{self, Dimension, Metric, Series, presence_contributions};
+use tracklog_domain::channel::metrics::{self, Dimension, Metric, Series};
 use tracklog_domain::contact::RecordError;
 use tracklog_domain::ids::OrgId;
 use tracklog_domain::time::UtcMillis;
@@ -786,12 +786,10 @@ pub async fn snapshot(
             UtcMillis::from_millis(now.as_millis() - LIVE_HORIZON_MS),
         )
         .await?;
+    // An agent is signed in while their last span is open.
     let agents_signed_in = spans
         .iter()
-        .filter(|(agent, spans)| {
-            spans.iter().any(|(_, end)| end.is_none())
-                && !presence_contributions(agent, spans, Some(now)).is_empty()
-        })
+        .filter(|(_, spans)| spans.last().is_some_and(|(_, end)| end.is_none()))
         .count();
     let current_start = interval::floor(now, base.interval, &base.tz);
     let previous_start = interval::floor(
