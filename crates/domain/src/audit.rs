@@ -155,14 +155,29 @@ pub struct AuditRecord {
 /// Longest `Id` and `Operation`, in characters.
 pub const MAX_KEY_CHARS: usize = 256;
 
+/// What the server fills in for a record that leaves it out: the reference
+/// marks every field but the organisation optional, and an audit record is
+/// better kept with a server-made `Id` or time than lost.
+pub struct Receipt<'a> {
+    /// `OrganizationId` when absent: the caller's org name.
+    pub org_name: &'a str,
+    /// `CreationTime` when absent: when the record arrived.
+    pub received: UtcMillis,
+    /// Makes an `Id` for a record without one. Such a record cannot be
+    /// retried idempotently: each attempt gets a new `Id`.
+    pub new_id: &'a (dyn Fn() -> String + Sync),
+}
+
 /// Turns one untrusted item into a record, or says why not. `Category` and
-/// `Sequence` sent by a client are ignored: the server assigns them.
-/// `OrganizationId` defaults to the caller's org name.
+/// `Sequence` sent by a client are ignored: the server assigns them. A
+/// missing `OrganizationId`, `Id` or `CreationTime` is filled in from
+/// `receipt`; a missing `Operation` is empty and so of category `Other`.
 pub fn decode_record(
     raw: &str,
-    org_name: &str,
+    receipt: &Receipt<'_>,
     max_item_bytes: usize,
 ) -> Result<AuditRecord, Rejection> {
+    let org_name = receipt.org_name;
     if raw.len() > max_item_bytes {
         return Err(Rejection::item(
             Reason::ItemTooLarge,
@@ -192,21 +207,22 @@ pub fn decode_record(
             ));
         }
     }
-    for required in ["Id", "CreationTime", "Operation"] {
-        match map.get(required) {
+    for (name, fallback) in [
+        ("Id", None),
+        ("CreationTime", Some(receipt.received.to_rfc3339())),
+        ("Operation", Some(String::new())),
+    ] {
+        match map.get(name) {
             Some(Value::String(text)) if !text.trim().is_empty() => {}
             Some(Value::String(_)) | None | Some(Value::Null) => {
-                return Err(Rejection::field(
-                    Reason::MissingField,
-                    required,
-                    format!("{required} is required"),
-                ));
+                let value = fallback.unwrap_or_else(|| (receipt.new_id)());
+                map.insert(name.into(), Value::String(value));
             }
             Some(_) => {
                 return Err(Rejection::field(
                     Reason::InvalidField,
-                    required,
-                    format!("{required} must be a string"),
+                    name,
+                    format!("{name} must be a string"),
                 ));
             }
         }
@@ -306,6 +322,18 @@ pub const FIELD_NAMES: [&str; 29] = [
 ];
 
 impl AuditRecord {
+    /// The record as stored, hashed into the chain and measured against the
+    /// split threshold (§5.4): its JSON without the fields it does not have,
+    /// so that a record's size is what it says rather than 29 keys' worth
+    /// of `null`. Reads give the absent fields back as `null`.
+    pub fn stored_json(&self) -> Vec<u8> {
+        let mut value = serde_json::to_value(self).unwrap_or(Value::Null);
+        if let Value::Object(map) = &mut value {
+            map.retain(|_, v| !v.is_null());
+        }
+        serde_json::to_vec(&value).unwrap_or_default()
+    }
+
     /// The text free-text search covers: `Fields` and `Query`.
     pub fn search_text(&self) -> String {
         let mut text = String::new();
@@ -354,12 +382,24 @@ fn collect_text(value: &Value, out: &mut String) {
 mod tests {
     use super::*;
 
+    fn generated() -> String {
+        "generated".to_owned()
+    }
+
+    fn receipt(org_name: &str) -> Receipt<'_> {
+        Receipt {
+            org_name,
+            received: UtcMillis::parse_rfc3339("2026-03-02T00:00:00Z").unwrap(),
+            new_id: &generated,
+        }
+    }
+
     #[test]
     fn decodes_and_refuses_with_the_field() {
         let ok = decode_record(
             r#"{"Id":"1","CreationTime":"2026-03-01T10:00:00+01:00","Operation":"RetrieveMultiple",
                 "Category":"Delete","Sequence":99,"QueryResults":"a, b","UserType":"Admin"}"#,
-            "default",
+            &receipt("default"),
             10_000,
         )
         .unwrap();
@@ -369,13 +409,29 @@ mod tests {
         assert_eq!(ok.organization_id, "default");
         assert_eq!(ok.query_results, Some(vec!["a".into(), "b".into()]));
 
-        let missing = decode_record(r#"{"Id":"1","Operation":"Create"}"#, "o", 10_000).unwrap_err();
-        assert_eq!(missing.reason, Reason::MissingField);
-        assert_eq!(missing.field.as_deref(), Some("CreationTime"));
+        // Only the organisation is mandatory in the reference: the rest is
+        // filled in rather than the record lost.
+        let bare = decode_record(r#"{"User":"ana"}"#, &receipt("o"), 10_000).unwrap();
+        assert_eq!(bare.id, "generated");
+        assert_eq!(bare.creation_time, "2026-03-02T00:00:00.000Z");
+        assert_eq!(bare.operation, "");
+        assert_eq!(bare.category, Some(Category::Other));
+        let blank = decode_record(
+            r#"{"Id":" ","CreationTime":null,"Operation":""}"#,
+            &receipt("o"),
+            10_000,
+        )
+        .unwrap();
+        assert_eq!(
+            (blank.id.as_str(), blank.category),
+            ("generated", Some(Category::Other))
+        );
+        let number = decode_record(r#"{"Id":7}"#, &receipt("o"), 10_000).unwrap_err();
+        assert_eq!(number.field.as_deref(), Some("Id"));
 
         let bad = decode_record(
             r#"{"Id":"1","CreationTime":"2026-03-01T10:00:00Z","Operation":"Create","UserType":"Boss"}"#,
-            "o",
+            &receipt("o"),
             10_000,
         )
         .unwrap_err();
@@ -383,13 +439,13 @@ mod tests {
 
         let time = decode_record(
             r#"{"Id":"1","CreationTime":"yesterday","Operation":"Create"}"#,
-            "o",
+            &receipt("o"),
             10_000,
         )
         .unwrap_err();
         assert_eq!(time.field.as_deref(), Some("CreationTime"));
         assert_eq!(
-            decode_record("[]", "o", 10).unwrap_err().reason,
+            decode_record("[]", &receipt("o"), 10).unwrap_err().reason,
             Reason::NotAnObject
         );
     }
@@ -417,7 +473,7 @@ mod tests {
             if let Some(op) = operation { map.insert("Operation".into(), Value::String(op)); }
             if let Some(t) = user_type { map.insert("UserType".into(), Value::String(t)); }
             let raw = Value::Object(map).to_string();
-            if let Ok(record) = decode_record(&raw, "default", 64 * 1024) {
+            if let Ok(record) = decode_record(&raw, &receipt("default"), 64 * 1024) {
                 proptest::prop_assert_eq!(record.category, Some(categorise(&record.operation)));
                 proptest::prop_assert_eq!(record.sequence, None);
                 proptest::prop_assert!(UtcMillis::parse_rfc3339(&record.creation_time).is_ok());

@@ -435,6 +435,7 @@ impl Config {
             wal_autocheckpoint_pages: self.storage.wal_autocheckpoint_pages,
             checkpoint_interval: Duration::from_millis(self.storage.checkpoint_interval_ms.max(10)),
             audit_split_threshold_bytes: self.audit.split_threshold_bytes,
+            ..SqliteOptions::default()
         }
     }
 }

@@ -93,7 +93,7 @@ async fn records_flow_in_every_body_shape_with_one_outcome_each() {
     // An array with a bad item and an excluded message.
     let batch = json!([
         record("r1", "RetrieveMultiple", 1),
-        {"Id": "bad", "Operation": "Create"},
+        {"Id": "bad", "Operation": "Create", "CreationTime": "yesterday"},
         record("r2", "WhoAmI", 2),
         record("r3", "Create", 3),
     ]);
@@ -103,11 +103,36 @@ async fn records_flow_in_every_body_shape_with_one_outcome_each() {
     assert_eq!(report["duplicates"], 0);
     assert_eq!(report["excluded"], 1);
     assert_eq!(report["excluded_items"][0]["index"], 2);
+    assert_eq!(report["excluded_items"][0]["outcome"], "excluded");
     assert_eq!(report["excluded_items"][0]["reason"], "excluded_message");
     assert_eq!(report["rejected"][0]["index"], 1);
     assert_eq!(report["rejected"][0]["id"], "bad");
-    assert_eq!(report["rejected"][0]["reason"], "missing_field");
+    assert_eq!(report["rejected"][0]["reason"], "invalid_field");
     assert_eq!(report["rejected"][0]["field"], "CreationTime");
+    assert_eq!(
+        report["outcomes"],
+        json!(["accepted", "rejected", "excluded", "accepted"])
+    );
+
+    // Only the organisation is mandatory in the reference: a record without
+    // Id, CreationTime or Operation is kept, with the server's Id and time,
+    // and an empty operation is of category Other.
+    let before = tracklog_domain::time::UtcMillis::now();
+    let (status, report) = post(&server, &writer, &json!({"User": "nobody", "Message": "x"})).await;
+    assert_eq!(
+        (status.as_u16(), &report["accepted"]),
+        (200, &json!(1)),
+        "{report}"
+    );
+    let (_, found) = get(&server, &reader, "/api/v1/audit/search?user=nobody").await;
+    let kept = &found["items"][0];
+    assert_eq!(kept["Category"], "Other");
+    assert_eq!(kept["Operation"], "");
+    assert_eq!(kept["Id"].as_str().unwrap().len(), 36, "{kept}");
+    let time =
+        tracklog_domain::time::UtcMillis::parse_rfc3339(kept["CreationTime"].as_str().unwrap())
+            .unwrap();
+    assert!(time >= before && time <= tracklog_domain::time::UtcMillis::now());
 
     // NDJSON, gzip-compressed, with a retry of r1: stored once.
     let ndjson = format!(
@@ -142,8 +167,9 @@ async fn records_flow_in_every_body_shape_with_one_outcome_each() {
     assert_eq!(status, 200);
     let (_, stored) = get(&server, &reader, "/api/v1/audit/records/r5").await;
     assert_eq!(stored["Category"], "ReadMultiple");
-    // The two policies' creations are records 1 and 2.
-    assert_eq!(stored["Sequence"], 6);
+    // The two policies' creations are records 1 and 2, then r1, r3, the
+    // record without an Id, and r4.
+    assert_eq!(stored["Sequence"], 7);
     assert_eq!(stored["OrganizationId"], "default");
     assert_eq!(stored["Fields"]["name"]["new"], "Ana r5");
 
@@ -307,6 +333,37 @@ async fn large_records_are_split_reassembled_exactly_and_missing_parts_reported(
         page["items"][0]["integrity"]["missing_parts"],
         json!([1, 3])
     );
+    // With every part gone, the record still says how many are missing.
+    db(&server).execute("DELETE FROM audit_parts", []).unwrap();
+    let (_, gone) = get(&server, &auth, "/api/v1/audit/records/big").await;
+    let total = gone["integrity"]["total_parts"].as_u64().unwrap();
+    assert_eq!(total, parts as u64);
+    assert_eq!(
+        gone["integrity"]["missing_parts"],
+        json!((0..total).collect::<Vec<_>>())
+    );
+
+    // The threshold applies to the record's size as stored, without padding
+    // for the fields it does not have: 2.9 KB as sent stays whole, 3.3 KB is
+    // split.
+    for (id, size, split) in [("under", 2_900, false), ("over", 3_300, true)] {
+        let mut item = record(id, "Update", 2);
+        item["Fields"] = json!({ "n": "" });
+        let base = item.to_string().len();
+        item["Fields"] = json!({ "n": "x".repeat(size - base) });
+        assert_eq!(item.to_string().len(), size);
+        post(&server, &auth, &item).await;
+        let stored_parts: i64 = db(&server)
+            .query_row("SELECT parts FROM audit_log WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(stored_parts > 0, split, "{id}: {stored_parts} parts");
+        let (_, back) = get(&server, &auth, &format!("/api/v1/audit/records/{id}")).await;
+        assert_eq!(back["Fields"], item["Fields"]);
+        assert_eq!(back["CorrelationId"].is_null(), !split, "{back}");
+        assert!(back["UserAgent"].is_null() && back.get("UserAgent").is_some());
+    }
 }
 
 #[tokio::test]
@@ -504,6 +561,14 @@ async fn reports_count_over_time() {
             {"start": "2026-03-02T00:00:00.000Z", "count": 2},
         ])
     );
+    // The names as PRODUCT.md and the reference write them work too.
+    let (status, spaced) = get(
+        &server,
+        &auth,
+        "/api/v1/audit/reports/Signed%20in%20or%20out?from=2026-03-01T00:00:00Z",
+    )
+    .await;
+    assert_eq!((status.as_u16(), &spaced["count"]), (200, &json!(3)));
     let (status, _) = get(&server, &auth, "/api/v1/audit/reports/nope").await;
     assert_eq!(status, 404);
     let (status, _) = get(
@@ -830,4 +895,61 @@ async fn retention_is_set_per_org_through_the_api_and_the_purge_keeps_the_chain_
     assert_eq!(first_change["old"]["retention_days"], 90, "{first_change}");
     assert_eq!(first_change["new"]["retention_days"], 7, "{first_change}");
     server.stop().await;
+}
+
+/// Fails to sign in to Tracklog's pages as `name`, through the form with its
+/// CSRF double-submit cookie.
+async fn failed_sign_in(server: &TestServer, name: &str) {
+    let form = server.http.get(server.url("/login")).send().await.unwrap();
+    let cookie = form
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("tracklog_login_csrf="))
+        .and_then(|v| v.split(';').next())
+        .unwrap()
+        .to_owned();
+    let html = form.text().await.unwrap();
+    let token = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let response = server
+        .http
+        .post(server.url("/login"))
+        .header("Cookie", cookie)
+        .form(&[
+            ("username", name),
+            ("password", "not the password"),
+            ("csrf", &token),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+}
+
+#[tokio::test]
+async fn tracklogs_own_sign_ins_follow_user_access_auditing() {
+    let server = TestServer::start().await;
+    let admin = basic(&server.policy("admin", "read,manage").await);
+    let (_, mut settings) = get(&server, &admin, "/api/v1/audit/settings").await;
+    settings["user_access_auditing"] = json!(false);
+    let (status, _) = put(&server, &admin, "/api/v1/audit/settings", &settings).await;
+    assert_eq!(status, 200);
+    failed_sign_in(&server, "mallory").await;
+    let search = "/api/v1/audit/search?operation=SignInFailed";
+    let (_, page) = get(&server, &admin, search).await;
+    assert_eq!(page["count"], 0, "user access auditing is off");
+
+    settings["user_access_auditing"] = json!(true);
+    put(&server, &admin, "/api/v1/audit/settings", &settings).await;
+    failed_sign_in(&server, "mallory").await;
+    let (_, page) = get(&server, &admin, search).await;
+    assert_eq!(page["count"], 1);
+    assert_eq!(page["items"][0]["User"], "mallory");
+    assert_eq!(page["items"][0]["ResultStatus"], "Failed");
 }

@@ -20,11 +20,10 @@ pub struct Predicate {
     pub entities: &'static [&'static str],
     /// `EntityName` is none of these.
     pub not_entities: &'static [&'static str],
-    /// `Some(true)`: the entity name has a publisher prefix (`new_project`);
-    /// `Some(false)`: it has none.
+    /// `Some(true)`: a custom entity, whose name has a publisher prefix
+    /// (`new_project`) other than the product's own ([`PRODUCT_PREFIXES`]);
+    /// `Some(false)`: any other entity.
     pub custom_entity: Option<bool>,
-    /// `EntityName` starts with none of these (out-of-box solution prefixes).
-    pub not_entity_prefixes: &'static [&'static str],
     /// `ServiceName` is one of these.
     pub services: &'static [&'static str],
 }
@@ -36,7 +35,6 @@ const ANY: Predicate = Predicate {
     entities: &[],
     not_entities: &[],
     custom_entity: None,
-    not_entity_prefixes: &[],
     services: &[],
 };
 
@@ -94,8 +92,9 @@ pub const ADMIN_ENTITIES: &[&str] = &[
     "org",
 ];
 
-/// Prefixes of solution entities shipped with the product.
-const PRODUCT_PREFIXES: &[&str] = &["msdyn_", "adx_", "mspp_", "msdynce_", "audit_"];
+/// Prefixes of solution entities shipped with the product: such an entity is
+/// not custom, so it falls to "accessed other entity type" unless listed.
+pub const PRODUCT_PREFIXES: &[&str] = &["msdyn_", "adx_", "mspp_", "msdynce_", "audit_"];
 
 /// One preconfigured report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,7 +122,6 @@ pub const REPORTS: [Report; 9] = [
         predicate: Predicate {
             has_entity: true,
             custom_entity: Some(true),
-            not_entity_prefixes: PRODUCT_PREFIXES,
             ..ANY
         },
     },
@@ -254,9 +252,40 @@ const OTHER_EXCLUDES: &[&str] = &[
     "org",
 ];
 
-/// Finds a report by its URL name.
+/// Whether a lower-case entity name is a custom entity's.
+pub fn is_custom(lower: &str) -> bool {
+    lower.contains('_') && !PRODUCT_PREFIXES.iter().any(|p| lower.starts_with(p))
+}
+
+/// Finds a report by its URL name, or by its name or title as the reference
+/// writes it: case, spaces, `_` and `-` do not matter, so
+/// `Accessed out-of-box entity` finds `accessed-out-of-box-entity`. The
+/// reference's product-specific title of the admin-center report is
+/// accepted too.
 pub fn report(name: &str) -> Option<&'static Report> {
-    REPORTS.iter().find(|r| r.name == name)
+    let wanted = slug(name);
+    let wanted = match wanted.as_str() {
+        "accessed-dynamics-365-admin-center" => "accessed-admin-center".to_owned(),
+        _ => wanted,
+    };
+    REPORTS
+        .iter()
+        .find(|r| r.name == wanted || slug(r.title) == wanted)
+}
+
+/// Lower case, with every run of spaces, `_` and `-` made one `-`.
+fn slug(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.trim().chars() {
+        if c == ' ' || c == '_' || c == '-' {
+            if !out.ends_with('-') {
+                out.push('-');
+            }
+        } else {
+            out.extend(c.to_lowercase());
+        }
+    }
+    out
 }
 
 fn one_of(list: &[&str], value: &str) -> bool {
@@ -281,10 +310,7 @@ impl Predicate {
             && entity.is_none_or(|e| !one_of(self.not_entities, e))
             && self
                 .custom_entity
-                .is_none_or(|custom| lower.as_deref().is_some_and(|e| e.contains('_') == custom))
-            && lower
-                .as_deref()
-                .is_none_or(|e| !self.not_entity_prefixes.iter().any(|p| e.starts_with(p)))
+                .is_none_or(|custom| lower.as_deref().is_some_and(|e| is_custom(e) == custom))
             && (self.services.is_empty() || one_of(self.services, service))
     }
 }
@@ -313,10 +339,27 @@ mod tests {
     #[test]
     fn nine_reports_with_distinct_names() {
         let mut names: Vec<_> = REPORTS.iter().map(|r| r.name).collect();
+        names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), 9);
         assert!(report("signed-in-or-out").is_some());
         assert!(report("nope").is_none());
+        // As the reference and PRODUCT.md write them.
+        for (asked, found) in [
+            ("accessed out-of-box entity", "accessed-out-of-box-entity"),
+            ("Accessed Custom Entity", "accessed-custom-entity"),
+            ("signed_in_or_out", "signed-in-or-out"),
+            (
+                "Accessed Dynamics 365 admin center",
+                "accessed-admin-center",
+            ),
+            (
+                "Performed bulk actions (such as delete and import)",
+                "performed-bulk-actions",
+            ),
+        ] {
+            assert_eq!(report(asked).map(|r| r.name), Some(found), "{asked}");
+        }
     }
 
     #[test]
@@ -329,9 +372,11 @@ mod tests {
             reports_of(&record("Update", Some("new_project"), None)),
             ["accessed-custom-entity"]
         );
+        // A product solution's entity is neither out-of-box nor custom: the
+        // reference makes "other" the report for the rest.
         assert_eq!(
             reports_of(&record("Update", Some("msdyn_workorder"), None)),
-            Vec::<&str>::new()
+            ["accessed-other-entity-type"]
         );
         assert_eq!(
             reports_of(&record("Create", Some("systemuser"), None)),

@@ -15,7 +15,7 @@ use tracklog_domain::audit::chain::Verification;
 use tracklog_domain::audit::format::Format;
 use tracklog_domain::audit::reports::{REPORTS, report};
 use tracklog_domain::audit::settings::{EntityAuditSettings, OrgAuditSettings};
-use tracklog_domain::audit::{Category, decode_record};
+use tracklog_domain::audit::{Category, Receipt, decode_record};
 use tracklog_domain::auth::Right;
 use tracklog_domain::ingest::{BodyError, RawItem, Rejection, split_items};
 use tracklog_domain::time::UtcMillis;
@@ -91,11 +91,17 @@ pub async fn post_records(
         ApiError::from(e)
     })?;
     let org = org_name(&state, &principal).await?;
+    let new_id = || uuid::Uuid::new_v4().to_string();
+    let receipt = Receipt {
+        org_name: &org,
+        received: UtcMillis::now(),
+        new_id: &new_id,
+    };
     let mut records = Vec::with_capacity(items.len());
     let mut rejected = Vec::new();
     for (index, item) in items.into_iter().enumerate() {
         let decoded = match item {
-            RawItem::Json(raw) => decode_record(raw.get(), &org, state.limits.max_item_bytes)
+            RawItem::Json(raw) => decode_record(raw.get(), &receipt, state.limits.max_item_bytes)
                 .map_err(|r| {
                     let id = serde_json::from_str::<Value>(raw.get())
                         .ok()

@@ -66,6 +66,8 @@ pub fn load_or_create_key(data_dir: &Path) -> anyhow::Result<SigningKey> {
 pub struct Excluded {
     pub index: usize,
     pub id: String,
+    /// Always `excluded`, the outcome §5.3 names.
+    pub outcome: &'static str,
     #[serde(serialize_with = "reason_code")]
     pub reason: ExclusionReason,
 }
@@ -88,6 +90,9 @@ pub struct AuditIngestReport {
     /// Which, and why (`excluded_message`, `read_auditing_off`, ...).
     #[schema(value_type = Vec<Object>)]
     pub excluded_items: Vec<Excluded>,
+    /// Each item's outcome in request order: `accepted` (a retry of a
+    /// stored record included), `rejected` or `excluded`.
+    pub outcomes: Vec<&'static str>,
 }
 
 /// Applies the org's settings to decoded records (with their batch index)
@@ -110,6 +115,16 @@ pub async fn ingest(
     };
     let mut kept = Vec::with_capacity(records.len());
     let mut excluded = Vec::new();
+    let items = records
+        .iter()
+        .map(|(index, _)| index + 1)
+        .chain(rejected.iter().map(|r| r.index + 1))
+        .max()
+        .unwrap_or(0);
+    let mut outcomes = vec!["accepted"; items];
+    for rejection in &rejected {
+        outcomes[rejection.index] = "rejected";
+    }
     for (index, record) in records {
         let entity = record
             .entity_name
@@ -131,9 +146,13 @@ pub async fn ingest(
             Decision::Exclude(reason) => excluded.push(Excluded {
                 index,
                 id: record.id,
+                outcome: "excluded",
                 reason,
             }),
         }
+    }
+    for item in &excluded {
+        outcomes[item.index] = "excluded";
     }
     let count = kept.len();
     let stored = if kept.is_empty() {
@@ -148,6 +167,7 @@ pub async fn ingest(
         rejected,
         excluded: excluded.len(),
         excluded_items: excluded,
+        outcomes,
     })
 }
 

@@ -2,6 +2,7 @@
 //! record with the PRODUCT.md §5.1 fields Tracklog knows.
 
 use serde_json::Value;
+use tracklog_domain::audit::settings::USER_ACCESS_OPERATIONS;
 use tracklog_domain::audit::{AuditRecord, UserType};
 use tracklog_domain::ids::OrgId;
 use tracklog_domain::time::UtcMillis;
@@ -41,7 +42,21 @@ pub struct Action<'a> {
 
 /// Writes the record. A failure to audit is logged loudly but does not undo
 /// the action, which has already happened.
+///
+/// Sign-ins and sign-outs to Tracklog's own pages follow the org's
+/// `auditing_enabled` and `user_access_auditing`, like those sent by clients;
+/// management actions are always recorded.
 pub async fn record(stores: &Stores, org: OrgId, actor: &Actor, action: Action<'_>) {
+    if USER_ACCESS_OPERATIONS.contains(&action.operation) {
+        match stores.audit.audit_settings(org).await {
+            Ok(settings) if !(settings.auditing_enabled && settings.user_access_auditing) => {
+                return;
+            }
+            Ok(_) => {}
+            // Record rather than lose it when the settings cannot be read.
+            Err(error) => tracing::warn!(%error, "could not read the org's audit settings"),
+        }
+    }
     let org_name = match stores.meta.org_by_id(org).await {
         Ok(Some(found)) => found.name.to_string(),
         _ => org.0.to_string(),

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use tracklog_domain::audit::chain::{ChainRow, Checkpoint, GENESIS, link};
-use tracklog_domain::audit::reports::Predicate;
+use tracklog_domain::audit::reports::{PRODUCT_PREFIXES, Predicate};
 use tracklog_domain::audit::settings::{EntityAuditSettings, OrgAuditSettings};
 use tracklog_domain::audit::split::{self, Part, ReassemblyError, sha256};
 use tracklog_domain::audit::{AuditRecord, Category, categorise};
@@ -109,11 +109,11 @@ fn insert(
     threshold: usize,
 ) -> Result<[u8; 32], StoreError> {
     let sequence = record.sequence.unwrap_or_default();
-    let mut json = serde_json::to_vec(&*record).map_err(internal)?;
+    let mut json = record.stored_json();
     if json.len() > threshold && record.correlation_id.is_none() {
         // The parts share the record's CorrelationId; give it one.
         record.correlation_id = Some(uuid_like(previous, sequence));
-        json = serde_json::to_vec(&*record).map_err(internal)?;
+        json = record.stored_json();
     }
     let digest = sha256(&json);
     let hash = link(previous, sequence, &digest);
@@ -334,8 +334,10 @@ fn read_parts(
     let result = split::reassemble(parts);
     Ok(result.map_err(|error| PartsIntegrity {
         total_parts: total,
+        // The row's count of parts is authoritative: with every part gone,
+        // the parts themselves can no longer say how many there were.
         missing_parts: match error {
-            ReassemblyError::MissingParts(missing) => missing,
+            ReassemblyError::MissingParts(missing) if !present.is_empty() => missing,
             _ => split::missing_indexes(&present, total),
         },
         digest_matches: false,
@@ -430,28 +432,95 @@ fn predicate_sql(predicate: &Predicate, w: &mut Where) {
         );
     }
     if let Some(custom) = predicate.custom_entity {
-        w.push(
-            "(entity_name IS NOT NULL AND (instr(entity_name, '_') > 0) = ?)",
-            [SqlValue::Integer(i64::from(custom))],
-        );
-    }
-    if !predicate.not_entity_prefixes.is_empty() {
-        let ors: Vec<String> = predicate
-            .not_entity_prefixes
+        // `reports::is_custom`: a publisher prefix that is not the product's.
+        let product: Vec<String> = PRODUCT_PREFIXES
             .iter()
             .map(|p| format!("substr(lower(entity_name), 1, {}) = ?", p.chars().count()))
             .collect();
         w.push(
-            &format!("(entity_name IS NULL OR NOT ({}))", ors.join(" OR ")),
-            predicate
-                .not_entity_prefixes
+            &format!(
+                "(entity_name IS NOT NULL AND (instr(entity_name, '_') > 0 AND NOT ({})) = ?)",
+                product.join(" OR ")
+            ),
+            PRODUCT_PREFIXES
                 .iter()
-                .map(|p| SqlValue::Text(p.to_ascii_lowercase())),
+                .map(|p| SqlValue::Text(p.to_ascii_lowercase()))
+                .chain([SqlValue::Integer(i64::from(custom))]),
         );
     }
     w.in_list("lower(service_name)", false, predicate.services);
 }
 
+/// Where the rows of a search come from. Below
+/// [`SqliteOptions::audit_fts_driven_below`](super::SqliteOptions) free-text
+/// matches (20,000 by default), a search starts from the FTS index: it looks
+/// up each match, sorts, and takes the page. From that many on, it walks the
+/// time-ordered index and keeps the rows that match, which reaches a page
+/// after about `page × rows ÷ matches` rows. Either way the work is bounded
+/// by about that many rows.
+enum Source {
+    /// `audit_log` alone, through whichever index suits the filter.
+    Log,
+    /// Free text with few matches: FTS5's matches joined to their rows.
+    FtsDriven(String),
+    /// Free text with many matches: `audit_log` in time order, each row
+    /// checked against FTS5's matches.
+    FtsFiltered(String),
+}
+
+impl Source {
+    /// Chooses for `filter`, asking FTS5 for at most `below` matches to tell
+    /// few from many.
+    fn choose(conn: &Connection, filter: &AuditFilter, below: i64) -> Result<Self, StoreError> {
+        let Some(query) = filter.q.as_deref().and_then(fts_query) else {
+            return Ok(Source::Log);
+        };
+        let matches: i64 = conn
+            .prepare_cached(
+                "SELECT count(*) FROM (SELECT 1 FROM audit_fts WHERE audit_fts MATCH ?1 LIMIT ?2)",
+            )
+            .and_then(|mut s| s.query_row(params![query, below], |r| r.get(0)))
+            .map_err(fts_or_sql)?;
+        Ok(if matches < below {
+            Source::FtsDriven(query)
+        } else {
+            Source::FtsFiltered(query)
+        })
+    }
+
+    /// The FROM clause, and the match against FTS5 added to `w`. The
+    /// CROSS JOIN fixes FTS5 as the outer loop; `audit_log`'s columns stay
+    /// unqualified because FTS5's only column is `body`.
+    fn from(&self, w: &mut Where) -> &'static str {
+        match self {
+            Source::Log => "audit_log",
+            Source::FtsDriven(query) => {
+                w.push("audit_fts MATCH ?", [SqlValue::Text(query.clone())]);
+                "audit_fts CROSS JOIN audit_log ON audit_log.rid = audit_fts.rowid"
+            }
+            Source::FtsFiltered(query) => {
+                w.push(
+                    "rid IN (SELECT rowid FROM audit_fts WHERE audit_fts MATCH ?)",
+                    [SqlValue::Text(query.clone())],
+                );
+                "audit_log"
+            }
+        }
+    }
+
+    /// The FROM clause for counting. A count visits every match whatever the
+    /// plan, and visiting them in FTS5's rowid order (which is the table's)
+    /// is cheaper than probing each row of the org against a list of them.
+    fn count_from(&self, w: &mut Where) -> &'static str {
+        match self {
+            Source::FtsFiltered(query) => Source::FtsDriven(query.clone()).from(w),
+            other => other.from(w),
+        }
+    }
+}
+
+/// The filter as SQL over `audit_log`'s columns, without the free text,
+/// which [`Source`] adds.
 fn filter_sql(org: OrgId, filter: &AuditFilter) -> Where {
     let mut w = Where::default();
     w.push("org_id = ?", [SqlValue::Integer(org.0)]);
@@ -473,12 +542,6 @@ fn filter_sql(org: OrgId, filter: &AuditFilter) -> Where {
     w.text("entity_id", &filter.entity_id);
     w.text("result_status", &filter.result_status);
     w.text("client_ip", &filter.client_ip);
-    if let Some(query) = filter.q.as_deref().and_then(fts_query) {
-        w.push(
-            "rid IN (SELECT rowid FROM audit_fts WHERE audit_fts MATCH ?)",
-            [SqlValue::Text(query)],
-        );
-    }
     if let Some(predicate) = &filter.report {
         predicate_sql(predicate, &mut w);
     }
@@ -567,28 +630,35 @@ impl AuditStore for SqliteStore {
         cursor: Option<Cursor>,
         with_count: bool,
     ) -> Result<AuditPage, StoreError> {
+        let below = self.inner.audit_fts_driven_below;
         self.read(move |conn| {
+            let source = Source::choose(conn, &filter, below)?;
             let base = filter_sql(org, &filter);
             let count = if with_count {
-                let sql = format!("SELECT count(*) FROM audit_log WHERE {}", base.sql());
+                let mut w = Where {
+                    clauses: base.clauses.clone(),
+                    values: base.values.clone(),
+                };
+                let from = source.count_from(&mut w);
+                let sql = format!("SELECT count(*) FROM {from} WHERE {}", w.sql());
                 let n: i64 = conn
                     .prepare_cached(&sql)
-                    .and_then(|mut s| {
-                        s.query_row(params_from_iter(base.values.iter()), |r| r.get(0))
-                    })
+                    .and_then(|mut s| s.query_row(params_from_iter(w.values.iter()), |r| r.get(0)))
                     .map_err(fts_or_sql)?;
                 Some(n as u64)
             } else {
                 None
             };
-            let mut page = Where {
-                clauses: base.clauses.clone(),
-                values: base.values.clone(),
-            };
+            let mut page = base;
+            let from = source.from(&mut page);
             if let Some(cursor) = cursor {
+                // Spelled out rather than as the row value `(creation_time,
+                // seq) < (?, ?)` so that the planner bounds the index range
+                // on creation_time after any equality columns.
                 page.push(
-                    "(creation_time, seq) < (?, ?)",
+                    "creation_time <= ? AND (creation_time < ? OR seq < ?)",
                     [
+                        SqlValue::Integer(cursor.time),
                         SqlValue::Integer(cursor.time),
                         SqlValue::Integer(cursor.seq),
                     ],
@@ -596,7 +666,7 @@ impl AuditStore for SqliteStore {
             }
             page.values.push(SqlValue::Integer(limit as i64 + 1));
             let sql = format!(
-                "SELECT {HIT_COLUMNS}, creation_time FROM audit_log WHERE {}
+                "SELECT {HIT_COLUMNS}, creation_time FROM {from} WHERE {}
                  ORDER BY creation_time DESC, seq DESC LIMIT ?",
                 page.sql()
             );
@@ -651,11 +721,14 @@ impl AuditStore for SqliteStore {
         bucket_ms: i64,
     ) -> Result<Vec<(i64, u64)>, StoreError> {
         let bucket_ms = bucket_ms.max(1);
+        let below = self.inner.audit_fts_driven_below;
         self.read(move |conn| {
+            let source = Source::choose(conn, &filter, below)?;
             let mut w = filter_sql(org, &filter);
+            let from = source.count_from(&mut w);
             let sql = format!(
                 "SELECT (creation_time - (creation_time % ?1 + ?1) % ?1) AS bucket, count(*)
-                 FROM audit_log WHERE {} GROUP BY bucket ORDER BY bucket",
+                 FROM {from} WHERE {} GROUP BY bucket ORDER BY bucket",
                 w.sql()
             );
             // ?1 is the bucket; the filter's values follow it.
@@ -1199,6 +1272,72 @@ mod tests {
             .unwrap();
         assert_eq!(next[0].as_ref().unwrap().sequence, Some(2));
         crate::Lifecycle::close(&store).await;
+    }
+
+    /// A free-text search answers the same whether it starts from the FTS
+    /// index or walks the log in time order.
+    #[tokio::test]
+    async fn free_text_answers_the_same_from_either_side() {
+        let words = ["amber", "birch", "cedar"];
+        let records: Vec<AuditRecord> = (0..60)
+            .map(|i| AuditRecord {
+                id: format!("r{i}"),
+                // Out of arrival order, with ties broken by sequence.
+                creation_time: UtcMillis::from_millis(1_700_000_000_000 + (i * 7 % 20) * 60_000)
+                    .to_rfc3339(),
+                operation: if i % 2 == 0 { "Update" } else { "Retrieve" }.into(),
+                user: Some(format!("u{}", i % 3)),
+                fields: Some(serde_json::json!({ "note": words[(i % 3) as usize] })),
+                query: (i % 5 == 0).then(|| "amber".to_owned()),
+                ..AuditRecord::default()
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for below in [0, i64::MAX] {
+            let dir = tempfile::tempdir().unwrap();
+            let options = super::super::SqliteOptions {
+                audit_fts_driven_below: below,
+                ..super::super::SqliteOptions::default()
+            };
+            let store =
+                SqliteStore::open(dir.path(), options, crate::StoreMetrics::default()).unwrap();
+            store.append_audit(OrgId(1), records.clone()).await.unwrap();
+            let mut seen = Vec::new();
+            for (q, user) in [("amber", None), ("birch", Some("u1")), ("cedar nope", None)] {
+                let filter = AuditFilter {
+                    q: Some(q.into()),
+                    user: user.map(Into::into),
+                    ..AuditFilter::default()
+                };
+                let mut cursor = None;
+                let mut ids = Vec::new();
+                let mut counts = Vec::new();
+                loop {
+                    let page = store
+                        .search_audit(OrgId(1), filter.clone(), 4, cursor, true)
+                        .await
+                        .unwrap();
+                    counts.push(page.count);
+                    ids.extend(page.items.into_iter().map(|h| h.record.id));
+                    cursor = page.next_cursor;
+                    if cursor.is_none() {
+                        break;
+                    }
+                }
+                let histogram = store
+                    .audit_histogram(OrgId(1), filter, 600_000)
+                    .await
+                    .unwrap();
+                seen.push((q, ids, counts, histogram));
+            }
+            crate::Lifecycle::close(&store).await;
+            answers.push(seen);
+        }
+        assert_eq!(answers[0], answers[1]);
+        let amber = &answers[0][0];
+        assert_eq!(amber.1.len(), 28, "every 3rd note and every 5th query");
+        assert!(amber.2.iter().all(|c| *c == Some(28)));
+        assert!(answers[0][2].1.is_empty());
     }
 
     proptest::proptest! {

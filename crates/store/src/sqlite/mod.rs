@@ -64,6 +64,9 @@ pub struct SqliteOptions {
     pub checkpoint_interval: Duration,
     /// Audit records whose JSON is longer than this are stored as parts.
     pub audit_split_threshold_bytes: usize,
+    /// Free-text searches with fewer matches than this start from the FTS
+    /// index; the others walk the log in time order (see `audit::Source`).
+    pub audit_fts_driven_below: i64,
 }
 
 impl Default for SqliteOptions {
@@ -78,6 +81,7 @@ impl Default for SqliteOptions {
             wal_autocheckpoint_pages: 16_384,
             checkpoint_interval: Duration::from_millis(500),
             audit_split_threshold_bytes: 3072,
+            audit_fts_driven_below: 20_000,
         }
     }
 }
@@ -99,6 +103,7 @@ struct Inner {
     checkpointer: Mutex<checkpoint::Checkpointer>,
     metrics: StoreMetrics,
     audit_split_threshold: usize,
+    audit_fts_driven_below: i64,
 }
 
 impl SqliteStore {
@@ -172,6 +177,7 @@ impl SqliteStore {
                 checkpointer: Mutex::new(checkpointer),
                 metrics,
                 audit_split_threshold: options.audit_split_threshold_bytes.max(64),
+                audit_fts_driven_below: options.audit_fts_driven_below,
             }),
         })
     }

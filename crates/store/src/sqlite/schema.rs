@@ -397,6 +397,17 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     INSERT OR IGNORE INTO audit_heads (org_id, seq, hash)
     SELECT org_id, seq, hash FROM audit_anchors;
     "#,
+    // 7: the activity log's filter indexes end in `seq` as well, so that a
+    // search for one user, entity or operation reads its page newest first
+    // straight off the index instead of walking every record in time order.
+    r#"
+    DROP INDEX audit_log_by_user;
+    DROP INDEX audit_log_by_entity;
+    DROP INDEX audit_log_by_operation;
+    CREATE INDEX audit_log_by_user ON audit_log(org_id, user_name, creation_time, seq);
+    CREATE INDEX audit_log_by_entity ON audit_log(org_id, entity_name, creation_time, seq);
+    CREATE INDEX audit_log_by_operation ON audit_log(org_id, operation, creation_time, seq);
+    "#,
 ];
 
 /// The schema version this build writes.
