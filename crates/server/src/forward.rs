@@ -208,7 +208,12 @@ impl Sink {
                 }
                 let mut frames = String::new();
                 for hit in hits {
-                    frames.push_str(&octet_frame(&syslog(&hit.record, hostname)));
+                    let damage = hit.integrity.as_ref().map(ToString::to_string);
+                    frames.push_str(&octet_frame(&syslog(
+                        &hit.record,
+                        hostname,
+                        damage.as_deref(),
+                    )));
                 }
                 let stream = connection.as_mut().expect("connected above");
                 let written = stream.write_all(frames.as_bytes()).await;
@@ -219,7 +224,8 @@ impl Sink {
                 Ok(())
             }
             Sink::Webhook { url, secret, http } => {
-                let records: Vec<_> = hits.iter().map(|h| &h.record).collect();
+                let records: Vec<serde_json::Value> =
+                    hits.iter().map(crate::api::audit::hit_json).collect();
                 let body = serde_json::to_vec(&records)?;
                 let response = http
                     .post(url.as_str())

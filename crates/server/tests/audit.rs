@@ -333,6 +333,24 @@ async fn large_records_are_split_reassembled_exactly_and_missing_parts_reported(
         page["items"][0]["integrity"]["missing_parts"],
         json!([1, 3])
     );
+    // Exports carry the damage too.
+    let (_, lines) = get_text(
+        &server,
+        &auth,
+        "/api/v1/audit/export?format=jsonl&operation=RetrieveMultiple",
+    )
+    .await;
+    let exported: Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
+    assert_eq!(exported["integrity"]["missing_parts"], json!([1, 3]));
+    let (_, csv) = get_text(
+        &server,
+        &auth,
+        "/api/v1/audit/export?format=csv&operation=RetrieveMultiple",
+    )
+    .await;
+    assert!(csv.lines().next().unwrap().ends_with(",Integrity"), "{csv}");
+    assert!(csv.contains("parts missing (index 1, 3)"), "{csv}");
+
     // With every part gone, the record still says how many are missing.
     db(&server).execute("DELETE FROM audit_parts", []).unwrap();
     let (_, gone) = get(&server, &auth, "/api/v1/audit/records/big").await;

@@ -399,16 +399,7 @@ pub struct AuditFilter {
     pub until_sequence: Option<i64>,
 }
 
-/// What is wrong with a split record that could not be read back whole.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PartsIntegrity {
-    pub total_parts: u32,
-    /// 0-based indexes of the parts that are gone.
-    pub missing_parts: Vec<u32>,
-    /// False when every part is there but the bytes do not hash to the
-    /// digest the parts carry.
-    pub digest_matches: bool,
-}
+pub use tracklog_domain::audit::split::PartsIntegrity;
 
 /// One record as read back. When a split record cannot be reassembled,
 /// `record` holds only what the searchable columns know and `integrity`

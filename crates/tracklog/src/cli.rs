@@ -792,7 +792,11 @@ async fn export(
             .search_audit(org, filter.clone(), 1000, cursor, false)
             .await?;
         for hit in &page.items {
-            sink.write_all(format.line(&hit.record, &hostname).as_bytes())?;
+            sink.write_all(
+                format
+                    .line(&hit.record, &hostname, hit.integrity.as_ref())
+                    .as_bytes(),
+            )?;
         }
         written += page.items.len() as u64;
         bar.set_position(written);

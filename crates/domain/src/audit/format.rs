@@ -8,6 +8,7 @@
 
 use serde_json::{Value, json};
 
+use super::split::PartsIntegrity;
 use super::{AuditRecord, Category, FIELD_NAMES};
 
 /// An export format.
@@ -57,31 +58,54 @@ impl Format {
         }
     }
 
-    /// What comes before the first record.
+    /// What comes before the first record. CSV ends with an `Integrity`
+    /// column, empty for a whole record.
     pub fn header(self) -> String {
         match self {
-            Format::Csv => csv_line(FIELD_NAMES.iter().map(|s| (*s).to_owned())),
+            Format::Csv => csv_line(
+                FIELD_NAMES
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .chain(["Integrity".to_owned()]),
+            ),
             _ => String::new(),
         }
     }
 
-    /// One record as one line, ending in `\n`.
-    pub fn line(self, record: &AuditRecord, hostname: &str) -> String {
+    /// One record as one line, ending in `\n`. A split record that could not
+    /// be read back whole says so in every format (`damage`): JSON lines and
+    /// OCSF carry an `integrity` object, CSV its `Integrity` column, CEF a
+    /// `cs6` labelled `Integrity`, and syslog an `Integrity` parameter.
+    pub fn line(
+        self,
+        record: &AuditRecord,
+        hostname: &str,
+        damage: Option<&PartsIntegrity>,
+    ) -> String {
+        let described = damage.map(ToString::to_string);
         match self {
-            Format::Csv => csv_line(csv_values(record)),
+            Format::Csv => csv_line(csv_values(record).chain([described.unwrap_or_default()])),
             Format::Jsonl => {
-                let mut line = serde_json::to_string(record).unwrap_or_default();
+                let mut value = serde_json::to_value(record).unwrap_or(Value::Null);
+                if let (Some(damage), Value::Object(map)) = (damage, &mut value) {
+                    map.insert("integrity".into(), json!(damage));
+                }
+                let mut line = value.to_string();
                 line.push('\n');
                 line
             }
-            Format::Cef => cef(record),
+            Format::Cef => cef(record, described.as_deref()),
             Format::Syslog => {
-                let mut line = syslog(record, hostname);
+                let mut line = syslog(record, hostname, described.as_deref());
                 line.push('\n');
                 line
             }
             Format::Ocsf => {
-                let mut line = ocsf(record).to_string();
+                let mut event = ocsf(record);
+                if let (Some(damage), Value::Object(map)) = (damage, &mut event) {
+                    map.insert("unmapped".into(), json!({ "integrity": damage }));
+                }
+                let mut line = event.to_string();
                 line.push('\n');
                 line
             }
@@ -180,8 +204,8 @@ fn label_key(key: &str) -> &'static str {
     }
 }
 
-/// One CEF line.
-pub fn cef(record: &AuditRecord) -> String {
+/// One CEF line; `damage` describes a record that could not be read whole.
+pub fn cef(record: &AuditRecord, damage: Option<&str>) -> String {
     let map = values(record);
     let text = |name: &str| map.get(name).map(as_text).unwrap_or_default();
     let mut extension: Vec<(&str, String)> = vec![
@@ -209,6 +233,10 @@ pub fn cef(record: &AuditRecord) -> String {
             extension.push((label_key(key), name.to_owned()));
             extension.push((key, value));
         }
+    }
+    if let Some(damage) = damage {
+        extension.push(("cs6Label", "Integrity".to_owned()));
+        extension.push(("cs6", damage.to_owned()));
     }
     let agent = text("UserAgent");
     if !agent.is_empty() {
@@ -254,7 +282,7 @@ fn header_token(text: &str, max: usize) -> String {
 /// One RFC 5424 message (without framing or line end): facility 13 (log
 /// audit), severity notice (5) or warning (4) for failures; structured data
 /// `tracklog@32473` with the key fields; the message is the record's JSON.
-pub fn syslog(record: &AuditRecord, hostname: &str) -> String {
+pub fn syslog(record: &AuditRecord, hostname: &str, damage: Option<&str>) -> String {
     let failed = severity(record) == 7;
     let pri = 13 * 8 + if failed { 4 } else { 5 };
     let map = values(record);
@@ -273,6 +301,9 @@ pub fn syslog(record: &AuditRecord, hostname: &str) -> String {
         if let Some(value) = map.get(name).map(as_text).filter(|v| !v.is_empty()) {
             params.push_str(&format!(" {name}=\"{}\"", sd_value(&value)));
         }
+    }
+    if let Some(damage) = damage {
+        params.push_str(&format!(" Integrity=\"{}\"", sd_value(damage)));
     }
     let json = serde_json::to_string(record).unwrap_or_default();
     format!(
@@ -390,7 +421,7 @@ mod tests {
     #[test]
     fn cef_golden() {
         assert_eq!(
-            cef(&tricky()),
+            cef(&tricky(), None),
             concat!(
                 "CEF:0|Tracklog|Tracklog|",
                 env!("CARGO_PKG_VERSION"),
@@ -404,14 +435,14 @@ mod tests {
         // A raw line break in a value never ends the line.
         let mut record = tricky();
         record.user = Some("a\nb\r".into());
-        let line = cef(&record);
+        let line = cef(&record, None);
         assert_eq!(line.matches('\n').count(), 1);
         assert!(line.contains("suser=a\\nb\\r "));
     }
 
     #[test]
     fn syslog_golden() {
-        let line = syslog(&tricky(), "host one");
+        let line = syslog(&tricky(), "host one", None);
         let expected_prefix = concat!(
             "<109>1 2026-03-01T10:00:00.000Z hostone tracklog - Update|Weird\\Op ",
             "[tracklog@32473 Id=\"r-1\" Sequence=\"7\" Operation=\"Update|Weird\\\\Op\" Category=\"Update\" ",
@@ -428,13 +459,40 @@ mod tests {
     fn csv_quotes_what_needs_it() {
         let header = Format::Csv.header();
         assert!(header.starts_with("Id,OrganizationId,CreationTime,ClientIP"));
-        let line = Format::Csv.line(&tricky(), "h");
+        let line = Format::Csv.line(&tricky(), "h", None);
         assert!(line.contains("\"Jörg \"\"J\"\" Müller=1]\""), "{line}");
         let whole = header + &line;
         let mut reader = csv::ReaderBuilder::new().from_reader(whole.as_bytes());
         let row = reader.records().next().unwrap().unwrap();
         assert_eq!(&row[8], "Jörg \"J\" Müller=1]");
         assert_eq!(&row[28], "7");
+    }
+
+    /// A record whose parts could not all be read says so in every format.
+    #[test]
+    fn damage_is_never_papered_over() {
+        let damage = PartsIntegrity {
+            total_parts: 4,
+            missing_parts: vec![1, 3],
+            digest_matches: false,
+        };
+        let text = "incomplete: 2 of 4 parts missing (index 1, 3)";
+        assert_eq!(damage.to_string(), text);
+        let record = tricky();
+        let line = |format: Format| format.line(&record, "h", Some(&damage));
+        let json: Value = serde_json::from_str(&line(Format::Jsonl)).unwrap();
+        assert_eq!(json["integrity"]["missing_parts"], json!([1, 3]));
+        let ocsf: Value = serde_json::from_str(&line(Format::Ocsf)).unwrap();
+        assert_eq!(ocsf["unmapped"]["integrity"]["total_parts"], 4);
+        assert!(line(Format::Cef).contains(&format!("cs6Label=Integrity cs6={text}")));
+        assert!(line(Format::Syslog).contains(&format!("Integrity=\"{text}\"]")));
+        let csv = Format::Csv.header() + &line(Format::Csv);
+        let mut reader = csv::ReaderBuilder::new().from_reader(csv.as_bytes());
+        assert_eq!(&reader.headers().unwrap()[29], "Integrity");
+        assert_eq!(&reader.records().next().unwrap().unwrap()[29], text);
+        // A whole record has none of it.
+        assert!(!Format::Jsonl.line(&record, "h", None).contains("integrity"));
+        assert!(!Format::Cef.line(&record, "h", None).contains("cs6"));
     }
 
     #[test]

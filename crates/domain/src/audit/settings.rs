@@ -69,10 +69,11 @@ impl Default for OrgAuditSettings {
 }
 
 /// One entity's audit settings (`GET/PUT /api/v1/audit/settings/entities/{entity}`).
-/// An entity never configured has every switch on.
+/// An entity never configured has every switch on, and so does a switch a
+/// PUT leaves out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct EntityAuditSettings {
     pub auditing: bool,
     /// "Log a record when opened": Read records.
@@ -196,6 +197,14 @@ mod tests {
             single_record_read: single,
             multiple_record_read: multiple,
         }
+    }
+
+    #[test]
+    fn a_switch_left_out_is_on() {
+        let partial: EntityAuditSettings =
+            serde_json::from_str(r#"{"single_record_read": false}"#).unwrap();
+        assert_eq!(partial, entity(true, false, true));
+        assert!(serde_json::from_str::<EntityAuditSettings>(r#"{"nope": 1}"#).is_err());
     }
 
     #[test]

@@ -6,7 +6,43 @@
 //! of the whole, so that reassembly can prove it got every byte back, and a
 //! missing part is named rather than papered over.
 
+use serde::Serialize;
 use sha2::{Digest, Sha256};
+
+/// What is wrong with a split record that could not be read back whole.
+/// Reads, search, exports and forwarders carry it with the record rather
+/// than paper over the gap.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PartsIntegrity {
+    pub total_parts: u32,
+    /// 0-based indexes of the parts that are gone.
+    pub missing_parts: Vec<u32>,
+    /// False when every part is there but the bytes do not hash to the
+    /// digest the parts carry.
+    pub digest_matches: bool,
+}
+
+impl std::fmt::Display for PartsIntegrity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.missing_parts.is_empty() {
+            write!(
+                f,
+                "corrupt: the {} parts do not hash to the record's SHA-256",
+                self.total_parts
+            )
+        } else {
+            let list: Vec<String> = self.missing_parts.iter().map(u32::to_string).collect();
+            write!(
+                f,
+                "incomplete: {} of {} parts missing (index {})",
+                list.len(),
+                self.total_parts,
+                list.join(", ")
+            )
+        }
+    }
+}
 
 /// One part of a split record.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -577,7 +577,7 @@ pub fn export_stream(
                 }
             };
             for hit in &page.items {
-                chunk.push_str(&format.line(&hit.record, &hostname));
+                chunk.push_str(&format.line(&hit.record, &hostname, hit.integrity.as_ref()));
             }
             state
                 .metrics
