@@ -53,11 +53,18 @@ impl Checkpointer {
                             // Everything is back in the database and nobody
                             // is writing: shrink the WAL file to nothing, so an
                             // idle data directory holds only the database.
+                            //
+                            // TRUNCATE takes the write lock and then waits for
+                            // readers still on the WAL, so it gets no busy wait
+                            // of its own: behind a long search it would hold
+                            // the writer off past the writer's busy timeout.
                             if busy == 0 && wal_pages > 0 && wal_pages == copied {
+                                let _ = conn.busy_timeout(Duration::ZERO);
                                 let _ =
                                     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| {
                                         Ok(())
                                     });
+                                let _ = conn.busy_timeout(busy_timeout);
                             }
                         }
                         Err(error) => tracing::warn!(%error, "checkpoint failed"),
@@ -77,5 +84,51 @@ impl Checkpointer {
             thread.thread().unpark();
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use rusqlite::Connection;
+
+    use super::Checkpointer;
+
+    /// A long read (a search over millions of records, say) must not let the
+    /// checkpointer hold the writer off. Here the checkpointer may wait far
+    /// longer than the writer (2 s against 300 ms) and a reader sits on the
+    /// newest snapshot: the writer must still get in.
+    #[test]
+    fn a_reader_on_the_wal_never_makes_the_checkpointer_lock_the_writer_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let writer = Connection::open(&path).unwrap();
+        writer
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;
+                 CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1);",
+            )
+            .unwrap();
+        writer.busy_timeout(Duration::from_millis(300)).unwrap();
+        // The reader's snapshot is the newest, so a PASSIVE checkpoint copies
+        // every frame and the checkpointer goes on to truncate the WAL.
+        let reader = Connection::open(&path).unwrap();
+        reader.execute_batch("BEGIN").unwrap();
+        let _: i64 = reader
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        let mut checkpointer =
+            Checkpointer::start(&path, Duration::from_millis(5), Duration::from_secs(2)).unwrap();
+        for i in 0..20 {
+            std::thread::sleep(Duration::from_millis(20));
+            writer
+                .execute_batch(&format!(
+                    "BEGIN IMMEDIATE; INSERT INTO t VALUES ({i}); COMMIT;"
+                ))
+                .unwrap_or_else(|e| panic!("write {i} locked out: {e}"));
+        }
+        reader.execute_batch("COMMIT").unwrap();
+        checkpointer.stop();
     }
 }
