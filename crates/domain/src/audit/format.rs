@@ -86,11 +86,16 @@ impl Format {
         match self {
             Format::Csv => csv_line(csv_values(record).chain([described.unwrap_or_default()])),
             Format::Jsonl => {
-                let mut value = serde_json::to_value(record).unwrap_or(Value::Null);
-                if let (Some(damage), Value::Object(map)) = (damage, &mut value) {
-                    map.insert("integrity".into(), json!(damage));
-                }
-                let mut line = value.to_string();
+                let mut line = match damage {
+                    None => serde_json::to_string(record).unwrap_or_default(),
+                    Some(damage) => {
+                        let mut value = serde_json::to_value(record).unwrap_or(Value::Null);
+                        if let Value::Object(map) = &mut value {
+                            map.insert("integrity".into(), json!(damage));
+                        }
+                        value.to_string()
+                    }
+                };
                 line.push('\n');
                 line
             }
