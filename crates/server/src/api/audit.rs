@@ -532,51 +532,56 @@ pub async fn export(
     Ok(response)
 }
 
-/// Pages of the export as chunks of bytes, read one page at a time.
+/// Pages of the export as chunks of bytes. A task reads the pages ahead
+/// into a bounded channel (two pages of [`EXPORT_PAGE`]) while the stream
+/// formats and sends the one before, so reading and writing overlap and
+/// memory stays flat. The task stops when the client goes away.
 pub fn export_stream(
     state: AppState,
     org: tracklog_domain::ids::OrgId,
     filter: AuditFilter,
     format: Format,
 ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
-    struct Position {
-        cursor: Option<Cursor>,
-        started: bool,
-        done: bool,
-    }
     let hostname = state.config.listen.ip().to_string();
-    let start = Position {
-        cursor: None,
-        started: false,
-        done: false,
-    };
-    futures::stream::unfold(start, move |mut position| {
-        let state = state.clone();
-        let filter = filter.clone();
-        let hostname = hostname.clone();
-        async move {
-            if position.done {
-                return None;
-            }
-            let mut chunk = String::new();
-            if !position.started {
-                position.started = true;
-                chunk.push_str(&format.header());
-            }
-            let page = state
+    let (pages, received) = tokio::sync::mpsc::channel::<Result<Vec<AuditHit>, String>>(2);
+    let reader_state = state.clone();
+    tokio::spawn(async move {
+        let mut cursor = None;
+        loop {
+            let page = reader_state
                 .stores
                 .audit
-                .search_audit(org, filter, EXPORT_PAGE, position.cursor, false)
+                .search_audit(org, filter.clone(), EXPORT_PAGE, cursor, false)
                 .await;
-            let page = match page {
-                Ok(page) => page,
+            let (items, next) = match page {
+                Ok(page) => (Ok(page.items), page.next_cursor),
+                Err(error) => (Err(error.to_string()), None),
+            };
+            if pages.send(items).await.is_err() {
+                return;
+            }
+            cursor = next;
+            if cursor.is_none() {
+                return;
+            }
+        }
+    });
+    let header = Some(format.header()).filter(|h| !h.is_empty());
+    let header = futures::stream::iter(header.map(|h| Ok(Bytes::from(h))));
+    let body = futures::stream::unfold(received, move |mut received| {
+        let state = state.clone();
+        let hostname = hostname.clone();
+        async move {
+            let items = match received.recv().await? {
+                Ok(items) => items,
                 Err(error) => {
                     tracing::error!(%error, "export failed mid-stream");
-                    position.done = true;
-                    return Some((Err(std::io::Error::other(error.to_string())), position));
+                    received.close();
+                    return Some((Err(std::io::Error::other(error)), received));
                 }
             };
-            for hit in &page.items {
+            let mut chunk = String::new();
+            for hit in &items {
                 chunk.push_str(&format.line(&hit.record, &hostname, hit.integrity.as_ref()));
             }
             state
@@ -585,12 +590,11 @@ pub fn export_stream(
                 .get_or_create(&FormatLabel {
                     format: format.extension(),
                 })
-                .inc_by(page.items.len() as u64);
-            position.cursor = page.next_cursor;
-            position.done = position.cursor.is_none();
-            Some((Ok(Bytes::from(chunk)), position))
+                .inc_by(items.len() as u64);
+            Some((Ok(Bytes::from(chunk)), received))
         }
-    })
+    });
+    futures::StreamExt::chain(header, body)
 }
 
 /// A report's time parameters.
