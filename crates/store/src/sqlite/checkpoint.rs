@@ -21,6 +21,9 @@ pub(crate) struct Checkpointer {
     thread: Option<JoinHandle<()>>,
 }
 
+/// The longest the TRUNCATE step waits for the writer and readers.
+const TRUNCATE_WAIT: Duration = Duration::from_millis(100);
+
 impl Checkpointer {
     pub fn start(path: &Path, every: Duration, busy_timeout: Duration) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
@@ -40,6 +43,7 @@ impl Checkpointer {
                     }
                 };
                 let _ = conn.busy_timeout(busy_timeout);
+                let truncate_wait = TRUNCATE_WAIT.min(busy_timeout / 4);
                 while !flag.load(Ordering::Relaxed) {
                     std::thread::park_timeout(every);
                     let _span = tracing::debug_span!("checkpoint").entered();
@@ -55,11 +59,14 @@ impl Checkpointer {
                             // idle data directory holds only the database.
                             //
                             // TRUNCATE takes the write lock and then waits for
-                            // readers still on the WAL, so it gets no busy wait
-                            // of its own: behind a long search it would hold
+                            // readers still on the WAL, so its busy wait is kept
+                            // short: behind a long search it would otherwise hold
                             // the writer off past the writer's busy timeout.
+                            // Under steady ingest it still gets its turn between
+                            // two commits, which keeps the WAL small rather than
+                            // leaving the writer to checkpoint in its commit.
                             if busy == 0 && wal_pages > 0 && wal_pages == copied {
-                                let _ = conn.busy_timeout(Duration::ZERO);
+                                let _ = conn.busy_timeout(truncate_wait);
                                 let _ =
                                     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| {
                                         Ok(())
