@@ -207,15 +207,16 @@ pub fn decode_record(
             ));
         }
     }
-    for (name, fallback) in [
-        ("Id", None),
-        ("CreationTime", Some(receipt.received.to_rfc3339())),
-        ("Operation", Some(String::new())),
-    ] {
+    for name in ["Id", "CreationTime", "Operation"] {
         match map.get(name) {
             Some(Value::String(text)) if !text.trim().is_empty() => {}
             Some(Value::String(_)) | None | Some(Value::Null) => {
-                let value = fallback.unwrap_or_else(|| (receipt.new_id)());
+                // Made only when needed: this runs for every record.
+                let value = match name {
+                    "Id" => (receipt.new_id)(),
+                    "CreationTime" => receipt.received.to_rfc3339(),
+                    _ => String::new(),
+                };
                 map.insert(name.into(), Value::String(value));
             }
             Some(_) => {

@@ -2,8 +2,10 @@
 //! record with the PRODUCT.md §5.1 fields Tracklog knows.
 
 use serde_json::Value;
-use tracklog_domain::audit::settings::USER_ACCESS_OPERATIONS;
-use tracklog_domain::audit::{AuditRecord, UserType};
+use tracklog_domain::audit::settings::{
+    Decision, EntityAuditSettings, USER_ACCESS_OPERATIONS, decide,
+};
+use tracklog_domain::audit::{AuditRecord, UserType, categorise};
 use tracklog_domain::ids::OrgId;
 use tracklog_domain::time::UtcMillis;
 use tracklog_store::Stores;
@@ -43,16 +45,25 @@ pub struct Action<'a> {
 /// Writes the record. A failure to audit is logged loudly but does not undo
 /// the action, which has already happened.
 ///
-/// Sign-ins and sign-outs to Tracklog's own pages follow the org's
-/// `auditing_enabled` and `user_access_auditing`, like those sent by clients;
-/// management actions are always recorded.
+/// Sign-ins and sign-outs to Tracklog's own pages go through the same
+/// [`decide`] as those sent by clients (`auditing_enabled`,
+/// `user_access_auditing`, the exclusion list); management actions are
+/// always recorded.
 pub async fn record(stores: &Stores, org: OrgId, actor: &Actor, action: Action<'_>) {
     if USER_ACCESS_OPERATIONS.contains(&action.operation) {
         match stores.audit.audit_settings(org).await {
-            Ok(settings) if !(settings.auditing_enabled && settings.user_access_auditing) => {
-                return;
+            Ok(settings) => {
+                let decision = decide(
+                    &settings,
+                    &EntityAuditSettings::default(),
+                    action.operation,
+                    Some(action.operation),
+                    categorise(action.operation),
+                );
+                if decision != Decision::Keep {
+                    return;
+                }
             }
-            Ok(_) => {}
             // Record rather than lose it when the settings cannot be read.
             Err(error) => tracing::warn!(%error, "could not read the org's audit settings"),
         }

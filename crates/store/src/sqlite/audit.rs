@@ -469,9 +469,20 @@ enum Source {
 }
 
 impl Source {
-    /// Chooses for `filter`, asking FTS5 for at most `below` matches to tell
-    /// few from many.
-    fn choose(conn: &Connection, filter: &AuditFilter, below: i64) -> Result<Self, StoreError> {
+    /// Where a count of `filter` reads from. A count visits every match
+    /// whatever the plan, and visiting them in FTS5's rowid order (which is
+    /// the table's) is cheaper than probing each row of the org against a
+    /// list of them, so free text is always FTS-driven here.
+    fn for_count(filter: &AuditFilter) -> Self {
+        match filter.q.as_deref().and_then(fts_query) {
+            Some(query) => Source::FtsDriven(query),
+            None => Source::Log,
+        }
+    }
+
+    /// Where a page of `filter` reads from, asking FTS5 for at most `below`
+    /// matches to tell few from many.
+    fn for_page(conn: &Connection, filter: &AuditFilter, below: i64) -> Result<Self, StoreError> {
         let Some(query) = filter.q.as_deref().and_then(fts_query) else {
             return Ok(Source::Log);
         };
@@ -505,16 +516,6 @@ impl Source {
                 );
                 "audit_log"
             }
-        }
-    }
-
-    /// The FROM clause for counting. A count visits every match whatever the
-    /// plan, and visiting them in FTS5's rowid order (which is the table's)
-    /// is cheaper than probing each row of the org against a list of them.
-    fn count_from(&self, w: &mut Where) -> &'static str {
-        match self {
-            Source::FtsFiltered(query) => Source::FtsDriven(query.clone()).from(w),
-            other => other.from(w),
         }
     }
 }
@@ -632,14 +633,13 @@ impl AuditStore for SqliteStore {
     ) -> Result<AuditPage, StoreError> {
         let below = self.inner.audit_fts_driven_below;
         self.read(move |conn| {
-            let source = Source::choose(conn, &filter, below)?;
             let base = filter_sql(org, &filter);
             let count = if with_count {
                 let mut w = Where {
                     clauses: base.clauses.clone(),
                     values: base.values.clone(),
                 };
-                let from = source.count_from(&mut w);
+                let from = Source::for_count(&filter).from(&mut w);
                 let sql = format!("SELECT count(*) FROM {from} WHERE {}", w.sql());
                 let n: i64 = conn
                     .prepare_cached(&sql)
@@ -650,7 +650,7 @@ impl AuditStore for SqliteStore {
                 None
             };
             let mut page = base;
-            let from = source.from(&mut page);
+            let from = Source::for_page(conn, &filter, below)?.from(&mut page);
             if let Some(cursor) = cursor {
                 // Spelled out rather than as the row value `(creation_time,
                 // seq) < (?, ?)` so that the planner bounds the index range
@@ -721,11 +721,9 @@ impl AuditStore for SqliteStore {
         bucket_ms: i64,
     ) -> Result<Vec<(i64, u64)>, StoreError> {
         let bucket_ms = bucket_ms.max(1);
-        let below = self.inner.audit_fts_driven_below;
         self.read(move |conn| {
-            let source = Source::choose(conn, &filter, below)?;
             let mut w = filter_sql(org, &filter);
-            let from = source.count_from(&mut w);
+            let from = Source::for_count(&filter).from(&mut w);
             let sql = format!(
                 "SELECT (creation_time - (creation_time % ?1 + ?1) % ?1) AS bucket, count(*)
                  FROM {from} WHERE {} GROUP BY bucket ORDER BY bucket",
