@@ -3,10 +3,13 @@
 //! - [`settings`]: what is recorded (§5.3) and the decision that applies it.
 //! - [`split`]: large records as parts, and their byte-exact reassembly (§5.4).
 //! - [`chain`]: the per-org hash chain, signed checkpoints and the verifier (§5.6).
+//! - [`columns`]: the searchable columns a stored record implies, for the
+//!   verifier to recompute.
 //! - [`format`]: export formats: CSV, JSON lines, CEF, RFC 5424 syslog, OCSF.
 //! - [`reports`]: the nine preconfigured reports, as data (§5.5).
 
 pub mod chain;
+pub mod columns;
 pub mod format;
 pub mod reports;
 pub mod settings;
@@ -328,9 +331,24 @@ impl AuditRecord {
     /// so that a record's size is what it says rather than 29 keys' worth
     /// of `null`. Reads give the absent fields back as `null`.
     pub fn stored_json(&self) -> Vec<u8> {
+        self.stored_value(None)
+    }
+
+    /// [`AuditRecord::stored_json`] with the time it was stored, in
+    /// milliseconds, under [`columns::STORED_AT_KEY`]: the bytes the store
+    /// keeps and the chain hashes, so that the time retention purges by is
+    /// covered by the chain too. Reads drop the key.
+    pub fn stored_json_at(&self, stored_at: i64) -> Vec<u8> {
+        self.stored_value(Some(stored_at))
+    }
+
+    fn stored_value(&self, stored_at: Option<i64>) -> Vec<u8> {
         let mut value = serde_json::to_value(self).unwrap_or(Value::Null);
         if let Value::Object(map) = &mut value {
             map.retain(|_, v| !v.is_null());
+            if let Some(at) = stored_at {
+                map.insert(columns::STORED_AT_KEY.into(), Value::from(at));
+            }
         }
         serde_json::to_vec(&value).unwrap_or_default()
     }
@@ -352,6 +370,28 @@ impl AuditRecord {
         UtcMillis::parse_rfc3339(&self.creation_time)
             .map(UtcMillis::as_millis)
             .unwrap_or(0)
+    }
+}
+
+/// The text free-text search covers, from a record's stored bytes: what
+/// [`AuditRecord::search_text`] gives for the record they hold, without
+/// reading the other fields. Bytes that are not a JSON object give no text.
+pub fn search_text_of_stored(bytes: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct Searched {
+        #[serde(rename = "Fields")]
+        fields: Option<Value>,
+        #[serde(rename = "Query")]
+        query: Option<String>,
+    }
+    match serde_json::from_slice::<Searched>(bytes) {
+        Ok(found) => AuditRecord {
+            fields: found.fields,
+            query: found.query,
+            ..AuditRecord::default()
+        }
+        .search_text(),
+        Err(_) => String::new(),
     }
 }
 
@@ -480,6 +520,19 @@ mod tests {
                 proptest::prop_assert!(UtcMillis::parse_rfc3339(&record.creation_time).is_ok());
             }
         }
+    }
+
+    #[test]
+    fn search_text_from_stored_bytes_is_the_records() {
+        let record = AuditRecord {
+            id: "x".into(),
+            fields: Some(serde_json::json!({"b": [1, true, null], "a": {"k": "v w"}})),
+            query: Some("q".into()),
+            ..AuditRecord::default()
+        };
+        let bytes = record.stored_json_at(1);
+        assert_eq!(search_text_of_stored(&bytes), record.search_text());
+        assert_eq!(search_text_of_stored(b"{not json"), "");
     }
 
     #[test]

@@ -180,6 +180,26 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::services::users::UserError> for ApiError {
+    fn from(error: crate::services::users::UserError) -> Self {
+        use crate::services::users::UserError;
+        match error {
+            UserError::WeakPassword => ApiError::Unprocessable {
+                message: error.to_string(),
+                field: Some("password".into()),
+            },
+            UserError::NotFound(_) => ApiError::NotFound(error.to_string()),
+            UserError::Invalid(message) => ApiError::Unprocessable {
+                message,
+                field: None,
+            },
+            UserError::LastAdmin(_) => ApiError::Conflict(error.to_string()),
+            UserError::Hash(message) => ApiError::Internal(message),
+            UserError::Store(store) => store.into(),
+        }
+    }
+}
+
 impl From<crate::services::ServiceError> for ApiError {
     fn from(error: crate::services::ServiceError) -> Self {
         use crate::services::ServiceError;

@@ -68,6 +68,8 @@ pub fn app(state: AppState) -> Router {
         .routes(routes!(ui::pages::home))
         .routes(routes!(ui::pages::login_form, ui::pages::login))
         .routes(routes!(ui::pages::logout))
+        .routes(routes!(ui::users::users_page, ui::users::add_user))
+        .routes(routes!(ui::users::user_action))
         .routes(routes!(ui::journeys::cases_page))
         .routes(routes!(ui::journeys::open_case))
         .routes(routes!(ui::journeys::journey_page))

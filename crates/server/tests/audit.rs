@@ -81,6 +81,7 @@ fn db(server: &TestServer) -> rusqlite::Connection {
     let conn = rusqlite::Connection::open(server.dir.path().join("tracklog.db")).unwrap();
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .unwrap();
+    tracklog_store::sqlite::register_sql_functions(&conn).unwrap();
     conn
 }
 
@@ -596,6 +597,78 @@ async fn reports_count_over_time() {
     )
     .await;
     assert_eq!(status, 400);
+}
+
+/// Sign-ins and sign-outs as CRMs and Office 365 write them count in the
+/// "Signed in or out" report and follow `user_access_auditing`, and an org
+/// adds its own names.
+#[tokio::test]
+async fn sign_ins_are_counted_as_every_system_names_them() {
+    let server = TestServer::start().await;
+    let auth = basic(&server.policy("crm", "manage,write,read").await);
+    let at = |i: u32| format!("2026-03-01T10:{i:02}:00Z");
+    let batch: Vec<Value> = [
+        "UserSignIn",
+        "UserSignOut",
+        "UserLoggedIn",
+        "UserLoginFailed",
+        "PortalVisitorSignedIn",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, op)| json!({"Id": format!("s{i}"), "CreationTime": at(i as u32), "Operation": op, "User": "ana"}))
+    .collect();
+    post(&server, &auth, &Value::Array(batch)).await;
+    async fn signed(server: &TestServer, auth: &Auth) -> Value {
+        let (status, series) = get(
+            server,
+            auth,
+            "/api/v1/audit/reports/signed-in-or-out?from=2026-03-01T00:00:00Z&to=2026-03-02T00:00:00Z",
+        )
+        .await;
+        assert_eq!(status, 200);
+        series["count"].clone()
+    }
+    assert_eq!(signed(&server, &auth).await, 4);
+
+    let (status, mut settings) = get(&server, &auth, "/api/v1/audit/settings").await;
+    assert_eq!(
+        (status.as_u16(), &settings["sign_in_operations"]),
+        (200, &json!([]))
+    );
+    settings["sign_in_operations"] = json!(["PortalVisitorSignedIn"]);
+    let (status, saved) = put(&server, &auth, "/api/v1/audit/settings", &settings).await;
+    assert_eq!(status, 200, "{saved}");
+    assert_eq!(signed(&server, &auth).await, 5, "the org's own name counts");
+    // A PUT that leaves the list out keeps it.
+    let mut without = saved.clone();
+    without
+        .as_object_mut()
+        .unwrap()
+        .remove("sign_in_operations");
+    let (_, kept) = put(&server, &auth, "/api/v1/audit/settings", &without).await;
+    assert_eq!(kept["sign_in_operations"], json!(["PortalVisitorSignedIn"]));
+
+    // With user access auditing off, every one of those names is left out.
+    let mut off = kept.clone();
+    off["user_access_auditing"] = json!(false);
+    put(&server, &auth, "/api/v1/audit/settings", &off).await;
+    let batch: Vec<Value> = ["UserLoggedIn", "PortalVisitorSignedIn", "Update"]
+        .iter()
+        .enumerate()
+        .map(|(i, op)| json!({"Id": format!("t{i}"), "CreationTime": at(30 + i as u32), "Operation": op}))
+        .collect();
+    let (status, reply) = post(&server, &auth, &Value::Array(batch)).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        reply["outcomes"],
+        json!(["excluded", "excluded", "accepted"]),
+        "{reply}"
+    );
+    assert_eq!(
+        reply["excluded_items"][0]["reason"],
+        "user_access_auditing_off"
+    );
 }
 
 /// A server with ten records and a checkpoint after every second one.

@@ -818,6 +818,7 @@ async fn contacts_are_upserted_exported_and_erased_without_a_trace() {
     assert_eq!(timeline_ids(&kept), ["x3"]);
     // …nor in any table of the store…
     let db = rusqlite::Connection::open(server.dir.path().join("tracklog.db")).unwrap();
+    tracklog_store::sqlite::register_sql_functions(&db).unwrap();
     let tables: Vec<String> = db
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
         .unwrap()

@@ -323,3 +323,122 @@ async fn an_auditor_filters_the_activity_log_and_reads_a_diff() {
     browser.close().await;
     server.stop().await;
 }
+
+/// The Overview shows each role only what that role's own pages show: the
+/// activity log's records only to auditors and admins, and there only
+/// Tracklog's own management records, newest first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_role_sees_on_the_overview_only_what_its_pages_may_show() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let server = TestServer::start().await;
+    let org = server.org("default").await;
+    let roles = [
+        ("ada", Role::Admin),
+        ("sam", Role::Supervisor),
+        ("al", Role::Agent),
+        ("aud", Role::Auditor),
+    ];
+    for (name, role) in roles {
+        users::add(
+            &server.stores,
+            org,
+            &Actor::cli(),
+            UserName::parse(name).unwrap(),
+            role,
+            "correct horse battery".into(),
+        )
+        .await
+        .unwrap();
+    }
+    // A CRM's reads, with record ids, and a Tracklog record stored last but
+    // dated first.
+    let record = |id: &str, operation: &str, time: &str, service: Option<&str>| {
+        tracklog_domain::audit::AuditRecord {
+            id: id.into(),
+            organization_id: "default".into(),
+            creation_time: time.into(),
+            operation: operation.into(),
+            user: Some("crm-user@example.com".into()),
+            entity_name: Some("account".into()),
+            entity_id: Some(format!("secret-{id}")),
+            service_name: service.map(Into::into),
+            ..Default::default()
+        }
+    };
+    let now = UtcMillis::now().to_rfc3339();
+    let records = vec![
+        record("r1", "Retrieve", &now, None),
+        record("r2", "RetrieveMultiple", &now, None),
+        tracklog_domain::audit::AuditRecord {
+            user: Some("policy:ops".into()),
+            ..record(
+                "old",
+                "RotateKeyLongAgo",
+                "2020-01-01T00:00:00Z",
+                Some("Tracklog"),
+            )
+        },
+    ];
+    server
+        .stores
+        .audit
+        .append_audit(org, records)
+        .await
+        .unwrap();
+    let page = &browser.client;
+    for (name, role) in roles {
+        page.delete_all_cookies().await.unwrap();
+        sign_in(page, &server, name, "correct horse battery").await;
+        page.goto(&server.url("/")).await.unwrap();
+        let html = page.source().await.unwrap();
+        let sees_log = matches!(role, Role::Admin | Role::Auditor);
+        for secret in ["secret-r1", "secret-r2", "Retrieve", "crm-user@example.com"] {
+            assert!(
+                !html.contains(secret),
+                "{name} sees {secret} on the Overview"
+            );
+        }
+        assert_eq!(
+            html.contains("recent-activity"),
+            sees_log,
+            "{name}: recent management activity"
+        );
+        assert_eq!(
+            html.contains("access policies"),
+            role == Role::Admin,
+            "{name}"
+        );
+        if sees_log {
+            let rows: Vec<String> = {
+                let mut out = Vec::new();
+                for row in page
+                    .find_all(Locator::Css("[data-testid=recent-activity] tbody tr"))
+                    .await
+                    .unwrap()
+                {
+                    out.push(row.text().await.unwrap());
+                }
+                out
+            };
+            assert!(rows.iter().any(|r| r.contains("SignIn")), "{rows:?}");
+            assert!(
+                rows.last().unwrap().contains("RotateKeyLongAgo"),
+                "newest first: {rows:?}"
+            );
+        } else {
+            let links = page
+                .find(Locator::Css("[data-testid=your-pages]"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            assert!(links.contains("Case journeys"), "{name}: {links}");
+            assert!(!links.contains("Activity log"), "{name}: {links}");
+        }
+    }
+    browser.close().await;
+    server.stop().await;
+}

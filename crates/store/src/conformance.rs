@@ -27,7 +27,7 @@ use tracklog_domain::ingest::Reason;
 
 use crate::{
     AggregateQuery, AuditFilter, ChannelList, ChannelRules, ItemOutcome, KeySlot, Policy,
-    StoreError, Stores, TimelineQuery, User, WebSession,
+    StoreError, Stores, TimelineQuery, User, UserChange, WebSession,
 };
 
 /// Expands to one `#[tokio::test]` per conformance check.
@@ -421,6 +421,8 @@ pub async fn users_and_web_sessions(stores: Stores) {
         role: Role::Auditor,
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
         created_at: UtcMillis::from_millis(5),
+        disabled: false,
+        last_sign_in: None,
     };
     stores.meta.create_user(user.clone()).await.unwrap();
     assert!(matches!(
@@ -434,7 +436,7 @@ pub async fn users_and_web_sessions(stores: Stores) {
     let session = WebSession {
         token_hash: "h1".into(),
         org,
-        user: name,
+        user: name.clone(),
         csrf_token: "csrf".into(),
         expires_at: now.saturating_add_millis(60_000),
     };
@@ -455,6 +457,84 @@ pub async fn users_and_web_sessions(stores: Stores) {
     );
     stores.meta.delete_web_session("h1").await.unwrap();
     assert_eq!(stores.meta.web_session("h1", now).await.unwrap(), None);
+
+    // A leaver: disabling ends every session at once; the role changes in
+    // place; another org cannot touch the user; removal ends sessions too.
+    let session = |hash: &str| WebSession {
+        token_hash: hash.into(),
+        ..session.clone()
+    };
+    for hash in ["h2", "h3"] {
+        stores.meta.create_web_session(session(hash)).await.unwrap();
+    }
+    stores
+        .meta
+        .record_sign_in(&name, UtcMillis::from_millis(77))
+        .await
+        .unwrap();
+    let other = stores
+        .meta
+        .ensure_org(&OrgName::parse("elsewhere").unwrap())
+        .await
+        .unwrap()
+        .id;
+    let disable = UserChange {
+        disabled: Some(true),
+        ..UserChange::default()
+    };
+    assert!(matches!(
+        stores.meta.update_user(other, &name, disable.clone()).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(stores.meta.web_session("h2", now).await.unwrap().is_some());
+    let changed = stores.meta.update_user(org, &name, disable).await.unwrap();
+    assert!(changed.disabled);
+    assert_eq!(changed.last_sign_in, Some(UtcMillis::from_millis(77)));
+    assert_eq!(stores.meta.user(&name).await.unwrap(), Some(changed));
+    for hash in ["h2", "h3"] {
+        assert_eq!(stores.meta.web_session(hash, now).await.unwrap(), None);
+    }
+    let promoted = stores
+        .meta
+        .update_user(
+            org,
+            &name,
+            UserChange {
+                role: Some(Role::Admin),
+                disabled: Some(false),
+                ..UserChange::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((promoted.role, promoted.disabled), (Role::Admin, false));
+    stores.meta.create_web_session(session("h4")).await.unwrap();
+    let reset = stores
+        .meta
+        .update_user(
+            org,
+            &name,
+            UserChange {
+                password_hash: Some("$argon2id$new".into()),
+                ..UserChange::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(reset.password_hash, "$argon2id$new");
+    assert_eq!(stores.meta.web_session("h4", now).await.unwrap(), None);
+    stores.meta.create_web_session(session("h5")).await.unwrap();
+    assert!(matches!(
+        stores.meta.delete_user(other, &name).await,
+        Err(StoreError::NotFound(_))
+    ));
+    stores.meta.delete_user(org, &name).await.unwrap();
+    assert_eq!(stores.meta.user(&name).await.unwrap(), None);
+    assert_eq!(stores.meta.web_session("h5", now).await.unwrap(), None);
+    assert!(matches!(
+        stores.meta.delete_user(org, &name).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 fn audit_record(id: &str, operation: &str) -> AuditRecord {
@@ -695,7 +775,10 @@ pub async fn audit_free_text_is_never_query_syntax(stores: Stores) {
 
 pub async fn audit_reports_agree_with_their_predicates(stores: Stores) {
     let org = default_org(&stores).await;
-    let shapes: [(&str, Option<&str>, Option<&str>); 10] = [
+    let shapes: [(&str, Option<&str>, Option<&str>); 13] = [
+        ("UserLoggedIn", None, Some("AzureActiveDirectory")),
+        ("UserLoginFailed", None, None),
+        ("PortalVisitorSignedIn", None, None),
         ("Retrieve", Some("Account"), None),
         ("Update", Some("new_project"), None),
         ("Update", Some("msdyn_workorder"), None),
@@ -721,13 +804,16 @@ pub async fn audit_reports_agree_with_their_predicates(stores: Stores) {
         .append_audit(org, records.clone())
         .await
         .unwrap();
+    // The org names one sign-in operation of its own.
+    let own = vec!["PortalVisitorSignedIn".to_owned()];
     for report in REPORTS {
         let expected = records
             .iter()
-            .filter(|r| report.predicate.matches(r))
+            .filter(|r| report.predicate.matches_in(r, &own))
             .count() as u64;
         let filter = AuditFilter {
             report: Some(report.predicate),
+            sign_in_operations: own.clone(),
             ..AuditFilter::default()
         };
         let page = stores
@@ -743,6 +829,12 @@ pub async fn audit_reports_agree_with_their_predicates(stores: Stores) {
             .unwrap();
         let total: u64 = buckets.iter().map(|(_, n)| n).sum();
         assert_eq!(total, expected, "{}", report.name);
+        if report.name == "signed-in-or-out" {
+            assert_eq!(
+                expected, 4,
+                "SignIn, UserLoggedIn, UserLoginFailed and the org's own"
+            );
+        }
     }
 }
 

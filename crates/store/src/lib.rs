@@ -27,7 +27,7 @@ use async_trait::async_trait;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use serde::{Deserialize, Serialize};
-use tracklog_domain::audit::chain::{ChainRow, Checkpoint};
+use tracklog_domain::audit::chain::{Break, ChainRow, Checkpoint};
 use tracklog_domain::audit::reports::Predicate;
 use tracklog_domain::audit::settings::{EntityAuditSettings, OrgAuditSettings};
 use tracklog_domain::audit::{AuditRecord, Category};
@@ -319,6 +319,20 @@ pub struct User {
     /// An argon2id PHC string.
     pub password_hash: String,
     pub created_at: UtcMillis,
+    /// A disabled user cannot sign in, and has no sessions.
+    pub disabled: bool,
+    pub last_sign_in: Option<UtcMillis>,
+}
+
+/// A change to one user: each field given is set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserChange {
+    pub role: Option<Role>,
+    /// Disabling also ends every session of the user, in the same
+    /// transaction.
+    pub disabled: Option<bool>,
+    /// A new password also ends every session of the user.
+    pub password_hash: Option<String>,
 }
 
 /// A signed-in browser session. Only a hash of the cookie's token is stored.
@@ -358,6 +372,18 @@ pub trait MetaStore: Send + Sync {
     async fn create_user(&self, user: User) -> Result<(), StoreError>;
     async fn user(&self, name: &UserName) -> Result<Option<User>, StoreError>;
     async fn list_users(&self, org: OrgId) -> Result<Vec<User>, StoreError>;
+    /// Applies `change` to the org's user and returns it as it now is.
+    /// [`StoreError::NotFound`] when the org has no such user.
+    async fn update_user(
+        &self,
+        org: OrgId,
+        name: &UserName,
+        change: UserChange,
+    ) -> Result<User, StoreError>;
+    /// Removes the org's user and every session of theirs.
+    async fn delete_user(&self, org: OrgId, name: &UserName) -> Result<(), StoreError>;
+    /// Notes a successful sign-in.
+    async fn record_sign_in(&self, name: &UserName, at: UtcMillis) -> Result<(), StoreError>;
 
     async fn create_web_session(&self, session: WebSession) -> Result<(), StoreError>;
     /// Returns the session if it exists and has not expired at `now`.
@@ -393,6 +419,9 @@ pub struct AuditFilter {
     pub q: Option<String>,
     /// One of the preconfigured reports.
     pub report: Option<Predicate>,
+    /// The org's own sign-in and sign-out operations, which a `report`
+    /// that takes them (`Predicate::org_sign_in_operations`) also counts.
+    pub sign_in_operations: Vec<String>,
     /// Only records up to this sequence: an export fixes it when it starts,
     /// so that records arriving meanwhile (its own audit record among them)
     /// do not change what it returns.
@@ -499,6 +528,12 @@ pub trait AuditStore: Send + Sync {
         until: i64,
         limit: usize,
     ) -> Result<Vec<ChainRow>, StoreError>;
+    /// Checks what lies beside the org's chain and is read by search,
+    /// reports and export: that the log's schema is this build's, that
+    /// nothing was moved to no organisation, that every index of the log
+    /// holds exactly the org's rows, and that the free-text index matches
+    /// every record's text. The first problem found, or `None`.
+    async fn audit_structure(&self, org: OrgId) -> Result<Option<Break>, StoreError>;
     /// The stored link of one record.
     async fn chain_link(&self, org: OrgId, sequence: i64) -> Result<Option<[u8; 32]>, StoreError>;
     /// The newest record's sequence and link.

@@ -282,6 +282,38 @@ enum UserCommand {
         #[arg(long, default_value = "default")]
         org: String,
     },
+    /// Disable a user: they cannot sign in, and their sessions end at once.
+    Disable {
+        name: String,
+        #[arg(long, default_value = "default")]
+        org: String,
+    },
+    /// Enable a disabled user again.
+    Enable {
+        name: String,
+        #[arg(long, default_value = "default")]
+        org: String,
+    },
+    /// Change a user's role (admin, supervisor, agent or auditor).
+    Role {
+        name: String,
+        role: String,
+        #[arg(long, default_value = "default")]
+        org: String,
+    },
+    /// Set a user's password (read from standard input when it is not a
+    /// terminal; otherwise generated and printed once). Their sessions end.
+    ResetPassword {
+        name: String,
+        #[arg(long, default_value = "default")]
+        org: String,
+    },
+    /// Remove a user; their sessions end at once.
+    Remove {
+        name: String,
+        #[arg(long, default_value = "default")]
+        org: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -454,6 +486,10 @@ fn print_policy_keys(policy: &Policy, as_json: bool) {
 }
 
 /// Reads a password from piped standard input, or generates one.
+fn user_name(name: String) -> anyhow::Result<UserName> {
+    UserName::parse(name).map_err(|e| anyhow!("user name {e}"))
+}
+
 fn password_from_stdin() -> anyhow::Result<(String, bool)> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
@@ -576,14 +612,65 @@ async fn manage(stores: &Stores, command: Command) -> anyhow::Result<()> {
         }
         Command::User(UserCommand::List { org }) => {
             let org = org_id(stores, &org).await?;
+            println!(
+                "{:<24} {:<11} {:<9} {:<25} CREATED",
+                "NAME", "ROLE", "STATUS", "LAST SIGN-IN"
+            );
             for user in stores.meta.list_users(org).await? {
                 println!(
-                    "{:<24} {:<12} {}",
-                    user.name,
+                    "{:<24} {:<11} {:<9} {:<25} {}",
+                    user.name.as_str(),
                     user.role.as_str(),
-                    user.created_at
+                    if user.disabled { "disabled" } else { "active" },
+                    user.last_sign_in
+                        .map_or_else(|| "never".to_owned(), |t| t.to_rfc3339()),
+                    user.created_at.to_rfc3339()
                 );
             }
+        }
+        Command::User(UserCommand::Disable { name, org }) => {
+            let (org, name) = (org_id(stores, &org).await?, user_name(name)?);
+            let update = users::UserUpdate {
+                disabled: Some(true),
+                ..Default::default()
+            };
+            users::update(stores, org, &actor, &name, update).await?;
+            println!("disabled {name}; their sessions have ended");
+        }
+        Command::User(UserCommand::Enable { name, org }) => {
+            let (org, name) = (org_id(stores, &org).await?, user_name(name)?);
+            let update = users::UserUpdate {
+                disabled: Some(false),
+                ..Default::default()
+            };
+            users::update(stores, org, &actor, &name, update).await?;
+            println!("enabled {name}");
+        }
+        Command::User(UserCommand::Role { name, role, org }) => {
+            let (org, name) = (org_id(stores, &org).await?, user_name(name)?);
+            let role: Role = role.parse().map_err(|e: String| anyhow!("role: {e}"))?;
+            let update = users::UserUpdate {
+                role: Some(role),
+                ..Default::default()
+            };
+            let user = users::update(stores, org, &actor, &name, update).await?;
+            println!("{name} is now {}", user.role.as_str());
+        }
+        Command::User(UserCommand::ResetPassword { name, org }) => {
+            let (org, name) = (org_id(stores, &org).await?, user_name(name)?);
+            let (password, generated) = password_from_stdin()?;
+            let password = (!generated).then_some(password);
+            let made = users::reset_password(stores, org, &actor, &name, password).await?;
+            println!("reset the password of {name}; their sessions have ended");
+            if let Some(password) = made {
+                println!("password: {password}");
+                println!("It is shown only now.");
+            }
+        }
+        Command::User(UserCommand::Remove { name, org }) => {
+            let (org, name) = (org_id(stores, &org).await?, user_name(name)?);
+            users::remove(stores, org, &actor, &name).await?;
+            println!("removed {name}");
         }
         Command::Org(OrgCommand::Create { name }) => {
             let name = OrgName::parse(name).map_err(|e| anyhow!("org name {e}"))?;
@@ -722,11 +809,16 @@ async fn audit_command(
                 );
             }
             if let Some(found) = result.first_break {
-                bail!(
-                    "verification failed at sequence {}: {}",
-                    found.sequence,
-                    found.message
-                );
+                match found.object {
+                    Some(object) if found.sequence == 0 => {
+                        bail!("verification failed in {object}: {}", found.message)
+                    }
+                    _ => bail!(
+                        "verification failed at sequence {}: {}",
+                        found.sequence,
+                        found.message
+                    ),
+                }
             }
         }
     }

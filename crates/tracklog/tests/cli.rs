@@ -375,6 +375,78 @@ fn users_get_a_password_from_stdin_or_a_generated_one() {
 }
 
 #[test]
+fn a_leaver_is_disabled_demoted_reset_and_removed_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = |args: &[&str]| {
+        let output = tracklog(dir.path(), args);
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    ok(&["user", "add", "ana", "--role", "admin"]);
+    ok(&["user", "add", "bo", "--role", "agent"]);
+    let status = |name: &str| {
+        let listing = ok(&["user", "list"]);
+        assert!(listing.starts_with("NAME"), "a header first: {listing}");
+        listing
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+    };
+    assert_eq!(status("bo").as_deref(), Some("bo agent active"));
+    ok(&["user", "disable", "bo"]);
+    assert_eq!(status("bo").as_deref(), Some("bo agent disabled"));
+    ok(&["user", "enable", "bo"]);
+    ok(&["user", "role", "bo", "supervisor"]);
+    assert_eq!(status("bo").as_deref(), Some("bo supervisor active"));
+    let reset = ok(&["user", "reset-password", "bo"]);
+    assert!(
+        reset.lines().any(|l| l.starts_with("password: ")),
+        "{reset}"
+    );
+    ok(&["user", "remove", "bo"]);
+    assert_eq!(status("bo"), None);
+
+    // The last enabled admin stays, and bad input is named.
+    for args in [
+        &["user", "disable", "ana"][..],
+        &["user", "role", "ana", "agent"],
+        &["user", "remove", "ana"],
+    ] {
+        let output = tracklog(dir.path(), args);
+        assert!(!output.status.success(), "{args:?}");
+        assert!(String::from_utf8_lossy(&output.stderr).contains("last enabled admin"));
+    }
+    let output = tracklog(dir.path(), &["user", "disable", "nobody"]);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("nobody was not found"));
+    let output = tracklog(dir.path(), &["user", "role", "ana", "root"]);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("role"));
+    let export = ok(&[
+        "audit",
+        "export",
+        "--format",
+        "jsonl",
+        "--entity-name",
+        "user",
+    ]);
+    for operation in [
+        "DisableUser",
+        "EnableUser",
+        "ChangeUserRole",
+        "ResetUserPassword",
+        "DeleteUser",
+    ] {
+        assert!(
+            export.contains(operation),
+            "{operation} is not in the activity log"
+        );
+    }
+}
+
+#[test]
 fn bad_configuration_is_refused_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let output = Command::new(BIN)
@@ -463,6 +535,91 @@ fn audit_export_and_verify_from_the_command_line() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("sequence 2"), "{stderr}");
     assert!(stderr.contains("altered"), "{stderr}");
+}
+
+/// An insider edits the column a search by user reads, to hide a record:
+/// the record's bytes and so its link are untouched, and verification must
+/// still find it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_finds_a_record_hidden_from_search_by_editing_its_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = create_policy(dir.path(), "crm", "write,read");
+    let server = Server::start(dir.path());
+    let http = reqwest::Client::new();
+    let response = http
+        .post(server.url("/api/v1/audit/records"))
+        .basic_auth("crm", Some(&key))
+        .json(&json!({"Id": "r-1", "CreationTime": "2026-11-20T10:00:00Z",
+                      "Operation": "Retrieve", "User": "cross@x", "EntityName": "account",
+                      "Fields": {"name": "confidential"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let search = |query: &'static str| {
+        let (http, url, key) = (http.clone(), server.url(query), key.clone());
+        async move {
+            let page: Value = http
+                .get(url)
+                .basic_auth("crm", Some(key))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            page["count"].as_i64().unwrap()
+        }
+    };
+    assert_eq!(search("/api/v1/audit/search?user=cross@x").await, 1);
+    tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap();
+    let output = tracklog(dir.path(), &["audit", "verify"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    for (edit, column) in [
+        (
+            "UPDATE audit_log SET user_name = 'someone@else' WHERE user_name = 'cross@x'",
+            "user_name",
+        ),
+        (
+            "UPDATE audit_log SET operation = 'Other' WHERE id = 'r-1'",
+            "operation",
+        ),
+    ] {
+        let copy = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), copy.path().join(entry.file_name())).unwrap();
+        }
+        let conn = rusqlite::Connection::open(copy.path().join("tracklog.db")).unwrap();
+        assert_eq!(conn.execute(edit, []).unwrap(), 1);
+        drop(conn);
+        let output = tracklog(copy.path(), &["audit", "verify"]);
+        assert!(!output.status.success(), "{edit} went unnoticed");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(&format!("its {column} column")), "{stderr}");
+    }
+
+    // Removed from the free-text index: found by FTS5's check against the
+    // records' text.
+    let conn = rusqlite::Connection::open(dir.path().join("tracklog.db")).unwrap();
+    tracklog_store::sqlite::register_sql_functions(&conn).unwrap();
+    conn.execute(
+        "DELETE FROM audit_fts WHERE rowid = (SELECT rid FROM audit_log WHERE id = 'r-1')",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let output = tracklog(dir.path(), &["audit", "verify"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("free-text index"), "{stderr}");
 }
 
 #[test]

@@ -27,6 +27,14 @@
 //!   truncated and appended to again, deleted checkpoints, a purge anchor
 //!   moved by hand — as long as the attacker does not also rewrite the head
 //!   row, the checkpoints or the key.
+//! - **Found too**, though the chained bytes are untouched: a searchable
+//!   column edited to hide a record from a search ([`BreakKind::ColumnAltered`],
+//!   recomputed from the bytes, see [`super::columns`]), an index of the log
+//!   that no longer holds exactly its rows ([`BreakKind::IndexAltered`]), a
+//!   free-text index that no longer matches the records' text
+//!   ([`BreakKind::FreeTextAltered`]), a changed or added table, index, view
+//!   or trigger ([`BreakKind::SchemaAltered`]), and rows moved to no
+//!   organisation ([`BreakKind::Orphaned`]). The store runs these checks.
 //! - **Not found**: deleting the tail *after the newest checkpoint* and
 //!   setting the head row back to the new last record; the head is a plain
 //!   row, not signed. The window is at most one checkpoint interval
@@ -38,6 +46,8 @@
 //!   rewritten log cannot reproduce.
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+
+use super::columns::ColumnMismatch;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -150,6 +160,10 @@ pub struct ChainRow {
     pub previous: [u8; 32],
     pub hash: [u8; 32],
     pub record_sha256: Option<[u8; 32]>,
+    /// A searchable column that differs from what the record's bytes
+    /// imply (see [`super::columns`]); `None` when they agree or the bytes
+    /// could not be read.
+    pub columns: Option<ColumnMismatch>,
 }
 
 /// What kind of damage was found.
@@ -177,6 +191,19 @@ pub enum BreakKind {
     /// The last record the writer wrote is gone or differs: records were
     /// deleted or rewritten at the tail.
     HeadMismatch,
+    /// A column that search, reports or export read differs from the
+    /// chained record: searches by that column would miss or misfile it.
+    ColumnAltered,
+    /// An index of the log does not hold exactly the log's rows: searches
+    /// through it would miss records or find others.
+    IndexAltered,
+    /// The free-text index does not match the chained records' text.
+    FreeTextAltered,
+    /// The definition of a table, index or view of the log differs from
+    /// the one this build creates, or something was added to them.
+    SchemaAltered,
+    /// Records, parts or checkpoints that belong to no organisation.
+    Orphaned,
 }
 
 /// The first problem found.
@@ -189,7 +216,24 @@ pub struct Break {
     /// The checkpoint involved, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<i64>,
+    /// The column, index or table involved, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
     pub message: String,
+}
+
+impl Break {
+    /// Damage to what lies beside the chain (an index, the free-text index,
+    /// the schema), not tied to one record: its `sequence` is 0.
+    pub fn structural(kind: BreakKind, object: impl Into<String>, message: String) -> Self {
+        Self {
+            kind,
+            sequence: 0,
+            checkpoint: None,
+            object: Some(object.into()),
+            message,
+        }
+    }
 }
 
 /// The verifier's answer.
@@ -203,6 +247,19 @@ pub struct Verification {
     /// The last sequence checked.
     pub last_sequence: Option<i64>,
     pub first_break: Option<Break>,
+}
+
+impl Verification {
+    /// Adds damage found beside the chain (see [`Break::structural`]),
+    /// unless a break was already found.
+    pub fn add(&mut self, found: Option<Break>) {
+        if self.first_break.is_none()
+            && let Some(found) = found
+        {
+            self.first_break = Some(found);
+            self.ok = false;
+        }
+    }
 }
 
 /// Walks the chain. `rows` must be in sequence order and start at the first
@@ -262,6 +319,7 @@ impl<'a> ChainVerifier<'a> {
             kind: BreakKind::HeadMismatch,
             sequence,
             checkpoint: None,
+            object: None,
             message,
         };
         let Some((sequence, hash)) = head else {
@@ -309,6 +367,7 @@ impl<'a> ChainVerifier<'a> {
                 kind,
                 sequence,
                 checkpoint: None,
+                object: None,
                 message,
             });
         }
@@ -369,6 +428,20 @@ impl<'a> ChainVerifier<'a> {
                 format!("record {} was altered after it was written", row.sequence),
             );
         }
+        if let Some(mismatch) = &row.columns {
+            self.broken(
+                BreakKind::ColumnAltered,
+                row.sequence,
+                format!(
+                    "record {}: its {} column holds {:?}, but the chained record says {:?}",
+                    row.sequence, mismatch.column, mismatch.found, mismatch.expected
+                ),
+            );
+            if let Some(found) = &mut self.first_break {
+                found.object = Some(mismatch.column.to_owned());
+            }
+            return;
+        }
         self.expected_previous = row.hash;
         self.expected_sequence += 1;
         self.checked += 1;
@@ -391,6 +464,7 @@ impl<'a> ChainVerifier<'a> {
                 kind,
                 sequence: checkpoint.sequence,
                 checkpoint: Some(checkpoint.number),
+                object: None,
                 message,
             };
             if checkpoint.number != expected_number {
@@ -446,6 +520,7 @@ impl<'a> ChainVerifier<'a> {
                 kind: BreakKind::UnsignedAnchor,
                 sequence: anchor.0,
                 checkpoint: None,
+                object: None,
                 message: format!(
                     "the log starts after record {}, but no checkpoint signed that purge",
                     anchor.0
@@ -490,6 +565,7 @@ mod tests {
                     previous,
                     hash,
                     record_sha256: Some(digest),
+                    columns: None,
                 };
                 previous = hash;
                 row

@@ -26,6 +26,10 @@ pub struct Predicate {
     pub custom_entity: Option<bool>,
     /// `ServiceName` is one of these.
     pub services: &'static [&'static str],
+    /// `operations` also takes the org's own sign-in and sign-out
+    /// operations (`OrgAuditSettings::sign_in_operations`), which the
+    /// caller passes beside the predicate.
+    pub org_sign_in_operations: bool,
 }
 
 const ANY: Predicate = Predicate {
@@ -36,6 +40,14 @@ const ANY: Predicate = Predicate {
     not_entities: &[],
     custom_entity: None,
     services: &[],
+    org_sign_in_operations: false,
+};
+
+/// Tracklog's own management records: what the home page lists as recent
+/// management activity.
+pub const TRACKLOG_MANAGEMENT: Predicate = Predicate {
+    services: &["Tracklog"],
+    ..ANY
 };
 
 /// Entities that come with the product.
@@ -185,6 +197,7 @@ pub const REPORTS: [Report; 9] = [
         title: "Signed in or out",
         predicate: Predicate {
             operations: &USER_ACCESS_OPERATIONS,
+            org_sign_in_operations: true,
             ..ANY
         },
     },
@@ -293,13 +306,21 @@ fn one_of(list: &[&str], value: &str) -> bool {
 }
 
 impl Predicate {
-    /// The reference semantics: whether `record` satisfies every condition.
+    /// The reference semantics: whether `record` satisfies every condition,
+    /// for an org without sign-in operations of its own.
     pub fn matches(&self, record: &AuditRecord) -> bool {
+        self.matches_in(record, &[])
+    }
+
+    /// [`Predicate::matches`] for an org whose own sign-in and sign-out
+    /// operations are `org_sign_in`.
+    pub fn matches_in(&self, record: &AuditRecord, org_sign_in: &[String]) -> bool {
         let operation = record.operation.as_str();
+        let own = self.org_sign_in_operations && org_sign_in.iter().any(|o| o == operation);
         let entity = record.entity_name.as_deref().filter(|e| !e.is_empty());
         let lower = entity.map(str::to_ascii_lowercase);
         let service = record.service_name.as_deref().unwrap_or("");
-        (self.operations.is_empty() || self.operations.contains(&operation))
+        (self.operations.is_empty() || self.operations.contains(&operation) || own)
             && (self.operation_prefixes.is_empty()
                 || self
                     .operation_prefixes
@@ -406,5 +427,30 @@ mod tests {
             reports_of(&record("ActivateWorkflow", None, None)),
             ["activated-process-or-plug-in"]
         );
+    }
+
+    #[test]
+    fn sign_ins_as_crms_and_office_365_write_them_and_as_an_org_adds_them() {
+        let signed = report("signed-in-or-out").unwrap().predicate;
+        for operation in [
+            "SignIn",
+            "UserSignIn",
+            "UserSignOut",
+            "UserLoggedIn",
+            "UserLoginFailed",
+        ] {
+            assert!(
+                signed.matches(&record(operation, None, None)),
+                "{operation}"
+            );
+        }
+        let own = record("PortalVisitorAuthenticated", None, None);
+        assert!(!signed.matches(&own));
+        let extra = vec!["PortalVisitorAuthenticated".to_owned()];
+        assert!(signed.matches_in(&own, &extra));
+        // Only the sign-in report takes the org's list.
+        let bulk = report("performed-bulk-actions").unwrap().predicate;
+        assert!(!bulk.matches_in(&own, &extra));
+        assert!(!signed.matches(&record("Retrieve", Some("account"), None)));
     }
 }

@@ -173,6 +173,12 @@ pub struct AuditSettingsBody {
     /// out keeps the current value.
     #[serde(default)]
     pub retention_days: Option<u32>,
+    /// The org's own operations that record a sign-in or sign-out, beside
+    /// the built-in names (`SignIn`, `UserLoggedIn`, `UserLoginFailed`...):
+    /// governed by `user_access_auditing` and counted by the "Signed in or
+    /// out" report. On PUT, leaving it out keeps the current list.
+    #[serde(default)]
+    pub sign_in_operations: Option<Vec<String>>,
 }
 
 impl AuditSettingsBody {
@@ -183,16 +189,22 @@ impl AuditSettingsBody {
             read_auditing: settings.read_auditing,
             excluded_messages: settings.excluded_messages,
             retention_days: Some(retention_days),
+            sign_in_operations: Some(settings.sign_in_operations),
         }
     }
 
-    fn split(self) -> (OrgAuditSettings, Option<u32>) {
+    /// The settings to store, keeping `current`'s sign-in operations when
+    /// the body leaves them out, and the retention asked for.
+    fn split(self, current: &OrgAuditSettings) -> (OrgAuditSettings, Option<u32>) {
         (
             OrgAuditSettings {
                 auditing_enabled: self.auditing_enabled,
                 user_access_auditing: self.user_access_auditing,
                 read_auditing: self.read_auditing,
                 excluded_messages: self.excluded_messages,
+                sign_in_operations: self
+                    .sign_in_operations
+                    .unwrap_or_else(|| current.sign_in_operations.clone()),
             },
             self.retention_days,
         )
@@ -234,14 +246,23 @@ fn check_messages(settings: &OrgAuditSettings) -> Result<(), ApiError> {
             "at most 10000 excluded messages",
         ));
     }
-    if settings
-        .excluded_messages
-        .iter()
-        .any(|m| m.trim().is_empty() || m.len() > 256 || m.chars().any(char::is_control))
-    {
+    let bad = |m: &String| m.trim().is_empty() || m.len() > 256 || m.chars().any(char::is_control);
+    if settings.excluded_messages.iter().any(bad) {
         return Err(ApiError::bad_field(
             "excluded_messages",
             "each excluded message must be 1 to 256 characters without control characters",
+        ));
+    }
+    if settings.sign_in_operations.len() > 1_000 {
+        return Err(ApiError::bad_field(
+            "sign_in_operations",
+            "at most 1000 sign-in operations",
+        ));
+    }
+    if settings.sign_in_operations.iter().any(bad) {
+        return Err(ApiError::bad_field(
+            "sign_in_operations",
+            "each sign-in operation must be 1 to 256 characters without control characters",
         ));
     }
     Ok(())
@@ -262,7 +283,8 @@ pub async fn put_settings(
     ApiJson(body): ApiJson<AuditSettingsBody>,
 ) -> Result<Json<AuditSettingsBody>, ApiError> {
     principal.require(Right::Manage)?;
-    let (settings, retention_days) = body.split();
+    let current = state.stores.audit.audit_settings(principal.org).await?;
+    let (settings, retention_days) = body.split(&current);
     check_messages(&settings)?;
     check_retention(retention_days)?;
     let actor = api_actor(&principal, &headers, peer);
@@ -379,6 +401,7 @@ impl FilterParams {
             client_ip: text("client_ip", &self.client_ip)?,
             q: text("q", &self.q)?,
             report: None,
+            sign_in_operations: Vec::new(),
             until_sequence: None,
         })
     }
@@ -660,10 +683,9 @@ pub async fn list_reports(
     let base = window(&params)?;
     let mut items = Vec::with_capacity(REPORTS.len());
     for report in REPORTS {
-        let filter = AuditFilter {
-            report: Some(report.predicate),
-            ..base.clone()
-        };
+        let filter =
+            audit::report_filter(&state.stores, principal.org, report.predicate, base.clone())
+                .await?;
         let page = state
             .stores
             .audit
@@ -706,10 +728,13 @@ pub async fn get_report(
     let report =
         report(&name).ok_or_else(|| ApiError::NotFound(format!("report {name} was not found")))?;
     let (bucket, millis) = bucket_millis(params.bucket.as_deref())?;
-    let filter = AuditFilter {
-        report: Some(report.predicate),
-        ..window(&params)?
-    };
+    let filter = audit::report_filter(
+        &state.stores,
+        principal.org,
+        report.predicate,
+        window(&params)?,
+    )
+    .await?;
     let counts = state
         .stores
         .audit

@@ -13,6 +13,7 @@ pub mod policies;
 pub mod portals;
 pub mod segment;
 pub mod types;
+pub mod users;
 
 use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -73,6 +74,7 @@ impl Modify for Security {
         (name = "segment", description = "Segment-spec ingestion for Segment's clients (write key as the Basic user)"),
         (name = "sdk", description = "The browser tracker"),
         (name = "policies", description = "Access policies and their keys"),
+        (name = "users", description = "People who sign in to the web UI"),
         (name = "portals", description = "Portals, their public ingest keys and insights"),
         (name = "interaction-types", description = "Built-in and custom interaction types"),
         (name = "contacts", description = "Contacts (profiles)"),
@@ -101,6 +103,13 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(policies::list_policies, policies::create_policy))
         .routes(routes!(policies::get_policy, policies::delete_policy))
         .routes(routes!(policies::rotate_policy))
+        .routes(routes!(users::list_users, users::create_user))
+        .routes(routes!(
+            users::get_user,
+            users::patch_user,
+            users::delete_user
+        ))
+        .routes(routes!(users::reset_password))
         .routes(routes!(portals::list_portals, portals::create_portal))
         .routes(routes!(
             portals::get_portal,

@@ -11,13 +11,14 @@ use serde::Serialize;
 use serde_json::json;
 use tracklog_domain::audit::AuditRecord;
 use tracklog_domain::audit::chain::{ChainVerifier, Checkpoint, Verification};
+use tracklog_domain::audit::reports::Predicate;
 use tracklog_domain::audit::settings::{
     Decision, EntityAuditSettings, ExclusionReason, OrgAuditSettings, decide,
 };
 use tracklog_domain::ids::OrgId;
 use tracklog_domain::ingest::Rejection;
 use tracklog_domain::time::UtcMillis;
-use tracklog_store::{StoreError, Stores};
+use tracklog_store::{AuditFilter, StoreError, Stores};
 
 use super::selfaudit::{self, Action, Actor};
 
@@ -340,9 +341,72 @@ pub async fn purge(
     Ok((anchor.0 - before).max(0) as u64)
 }
 
+/// `filter` narrowed to one report: its predicate, and the org's own
+/// sign-in and sign-out operations when the report counts them.
+pub async fn report_filter(
+    stores: &Stores,
+    org: OrgId,
+    predicate: Predicate,
+    filter: AuditFilter,
+) -> Result<AuditFilter, StoreError> {
+    let sign_in_operations = if predicate.org_sign_in_operations {
+        stores.audit.audit_settings(org).await?.sign_in_operations
+    } else {
+        Vec::new()
+    };
+    Ok(AuditFilter {
+        report: Some(predicate),
+        sign_in_operations,
+        ..filter
+    })
+}
+
 /// Verifies an org's chain and checkpoints, from sequence `from` (inclusive)
-/// to `to` (inclusive) when given.
+/// to `to` (inclusive) when given. Each record's searchable columns are
+/// checked against its chained bytes on the way; a verification of the
+/// whole chain also checks the log's indexes, free-text index and schema
+/// (`AuditStore::audit_structure`), which are checked as a whole.
 pub async fn verify(
+    stores: &Stores,
+    public: &VerifyingKey,
+    org: OrgId,
+    org_name: &str,
+    from: Option<i64>,
+    to: Option<i64>,
+) -> Result<Verification, StoreError> {
+    let whole = from.is_none() && to.is_none();
+    verify_with(stores, public, org, org_name, from, to, whole).await
+}
+
+/// [`verify`], with the checks beside the chain (`structure`) chosen by the
+/// caller: a page that checks the newest records on every view leaves
+/// them out, since FTS5's check of the whole free-text index takes the
+/// write lock.
+pub async fn verify_with(
+    stores: &Stores,
+    public: &VerifyingKey,
+    org: OrgId,
+    org_name: &str,
+    from: Option<i64>,
+    to: Option<i64>,
+    structure: bool,
+) -> Result<Verification, StoreError> {
+    // The checks beside the chain run on the writer (FTS5's) and another
+    // read connection while the chain is walked: the two overlap.
+    let beside = async {
+        if structure {
+            stores.audit.audit_structure(org).await
+        } else {
+            Ok(None)
+        }
+    };
+    let (chain, beside) = tokio::join!(walk_chain(stores, public, org, org_name, from, to), beside);
+    let mut verification = chain?;
+    verification.add(beside?);
+    Ok(verification)
+}
+
+async fn walk_chain(
     stores: &Stores,
     public: &VerifyingKey,
     org: OrgId,

@@ -27,7 +27,7 @@ use crate::state::AppState;
 /// How many of the newest records the page verifies on each view.
 const UI_VERIFY_RECORDS: i64 = 10_000;
 
-fn allowed(user: &WebUser) -> bool {
+pub(crate) fn allowed(user: &WebUser) -> bool {
     matches!(user.role, Role::Admin | Role::Auditor)
 }
 
@@ -114,17 +114,22 @@ async fn tiles(state: &AppState, user: &WebUser) -> Vec<Tile> {
     let start = (now - 29 * DAY).div_euclid(DAY) * DAY;
     let mut out = Vec::with_capacity(REPORTS.len());
     for report in REPORTS {
-        let filter = AuditFilter {
+        let window = AuditFilter {
             from: Some(UtcMillis::from_millis(start)),
-            report: Some(report.predicate),
             ..AuditFilter::default()
         };
-        let buckets = state
-            .stores
-            .audit
-            .audit_histogram(user.org, filter, DAY)
-            .await
-            .unwrap_or_default();
+        let buckets =
+            match audit_service::report_filter(&state.stores, user.org, report.predicate, window)
+                .await
+            {
+                Ok(filter) => state
+                    .stores
+                    .audit
+                    .audit_histogram(user.org, filter, DAY)
+                    .await
+                    .unwrap_or_default(),
+                Err(_) => Vec::new(),
+            };
         let mut counts = vec![0u64; 30];
         for (bucket, count) in &buckets {
             let index = ((bucket - start) / DAY) as usize;
@@ -214,8 +219,10 @@ pub async fn audit_page(
             Err(problem) => error = Some(problem.to_string()),
         },
     }
-    // The page checks the newest records and every checkpoint; the whole
-    // chain is for `GET /api/v1/audit/verify` and `tracklog audit verify`.
+    // The page checks the newest records (with their columns) and every
+    // checkpoint; the whole chain and what lies beside it (indexes, the
+    // free-text index, the schema) are for `GET /api/v1/audit/verify` and
+    // `tracklog audit verify`.
     let head = state
         .stores
         .audit
@@ -225,13 +232,14 @@ pub async fn audit_page(
         .flatten()
         .map_or(0, |h| h.0);
     let from = (head > UI_VERIFY_RECORDS).then(|| head - UI_VERIFY_RECORDS + 1);
-    let verification = audit_service::verify(
+    let verification = audit_service::verify_with(
         &state.stores,
         &state.audit_key.verifying_key(),
         user.org,
         &org,
         from,
         None,
+        false,
     )
     .await;
     let (verified, verification) = match verification {

@@ -7,6 +7,7 @@ pub mod charts;
 pub mod journeys;
 pub mod pages;
 pub mod session;
+pub mod users;
 
 use axum::http::HeaderValue;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
@@ -48,7 +49,7 @@ pub struct NavSection {
 /// The navigation a role sees; `current` is the path being shown.
 pub fn navigation(role: Role, current: &str) -> Vec<NavSection> {
     use Role::*;
-    let entries: [(&str, &str, &str, bool, &[Role]); 8] = [
+    let entries: [(&str, &str, &str, bool, &[Role]); 9] = [
         (
             "Home",
             "Overview",
@@ -98,6 +99,7 @@ pub fn navigation(role: Role, current: &str) -> Vec<NavSection> {
             true,
             &[Admin, Auditor],
         ),
+        ("Administration", "Users", "/ui/users", true, &[Admin]),
         (
             "Administration",
             "Access policies",

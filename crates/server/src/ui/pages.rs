@@ -12,10 +12,11 @@ use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 use serde_json::json;
 use tracklog_domain::audit::UserType;
+use tracklog_domain::audit::reports::TRACKLOG_MANAGEMENT;
 use tracklog_domain::ids::{OrgName, UserName};
 use tracklog_domain::time::UtcMillis;
 use tracklog_domain::user::Role;
-use tracklog_store::WebSession;
+use tracklog_store::{AuditFilter, WebSession};
 
 use super::session::{
     self, LOGIN_CSRF_COOKIE, SESSION_COOKIE, WebUser, random_token, safe_next, token_hash,
@@ -173,23 +174,30 @@ pub async fn login(
             .map(|v| v.chars().take(256).collect()),
     };
 
-    let Some(user) = user.filter(|_| verified) else {
+    // Only someone who knows the password learns that the account is
+    // disabled.
+    let disabled = verified && user.as_ref().is_some_and(|u| u.disabled);
+    let known_org = user.as_ref().map(|u| u.org);
+    let Some(user) = user.filter(|u| verified && !u.disabled) else {
         state
             .metrics
             .logins
             .get_or_create(&OutcomeLabel { outcome: "failed" })
             .inc();
-        let org = match state
-            .stores
-            .meta
-            .org_by_name(&OrgName::parse("default").expect("valid"))
-            .await
-        {
-            Ok(Some(org)) => org.id,
-            _ => {
-                return (StatusCode::SERVICE_UNAVAILABLE, "the store is unavailable")
-                    .into_response();
-            }
+        let org = match known_org {
+            Some(org) if disabled => org,
+            _ => match state
+                .stores
+                .meta
+                .org_by_name(&OrgName::parse("default").expect("valid"))
+                .await
+            {
+                Ok(Some(org)) => org.id,
+                _ => {
+                    return (StatusCode::SERVICE_UNAVAILABLE, "the store is unavailable")
+                        .into_response();
+                }
+            },
         };
         selfaudit::record(
             &state.stores,
@@ -200,11 +208,15 @@ pub async fn login(
                 entity_name: "user",
                 entity_id: &actor.name,
                 success: false,
-                fields: None,
+                fields: disabled.then(|| json!({ "reason": "disabled" })),
             },
         )
         .await;
-        let message = "Wrong user name or password.".to_owned();
+        let message = if disabled {
+            "This account is disabled. Ask an administrator to enable it.".to_owned()
+        } else {
+            "Wrong user name or password.".to_owned()
+        };
         return login_page(
             &state,
             &parts,
@@ -239,6 +251,14 @@ pub async fn login(
             outcome: "succeeded",
         })
         .inc();
+    if let Err(error) = state
+        .stores
+        .meta
+        .record_sign_in(&user.name, UtcMillis::now())
+        .await
+    {
+        tracing::warn!(%error, "could not note the sign-in time");
+    }
     let actor = Actor {
         user_type: if user.role == Role::Admin {
             UserType::Admin
@@ -347,6 +367,7 @@ struct ActivityRow {
     operation: String,
     entity: String,
     status: String,
+    href: String,
 }
 
 #[derive(Template)]
@@ -357,12 +378,16 @@ struct HomePage {
     org: String,
     csrf: String,
     nav: Vec<NavSection>,
-    policies: usize,
-    users: usize,
-    activity: Vec<ActivityRow>,
+    /// The administration figures, for admins only.
+    counts: Option<(usize, usize)>,
+    /// Tracklog's own management records, newest first, for the roles that
+    /// may read the activity log; `None` for the others.
+    activity: Option<Vec<ActivityRow>>,
 }
 
-/// The shell: navigation, the org at a glance, and recent management activity.
+/// The shell: navigation, the org at a glance and, for the roles that may
+/// read the activity log, recent management activity. Each role sees only
+/// what its own pages show.
 #[utoipa::path(get, path = "/", tag = "ui",
     responses(
         (status = 200, description = "Home page", content_type = "text/html"),
@@ -370,27 +395,52 @@ struct HomePage {
     ))]
 pub async fn home(State(state): State<AppState>, user: WebUser) -> Response {
     let stores = &state.stores;
-    let (org, policies, users, recent) = tokio::join!(
-        stores.meta.org_by_id(user.org),
-        stores.meta.list_policies(user.org),
-        stores.meta.list_users(user.org),
-        stores.audit.recent_audit(user.org, None, 10),
-    );
-    let activity = recent
-        .unwrap_or_default()
-        .into_iter()
-        .map(|r| ActivityRow {
-            time: r.creation_time,
-            user: r.user.unwrap_or_default(),
-            operation: r.operation,
-            entity: match (r.entity_name, r.entity_id) {
-                (Some(name), Some(id)) => format!("{name} {id}"),
-                (Some(name), None) => name,
-                _ => String::new(),
-            },
-            status: r.result_status.unwrap_or_default(),
-        })
-        .collect();
+    let org = stores.meta.org_by_id(user.org).await;
+    let counts = if user.role == Role::Admin {
+        let (policies, users) = tokio::join!(
+            stores.meta.list_policies(user.org),
+            stores.meta.list_users(user.org),
+        );
+        Some((
+            policies.map(|p| p.len()).unwrap_or(0),
+            users.map(|u| u.len()).unwrap_or(0),
+        ))
+    } else {
+        None
+    };
+    let activity = if super::audit::allowed(&user) {
+        let filter = AuditFilter {
+            report: Some(TRACKLOG_MANAGEMENT),
+            ..AuditFilter::default()
+        };
+        let page = stores
+            .audit
+            .search_audit(user.org, filter, 10, None, false)
+            .await;
+        Some(
+            page.map(|p| p.items)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|hit| {
+                    let r = hit.record;
+                    ActivityRow {
+                        href: format!("/ui/audit/records/{}", url_path(&r.id)),
+                        time: r.creation_time,
+                        user: r.user.unwrap_or_default(),
+                        operation: r.operation,
+                        entity: match (r.entity_name, r.entity_id) {
+                            (Some(name), Some(id)) => format!("{name} {id}"),
+                            (Some(name), None) => name,
+                            _ => String::new(),
+                        },
+                        status: r.result_status.unwrap_or_default(),
+                    }
+                })
+                .collect(),
+        )
+    } else {
+        None
+    };
     let page = HomePage {
         user: user.name.to_string(),
         role: user.role.as_str(),
@@ -400,9 +450,13 @@ pub async fn home(State(state): State<AppState>, user: WebUser) -> Response {
             .map_or_else(String::new, |o| o.name.to_string()),
         csrf: user.csrf_token.clone(),
         nav: navigation(user.role, "/"),
-        policies: policies.map(|p| p.len()).unwrap_or(0),
-        users: users.map(|u| u.len()).unwrap_or(0),
+        counts,
         activity,
     };
     render(&page)
+}
+
+/// A path segment, percent-encoded.
+fn url_path(segment: &str) -> String {
+    percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
 }

@@ -162,6 +162,7 @@ impl FromRequestParts<AppState> for WebUser {
             .await
             .ok()
             .flatten()
+            .filter(|user| !user.disabled && user.org == session.org)
             .ok_or_else(|| SignInRequired(target.clone()))?;
         Ok(WebUser {
             org: session.org,

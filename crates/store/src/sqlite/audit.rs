@@ -11,15 +11,17 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
-use tracklog_domain::audit::chain::{ChainRow, Checkpoint, GENESIS, link};
+use tracklog_domain::audit::chain::{Break, ChainRow, Checkpoint, GENESIS, link};
+use tracklog_domain::audit::columns::{ColumnMismatch, SearchColumns};
 use tracklog_domain::audit::reports::{PRODUCT_PREFIXES, Predicate};
 use tracklog_domain::audit::settings::{EntityAuditSettings, OrgAuditSettings};
 use tracklog_domain::audit::split::{self, Part, ReassemblyError, sha256};
-use tracklog_domain::audit::{AuditRecord, Category, categorise};
+use tracklog_domain::audit::{AuditRecord, categorise};
 use tracklog_domain::ids::OrgId;
 use tracklog_domain::time::UtcMillis;
 
-use super::{SqliteStore, sql_error};
+use super::audit_integrity::{CHAIN_COLUMNS, column_mismatch, stored_columns};
+use super::{SqliteStore, audit_integrity, sql_error};
 use crate::{
     Anchor, AuditFilter, AuditHit, AuditPage, AuditStore, Cursor, PartsIntegrity, StoreError,
 };
@@ -109,16 +111,17 @@ fn insert(
     threshold: usize,
 ) -> Result<[u8; 32], StoreError> {
     let sequence = record.sequence.unwrap_or_default();
-    let mut json = record.stored_json();
+    let now = UtcMillis::now().as_millis();
+    let mut json = record.stored_json_at(now);
     if json.len() > threshold && record.correlation_id.is_none() {
         // The parts share the record's CorrelationId; give it one.
         record.correlation_id = Some(uuid_like(previous, sequence));
-        json = record.stored_json();
+        json = record.stored_json_at(now);
     }
     let digest = sha256(&json);
     let hash = link(previous, sequence, &digest);
     let parts = split::split(&json, threshold);
-    let now = UtcMillis::now().as_millis();
+    let columns = SearchColumns::of(record, Some(now));
     conn.prepare_cached(
         "INSERT INTO audit_log (org_id, seq, id, creation_time, stored_at, operation, category,
             user_name, entity_name, entity_id, result_status, client_ip, service_name,
@@ -129,18 +132,18 @@ fn insert(
         s.execute(params![
             org.0,
             sequence,
-            record.id,
-            record.creation_millis(),
+            columns.id,
+            columns.creation_time,
             now,
-            record.operation,
-            record.category.unwrap_or(Category::Other).as_str(),
-            record.user,
-            record.entity_name,
-            record.entity_id,
-            record.result_status,
-            record.client_ip,
-            record.service_name,
-            record.correlation_id,
+            columns.operation,
+            columns.category,
+            columns.user,
+            columns.entity_name,
+            columns.entity_id,
+            columns.result_status,
+            columns.client_ip,
+            columns.service_name,
+            columns.correlation_id,
             parts.as_ref().map_or(0, Vec::len) as i64,
             if parts.is_some() { None } else { Some(&json) },
             previous.as_slice(),
@@ -171,13 +174,19 @@ fn insert(
                 .map_err(sql_error)?;
         }
     }
-    let text = record.search_text();
-    if !text.trim().is_empty() {
-        conn.prepare_cached("INSERT INTO audit_fts (rowid, body) VALUES (?1, ?2)")
-            .and_then(|mut s| s.execute(params![rid, text]))
-            .map_err(sql_error)?;
-    }
+    index_text(conn, rid, &json)?;
     Ok(hash)
+}
+
+/// Adds a record's text to the free-text index, from its stored bytes and
+/// through the same function as the index's content view (`audit_text`),
+/// so that the index is exactly what its integrity check expects. Every
+/// record gets a row, even without text.
+fn index_text(conn: &Connection, rid: i64, stored: &[u8]) -> Result<(), StoreError> {
+    conn.prepare_cached("INSERT INTO audit_fts (rowid, body) VALUES (?1, tl_audit_text(?2))")
+        .and_then(|mut s| s.execute(params![rid, stored]))
+        .map_err(sql_error)?;
+    Ok(())
 }
 
 /// A stable UUID-shaped id derived from the chain position, for records that
@@ -224,16 +233,7 @@ pub(crate) fn backfill(conn: &Connection) -> Result<(), StoreError> {
                     params![previous.as_slice(), hash.as_slice(), rid],
                 )
                 .map_err(sql_error)?;
-                if let Ok(record) = serde_json::from_slice::<AuditRecord>(&bytes) {
-                    let text = record.search_text();
-                    if !text.trim().is_empty() {
-                        conn.execute(
-                            "INSERT INTO audit_fts (rowid, body) VALUES (?1, ?2)",
-                            params![rid, text],
-                        )
-                        .map_err(sql_error)?;
-                    }
-                }
+                index_text(conn, rid, &bytes)?;
                 previous = hash;
                 last = Some(seq);
             }
@@ -394,8 +394,11 @@ pub(crate) fn fts_query(text: &str) -> Option<String> {
     }
 }
 
-fn predicate_sql(predicate: &Predicate, w: &mut Where) {
-    let lower_ops: Vec<String> = predicate.operations.iter().map(|o| o.to_string()).collect();
+fn predicate_sql(predicate: &Predicate, org_sign_in: &[String], w: &mut Where) {
+    let mut lower_ops: Vec<String> = predicate.operations.iter().map(|o| o.to_string()).collect();
+    if predicate.org_sign_in_operations && !lower_ops.is_empty() {
+        lower_ops.extend(org_sign_in.iter().cloned());
+    }
     if !lower_ops.is_empty() {
         let marks = vec!["?"; lower_ops.len()].join(", ");
         w.push(
@@ -544,7 +547,7 @@ fn filter_sql(org: OrgId, filter: &AuditFilter) -> Where {
     w.text("result_status", &filter.result_status);
     w.text("client_ip", &filter.client_ip);
     if let Some(predicate) = &filter.report {
-        predicate_sql(predicate, &mut w);
+        predicate_sql(predicate, &filter.sign_in_operations, &mut w);
     }
     if let Some(until) = filter.until_sequence {
         w.push("seq <= ?", [SqlValue::Integer(until)]);
@@ -552,8 +555,16 @@ fn filter_sql(org: OrgId, filter: &AuditFilter) -> Where {
     w
 }
 
-fn settings_row(row: &Row<'_>) -> rusqlite::Result<(bool, bool, bool, String)> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+type SettingsRow = (bool, bool, bool, String, String);
+
+fn settings_row(row: &Row<'_>) -> rusqlite::Result<SettingsRow> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+    ))
 }
 
 #[async_trait]
@@ -748,18 +759,20 @@ impl AuditStore for SqliteStore {
         self.read(move |conn| {
             let found = conn
                 .prepare_cached(
-                    "SELECT auditing_enabled, user_access_auditing, read_auditing, excluded_messages
+                    "SELECT auditing_enabled, user_access_auditing, read_auditing, excluded_messages,
+                        sign_in_operations
                      FROM audit_settings WHERE org_id = ?1",
                 )
                 .and_then(|mut s| s.query_row([org.0], settings_row).optional())
                 .map_err(sql_error)?;
             match found {
                 None => Ok(OrgAuditSettings::default()),
-                Some((enabled, access, read, excluded)) => Ok(OrgAuditSettings {
+                Some((enabled, access, read, excluded, sign_in)) => Ok(OrgAuditSettings {
                     auditing_enabled: enabled,
                     user_access_auditing: access,
                     read_auditing: read,
                     excluded_messages: serde_json::from_str(&excluded).map_err(internal)?,
+                    sign_in_operations: serde_json::from_str(&sign_in).map_err(internal)?,
                 }),
             }
         })
@@ -772,20 +785,24 @@ impl AuditStore for SqliteStore {
         settings: OrgAuditSettings,
     ) -> Result<(), StoreError> {
         let excluded = serde_json::to_string(&settings.excluded_messages).map_err(internal)?;
+        let sign_in = serde_json::to_string(&settings.sign_in_operations).map_err(internal)?;
         self.write(1, move |ctx| {
             ctx.conn
                 .execute(
                     "INSERT INTO audit_settings
-                       (org_id, auditing_enabled, user_access_auditing, read_auditing, excluded_messages)
-                     VALUES (?1, ?2, ?3, ?4, ?5)
+                       (org_id, auditing_enabled, user_access_auditing, read_auditing,
+                        excluded_messages, sign_in_operations)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                      ON CONFLICT(org_id) DO UPDATE SET auditing_enabled = ?2,
-                       user_access_auditing = ?3, read_auditing = ?4, excluded_messages = ?5",
+                       user_access_auditing = ?3, read_auditing = ?4, excluded_messages = ?5,
+                       sign_in_operations = ?6",
                     params![
                         org.0,
                         settings.auditing_enabled,
                         settings.user_access_auditing,
                         settings.read_auditing,
-                        excluded
+                        excluded,
+                        sign_in
                     ],
                 )
                 .map_err(sql_error)?;
@@ -868,10 +885,10 @@ impl AuditStore for SqliteStore {
     ) -> Result<Vec<ChainRow>, StoreError> {
         self.read(move |conn| {
             let mut stmt = conn
-                .prepare_cached(
-                    "SELECT seq, prev_hash, hash, parts, record FROM audit_log
-                     WHERE org_id = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq LIMIT ?4",
-                )
+                .prepare_cached(&format!(
+                    "SELECT {CHAIN_COLUMNS} FROM audit_log
+                     WHERE org_id = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq LIMIT ?4"
+                ))
                 .map_err(sql_error)?;
             let mut rows = stmt
                 .query(params![org.0, after, until, limit as i64])
@@ -885,16 +902,53 @@ impl AuditStore for SqliteStore {
                 } else {
                     read_parts(conn, org.0, sequence, parts as u32)?.ok()
                 };
+                let columns = match &bytes {
+                    // A split record's bytes are in its parts alone.
+                    Some(_)
+                        if parts > 0 && row.get_ref(4).map_err(sql_error)?.as_bytes().is_ok() =>
+                    {
+                        Some(ColumnMismatch {
+                            column: "record",
+                            expected: "NULL: the record is in its parts".into(),
+                            found: "bytes".into(),
+                        })
+                    }
+                    Some(bytes) => {
+                        let stored = stored_columns(row).map_err(sql_error)?;
+                        column_mismatch(conn, org, sequence, parts, bytes, &stored)?
+                    }
+                    None => None,
+                };
                 out.push(ChainRow {
                     sequence,
                     previous: hash32(row.get(1).map_err(sql_error)?)?,
                     hash: hash32(row.get(2).map_err(sql_error)?)?,
                     record_sha256: bytes.map(|b| sha256(&b)),
+                    columns,
                 });
             }
             Ok(out)
         })
         .await
+    }
+
+    async fn audit_structure(&self, org: OrgId) -> Result<Option<Break>, StoreError> {
+        let found = self
+            .read(move |conn| {
+                if let Some(found) = audit_integrity::check_schema(conn)? {
+                    return Ok(Some(found));
+                }
+                if let Some(found) = audit_integrity::check_orphans(conn)? {
+                    return Ok(Some(found));
+                }
+                audit_integrity::check_indexes(conn, org)
+            })
+            .await?;
+        if found.is_some() {
+            return Ok(found);
+        }
+        self.write(1, move |ctx| audit_integrity::check_free_text(ctx.conn))
+            .await
     }
 
     async fn chain_link(&self, org: OrgId, sequence: i64) -> Result<Option<[u8; 32]>, StoreError> {
@@ -1020,9 +1074,9 @@ impl AuditStore for SqliteStore {
             )
             .map_err(sql_error)?;
             conn.execute(
-                "INSERT INTO audit_anchors (org_id, seq, hash, purged_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(org_id) DO UPDATE SET seq = ?2, hash = ?3, purged_at = ?4",
-                params![org.0, boundary, hash, UtcMillis::now().as_millis()],
+                "INSERT INTO audit_anchors (org_id, seq, hash) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(org_id) DO UPDATE SET seq = ?2, hash = ?3",
+                params![org.0, boundary, hash],
             )
             .map_err(sql_error)?;
             Ok(Some((boundary, hash32(hash)?)))

@@ -8,7 +8,7 @@ use tracklog_domain::time::UtcMillis;
 use tracklog_domain::user::Role;
 
 use super::{SqliteStore, is_unique_violation, org_name_of, sql_error};
-use crate::{KeySlot, MetaStore, Org, Policy, StoreError, User, WebSession};
+use crate::{KeySlot, MetaStore, Org, Policy, StoreError, User, UserChange, WebSession};
 
 const POLICY_COLUMNS: &str = "org_id, name, rights, primary_key, secondary_key, portal_id, provider_id, created_at, updated_at";
 
@@ -77,9 +77,16 @@ fn row_to_user(row: &Row<'_>) -> rusqlite::Result<Result<User, StoreError>> {
             role: role.parse::<Role>().map_err(StoreError::Internal)?,
             password_hash: row.get(3).map_err(sql_error)?,
             created_at: UtcMillis::from_millis(row.get(4).map_err(sql_error)?),
+            disabled: row.get(5).map_err(sql_error)?,
+            last_sign_in: row
+                .get::<_, Option<i64>>(6)
+                .map_err(sql_error)?
+                .map(UtcMillis::from_millis),
         })
     })())
 }
+
+const USER_COLUMNS: &str = "org_id, name, role, password_hash, created_at, disabled, last_sign_in";
 
 #[async_trait]
 impl MetaStore for SqliteStore {
@@ -240,13 +247,16 @@ impl MetaStore for SqliteStore {
         self.write(1, move |ctx| {
             ctx.conn
                 .execute(
-                    "INSERT INTO users (org_id, name, role, password_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO users (org_id, name, role, password_hash, created_at, disabled, last_sign_in)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                     params![
                         user.org.0,
                         user.name.as_str(),
                         user.role.as_str(),
                         user.password_hash,
-                        user.created_at.as_millis()
+                        user.created_at.as_millis(),
+                        user.disabled,
+                        user.last_sign_in.map(UtcMillis::as_millis),
                     ],
                 )
                 .map_err(|e| conflict_or(e, || format!("user {}", user.name)))?;
@@ -259,7 +269,7 @@ impl MetaStore for SqliteStore {
         let name = name.clone();
         self.read(move |conn| {
             conn.query_row(
-                "SELECT org_id, name, role, password_hash, created_at FROM users WHERE name = ?1",
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE name = ?1"),
                 [name.as_str()],
                 row_to_user,
             )
@@ -273,12 +283,97 @@ impl MetaStore for SqliteStore {
     async fn list_users(&self, org: OrgId) -> Result<Vec<User>, StoreError> {
         self.read(move |conn| {
             let mut stmt = conn
-                .prepare(
-                    "SELECT org_id, name, role, password_hash, created_at FROM users WHERE org_id = ?1 ORDER BY name",
-                )
+                .prepare(&format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE org_id = ?1 ORDER BY name"
+                ))
                 .map_err(sql_error)?;
             let rows = stmt.query_map([org.0], row_to_user).map_err(sql_error)?;
             rows.map(|r| r.map_err(sql_error)?).collect()
+        })
+        .await
+    }
+
+    async fn update_user(
+        &self,
+        org: OrgId,
+        name: &UserName,
+        change: UserChange,
+    ) -> Result<User, StoreError> {
+        let name = name.clone();
+        self.write(1, move |ctx| {
+            let conn = ctx.conn;
+            let found = conn
+                .query_row(
+                    &format!("SELECT {USER_COLUMNS} FROM users WHERE org_id = ?1 AND name = ?2"),
+                    params![org.0, name.as_str()],
+                    row_to_user,
+                )
+                .optional()
+                .map_err(sql_error)?
+                .transpose()?
+                .ok_or_else(|| StoreError::NotFound(format!("user {name}")))?;
+            let role = change.role.unwrap_or(found.role);
+            let disabled = change.disabled.unwrap_or(found.disabled);
+            let hash = change
+                .password_hash
+                .clone()
+                .unwrap_or_else(|| found.password_hash.clone());
+            conn.execute(
+                "UPDATE users SET role = ?1, disabled = ?2, password_hash = ?3 WHERE name = ?4",
+                params![role.as_str(), disabled, hash, name.as_str()],
+            )
+            .map_err(sql_error)?;
+            if change.disabled == Some(true) || change.password_hash.is_some() {
+                conn.execute(
+                    "DELETE FROM web_sessions WHERE user_name = ?1",
+                    [name.as_str()],
+                )
+                .map_err(sql_error)?;
+            }
+            Ok(User {
+                role,
+                disabled,
+                password_hash: hash,
+                ..found
+            })
+        })
+        .await
+    }
+
+    async fn delete_user(&self, org: OrgId, name: &UserName) -> Result<(), StoreError> {
+        let name = name.clone();
+        self.write(1, move |ctx| {
+            let deleted = ctx
+                .conn
+                .execute(
+                    "DELETE FROM users WHERE org_id = ?1 AND name = ?2",
+                    params![org.0, name.as_str()],
+                )
+                .map_err(sql_error)?;
+            if deleted == 0 {
+                return Err(StoreError::NotFound(format!("user {name}")));
+            }
+            ctx.conn
+                .execute(
+                    "DELETE FROM web_sessions WHERE user_name = ?1",
+                    [name.as_str()],
+                )
+                .map_err(sql_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn record_sign_in(&self, name: &UserName, at: UtcMillis) -> Result<(), StoreError> {
+        let name = name.clone();
+        self.write(1, move |ctx| {
+            ctx.conn
+                .execute(
+                    "UPDATE users SET last_sign_in = ?1 WHERE name = ?2",
+                    params![at.as_millis(), name.as_str()],
+                )
+                .map_err(sql_error)?;
+            Ok(())
         })
         .await
     }

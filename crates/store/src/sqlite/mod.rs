@@ -13,6 +13,7 @@
 //!   locking orders their writes with the server's.
 
 mod audit;
+mod audit_integrity;
 mod channel;
 mod checkpoint;
 mod compact;
@@ -39,6 +40,13 @@ use crate::{Durability, Lifecycle, StoreError, StoreMetrics, Stores};
 use writer::{ClosureJob, GroupPolicy, Message, WriteContext};
 
 pub use schema::CURRENT_VERSION as SCHEMA_VERSION;
+
+/// Registers on `conn` the SQL functions Tracklog's schema calls (the
+/// activity log's free-text view reads through one), for a connection that
+/// a tool other than the store opens on the database file.
+pub fn register_sql_functions(conn: &Connection) -> Result<(), StoreError> {
+    audit_integrity::register_functions(conn).map_err(sql_error)
+}
 
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "tracklog.db";
@@ -300,6 +308,7 @@ impl Lifecycle for SqliteStore {
 fn open_write_connection(path: &Path, options: &SqliteOptions) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)
         .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+    audit_integrity::register_functions(&conn).map_err(sql_error)?;
     conn.busy_timeout(options.busy_timeout).map_err(sql_error)?;
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
@@ -352,6 +361,7 @@ impl r2d2::ManageConnection for ReadConnections {
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
+        audit_integrity::register_functions(&conn)?;
         conn.busy_timeout(self.busy_timeout)?;
         // Reads through a memory map skip a copy and a system call per page,
         // which is most of a timeline's cost once the pages are cached.

@@ -408,6 +408,32 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_log_by_entity ON audit_log(org_id, entity_name, creation_time, seq);
     CREATE INDEX audit_log_by_operation ON audit_log(org_id, operation, creation_time, seq);
     "#,
+    // 8: the free-text index reads its text from the chained records, so
+    // that FTS5's integrity check can prove it matches them: an
+    // external-content index over the view `audit_text`, which derives each
+    // record's text from its stored bytes (reassembled from its parts when
+    // split) with `tl_audit_text` (see `audit_integrity`). The purge
+    // anchor's unread time goes.
+    r#"
+    DROP TABLE audit_fts;
+    CREATE VIEW audit_text (rid, body) AS
+    SELECT l.rid, tl_audit_text(CASE WHEN l.parts = 0 THEN l.record ELSE
+        (SELECT group_concat(CAST(p.bytes AS TEXT), '' ORDER BY p.part) FROM audit_parts p
+         WHERE p.org_id = l.org_id AND p.seq = l.seq) END)
+    FROM audit_log l;
+    CREATE VIRTUAL TABLE audit_fts USING fts5(body, content='audit_text', content_rowid='rid');
+    INSERT INTO audit_fts (audit_fts) VALUES ('rebuild');
+    ALTER TABLE audit_anchors DROP COLUMN purged_at;
+    "#,
+    // 9: users can be disabled, and their last sign-in is kept; sessions
+    // are found by user, to end them all at once. Orgs can name their own
+    // sign-in and sign-out operations.
+    r#"
+    ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE users ADD COLUMN last_sign_in INTEGER;
+    CREATE INDEX web_sessions_by_user ON web_sessions(user_name);
+    ALTER TABLE audit_settings ADD COLUMN sign_in_operations TEXT NOT NULL DEFAULT '[]';
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -416,6 +442,8 @@ pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Brings the database up to [`CURRENT_VERSION`]. Refuses a database written by
 /// a newer Tracklog rather than guessing at its layout.
 pub fn migrate(conn: &mut Connection) -> Result<(), String> {
+    // The activity log's view calls these, and migration 8 reads it.
+    super::audit_integrity::register_functions(conn).map_err(|e| e.to_string())?;
     // Each step re-reads the version inside an IMMEDIATE transaction, so a
     // server and a CLI starting together on one data directory cannot both
     // apply the same step.
