@@ -13,6 +13,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use tracklog_domain::ingest::Limits;
 use tracklog_store::Durability;
+use tracklog_store::log::LogOptions;
 use tracklog_store::sqlite::SqliteOptions;
 
 /// Everything a server needs to start.
@@ -96,6 +97,14 @@ pub struct IngestConfig {
     pub max_field_bytes: usize,
     /// Largest single item.
     pub max_item_bytes: usize,
+    /// Bytes the write-ahead log may hold that the materialisers have not
+    /// applied yet, before requests get 503.
+    pub log_max_bytes: u64,
+    /// Size at which a log segment is closed and a new one started.
+    pub log_segment_bytes: u64,
+    /// Milliseconds a read waits for the writes it must see to be applied,
+    /// before it gets 503.
+    pub read_your_writes_ms: u64,
 }
 
 impl Default for IngestConfig {
@@ -111,6 +120,9 @@ impl Default for IngestConfig {
             max_batch_items: limits.max_batch_items,
             max_field_bytes: limits.max_field_bytes,
             max_item_bytes: limits.max_item_bytes,
+            log_max_bytes: store.log.max_bytes,
+            log_segment_bytes: store.log.segment_bytes,
+            read_your_writes_ms: store.settle_timeout.as_millis() as u64,
         }
     }
 }
@@ -435,6 +447,14 @@ impl Config {
             wal_autocheckpoint_pages: self.storage.wal_autocheckpoint_pages,
             checkpoint_interval: Duration::from_millis(self.storage.checkpoint_interval_ms.max(10)),
             audit_split_threshold_bytes: self.audit.split_threshold_bytes,
+            log: LogOptions {
+                durability: self.ingest.durability,
+                queue_max_items: self.ingest.queue_max_items,
+                max_bytes: self.ingest.log_max_bytes,
+                segment_bytes: self.ingest.log_segment_bytes.max(4096),
+                ..LogOptions::default()
+            },
+            settle_timeout: Duration::from_millis(self.ingest.read_your_writes_ms.max(1)),
             ..SqliteOptions::default()
         }
     }

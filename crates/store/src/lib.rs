@@ -47,6 +47,7 @@ use tracklog_domain::user::Role;
 
 pub mod conformance;
 mod cursor;
+pub mod log;
 pub mod sqlite;
 
 pub use cursor::Cursor;

@@ -595,7 +595,9 @@ async fn verify_finds_a_record_hidden_from_search_by_editing_its_columns() {
         let copy = tempfile::tempdir().unwrap();
         for entry in std::fs::read_dir(dir.path()).unwrap() {
             let entry = entry.unwrap();
-            std::fs::copy(entry.path(), copy.path().join(entry.file_name())).unwrap();
+            if entry.file_type().unwrap().is_file() {
+                std::fs::copy(entry.path(), copy.path().join(entry.file_name())).unwrap();
+            }
         }
         let conn = rusqlite::Connection::open(copy.path().join("tracklog.db")).unwrap();
         assert_eq!(conn.execute(edit, []).unwrap(), 1);

@@ -7,9 +7,14 @@ use tracklog_domain::ids::{ContactId, InteractionId, OrgId, PortalId, SessionId}
 use tracklog_domain::interaction::{Interaction, decode_fields, encode_fields};
 use tracklog_domain::time::UtcMillis;
 
+use std::collections::HashMap;
+
 use super::compact::{decode_id, encode_id};
-use super::writer::Dictionary;
+use super::pipeline::{KeyHasher, Materialise};
+use super::writer::{Dictionary, WriteContext};
 use super::{SqliteStore, sql_error};
+use crate::log::item::{ItemError, ItemReader, ItemWriter};
+use crate::log::{Admitted, Frame, Kind};
 use crate::{
     AppendSummary, Cursor, ErasedActivity, EventStore, Page, PortalInsights, StoreError,
     TimelineQuery, TopArticle, TopSearch,
@@ -22,16 +27,16 @@ fn day_of(ms: i64) -> i64 {
     ms.div_euclid(DAY_MS)
 }
 
-/// An interaction ready for the writer: everything that costs CPU (JSON
-/// encoding) is done on the caller's task, so the single writer thread only
-/// inserts.
-struct Row {
+/// An interaction as the log carries it: everything that costs CPU (JSON
+/// encoding) is done on the caller's task, so the log thread only frames
+/// bytes and the materialiser only inserts.
+pub(crate) struct Row {
     ts: i64,
-    id: Value,
+    id: String,
     interaction_type: String,
     portal: String,
-    contact: Option<Value>,
-    session: Option<Value>,
+    contact: Option<String>,
+    session: Option<String>,
     fields: String,
 }
 
@@ -40,13 +45,189 @@ impl Row {
         Self {
             ts: item.timestamp.as_millis(),
             fields: encode_fields(&item.interaction_type, &item.fields),
-            id: encode_id(item.id.as_str()),
+            id: item.id.as_str().to_owned(),
             interaction_type: item.interaction_type,
             portal: item.portal_id.into(),
-            contact: item.contact_id.as_ref().map(|c| encode_id(c.as_str())),
-            session: item.session_id.as_ref().map(|s| encode_id(s.as_str())),
+            contact: item.contact_id.map(|c| c.as_str().to_owned()),
+            session: item.session_id.map(|s| s.as_str().to_owned()),
         }
     }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut item = ItemWriter::with_capacity(64 + self.fields.len());
+        item.i64(self.ts)
+            .str(&self.id)
+            .str(&self.interaction_type)
+            .str(&self.portal)
+            .opt(self.contact.as_deref())
+            .opt(self.session.as_deref())
+            .str(&self.fields);
+        item.finish()
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, ItemError> {
+        let mut item = ItemReader::new(bytes);
+        let row = Self {
+            ts: item.i64()?,
+            id: item.str()?.to_owned(),
+            interaction_type: item.str()?.to_owned(),
+            portal: item.str()?.to_owned(),
+            contact: item.opt()?.map(str::to_owned),
+            session: item.opt()?.map(str::to_owned),
+            fields: item.str()?.to_owned(),
+        };
+        item.end()?;
+        Ok(row)
+    }
+
+    /// The idempotency key: the id at its time, in the org.
+    fn key(&self, org: OrgId, hasher: &KeyHasher) -> u128 {
+        hasher.digest(&[
+            &org.0.to_le_bytes(),
+            &self.ts.to_le_bytes(),
+            self.id.as_bytes(),
+        ])
+    }
+}
+
+/// Which rows the tables already hold, by the unique (org, ts, id) index.
+fn stored(conn: &Connection, org: OrgId, rows: &[Row]) -> Result<Vec<bool>, StoreError> {
+    let mut probe = conn
+        .prepare_cached("SELECT 1 FROM interactions WHERE org_id = ?1 AND ts = ?2 AND id = ?3")
+        .map_err(sql_error)?;
+    rows.iter()
+        .map(|row| {
+            probe
+                .exists(params![org.0, row.ts, encode_id(&row.id)])
+                .map_err(sql_error)
+        })
+        .collect()
+}
+
+/// The interactions materialiser: inserts the frames' interactions, sorted
+/// by the contact index's key, with stitching. Idempotent: a row already
+/// stored is skipped by the unique (org, ts, id) index.
+pub(crate) struct Interactions;
+
+impl Materialise for Interactions {
+    type Item = (OrgId, Row);
+
+    fn decode(frame: &Frame) -> Result<Vec<Self::Item>, String> {
+        frame
+            .items
+            .iter()
+            .map(|item| Row::decode(item).map(|row| (OrgId(frame.org), row)))
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("interaction frame {}: {e}", frame.seq))
+    }
+
+    fn apply(ctx: &mut WriteContext<'_>, rows: Vec<Self::Item>) -> Result<(), StoreError> {
+        apply_interactions(ctx, rows)
+    }
+}
+
+fn apply_interactions(
+    ctx: &mut WriteContext<'_>,
+    mut rows: Vec<(OrgId, Row)>,
+) -> Result<(), StoreError> {
+    // Stitching follows arrival order within a session, so the sort keeps
+    // it (stable) for rows of the same contact and time.
+    rows.sort_by(|(oa, a), (ob, b)| {
+        (day_of(a.ts), oa.0, &a.contact, a.ts).cmp(&(day_of(b.ts), ob.0, &b.contact, b.ts))
+    });
+    let mut linked_contact = ctx
+        .conn
+        .prepare_cached(
+            "SELECT contact_id FROM session_contacts WHERE org_id = ?1 AND session_id = ?2",
+        )
+        .map_err(sql_error)?;
+    let mut link = ctx
+        .conn
+        .prepare_cached(
+            "INSERT INTO session_contacts (org_id, session_id, contact_id) VALUES (?1, ?2, ?3)
+             ON CONFLICT (org_id, session_id) DO NOTHING",
+        )
+        .map_err(sql_error)?;
+    let mut stitch = ctx
+        .conn
+        .prepare_cached(
+            "UPDATE interactions SET contact_id = ?3
+             WHERE org_id = ?1 AND session_id = ?2 AND contact_id IS NULL",
+        )
+        .map_err(sql_error)?;
+    let mut insert = ctx
+        .conn
+        .prepare_cached(
+            "INSERT INTO interactions
+                (org_id, day, ts, id, type_id, portal_id, contact_id, session_id, fields)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (org_id, ts, id) DO NOTHING",
+        )
+        .map_err(sql_error)?;
+    // Most rows share a few types and portals.
+    let mut types: HashMap<String, i64> = HashMap::new();
+    let mut portals: HashMap<String, i64> = HashMap::new();
+    // Sessions linked by an earlier row of this batch (the link is written
+    // as it is found, so later rows see it through `session_contacts`).
+    for (org, row) in &rows {
+        let type_id = match types.get(&row.interaction_type) {
+            Some(id) => *id,
+            None => {
+                let id = ctx.dict.intern(
+                    ctx.conn,
+                    Dictionary::INTERACTION_TYPE,
+                    &row.interaction_type,
+                )?;
+                types.insert(row.interaction_type.clone(), id);
+                id
+            }
+        };
+        let portal_id = match portals.get(&row.portal) {
+            Some(id) => *id,
+            None => {
+                let id = ctx.dict.intern(ctx.conn, Dictionary::PORTAL, &row.portal)?;
+                portals.insert(row.portal.clone(), id);
+                id
+            }
+        };
+        let contact = row.contact.as_deref().map(encode_id);
+        let session = row.session.as_deref().map(encode_id);
+        // Stitching: an anonymous interaction of a session already linked
+        // to a contact is stored with that contact.
+        let contact = match (&contact, &session) {
+            (None, Some(session)) => linked_contact
+                .query_row(params![org.0, session], |r| r.get::<_, Value>(0))
+                .optional()
+                .map_err(sql_error)?,
+            (contact, _) => contact.clone(),
+        };
+        insert
+            .execute(params![
+                org.0,
+                day_of(row.ts),
+                row.ts,
+                encode_id(&row.id),
+                type_id,
+                portal_id,
+                contact,
+                session,
+                row.fields,
+            ])
+            .map_err(sql_error)?;
+        // The first identified interaction of a session links it, and the
+        // session's earlier anonymous interactions follow.
+        if let (Some(contact), Some(session)) = (&row.contact, &session)
+            && link
+                .execute(params![org.0, session, encode_id(contact)])
+                .map_err(sql_error)?
+                == 1
+        {
+            stitch
+                .execute(params![org.0, session, encode_id(contact)])
+                .map_err(sql_error)?;
+        }
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -59,105 +240,46 @@ impl EventStore for SqliteStore {
         if items.is_empty() {
             return Ok(AppendSummary::default());
         }
+        let log = self.log()?.clone();
         let rows: Vec<Row> = items.into_iter().map(Row::from_interaction).collect();
-        self.append(rows.len(), move |ctx| {
-            let mut summary = AppendSummary::default();
-            let mut linked_contact = ctx
-                .conn
-                .prepare_cached(
-                    "SELECT contact_id FROM session_contacts WHERE org_id = ?1 AND session_id = ?2",
-                )
-                .map_err(sql_error)?;
-            let mut link = ctx
-                .conn
-                .prepare_cached(
-                    "INSERT INTO session_contacts (org_id, session_id, contact_id) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (org_id, session_id) DO NOTHING",
-                )
-                .map_err(sql_error)?;
-            let mut stitch = ctx
-                .conn
-                .prepare_cached(
-                    "UPDATE interactions SET contact_id = ?3
-                     WHERE org_id = ?1 AND session_id = ?2 AND contact_id IS NULL",
-                )
-                .map_err(sql_error)?;
-            let mut insert = ctx
-                .conn
-                .prepare_cached(
-                    "INSERT INTO interactions
-                        (org_id, day, ts, id, type_id, portal_id, contact_id, session_id, fields)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                     ON CONFLICT (org_id, ts, id) DO NOTHING",
-                )
-                .map_err(sql_error)?;
-            // Consecutive rows mostly share their type and portal.
-            let mut last_type: Option<(&str, i64)> = None;
-            let mut last_portal: Option<(&str, i64)> = None;
-            for row in &rows {
-                let type_id = match last_type {
-                    Some((text, id)) if text == row.interaction_type => id,
-                    _ => {
-                        let id = ctx.dict.intern(
-                            ctx.conn,
-                            Dictionary::INTERACTION_TYPE,
-                            &row.interaction_type,
-                        )?;
-                        last_type = Some((&row.interaction_type, id));
-                        id
-                    }
-                };
-                let portal_id = match last_portal {
-                    Some((text, id)) if text == row.portal => id,
-                    _ => {
-                        let id = ctx.dict.intern(ctx.conn, Dictionary::PORTAL, &row.portal)?;
-                        last_portal = Some((&row.portal, id));
-                        id
-                    }
-                };
-                // Stitching: an anonymous interaction of a session already
-                // linked to a contact is stored with that contact.
-                let contact = match (&row.contact, &row.session) {
-                    (None, Some(session)) => linked_contact
-                        .query_row(params![org.0, session], |r| r.get::<_, Value>(0))
-                        .optional()
-                        .map_err(sql_error)?,
-                    (contact, _) => contact.clone(),
-                };
-                let inserted = insert
-                    .execute(params![
-                        org.0,
-                        day_of(row.ts),
-                        row.ts,
-                        row.id,
-                        type_id,
-                        portal_id,
-                        contact,
-                        row.session,
-                        row.fields,
-                    ])
-                    .map_err(sql_error)?;
-                // The first identified interaction of a session links it, and
-                // the session's earlier anonymous interactions follow.
-                if let (Some(contact), Some(session)) = (&row.contact, &row.session)
-                    && link
-                        .execute(params![org.0, session, contact])
-                        .map_err(sql_error)?
-                        == 1
-                {
-                    stitch
-                        .execute(params![org.0, session, contact])
-                        .map_err(sql_error)?;
-                }
-                if inserted == 1 {
-                    summary.inserted += 1;
+        // Which rows the tables hold already, as of a watermark read first:
+        // every frame up to it is in what the probe sees.
+        let probed_at = self.materialised(Kind::Interactions);
+        let (rows, found) = self
+            .read(move |conn| {
+                let found = stored(conn, org, &rows)?;
+                Ok((rows, found))
+            })
+            .await?;
+        let count = rows.len();
+        let (summary, _) = log
+            .append(Kind::Interactions, org.0, count, move |pending, seq| {
+                // A probe older than the keys the log dropped may have missed
+                // rows applied since: ask the tables again.
+                let found = if probed_at < pending.floor {
+                    stored(&pending.probe, org, &rows)?
                 } else {
-                    summary.duplicates += 1;
+                    found
+                };
+                let mut summary = AppendSummary::default();
+                let mut fresh = Vec::with_capacity(rows.len());
+                for (row, stored) in rows.iter().zip(found) {
+                    let key = row.key(org, &pending.hasher);
+                    if stored || pending.contains(Kind::Interactions, key) {
+                        summary.duplicates += 1;
+                    } else {
+                        pending.insert(Kind::Interactions, key, seq);
+                        summary.inserted += 1;
+                        fresh.push(row.encode());
+                    }
                 }
-            }
-            Ok(summary)
-        })
-        .await
+                Ok(Admitted {
+                    items: fresh,
+                    answer: summary,
+                })
+            })
+            .await?;
+        Ok(summary)
     }
 
     async fn contact_interactions(
@@ -166,6 +288,7 @@ impl EventStore for SqliteStore {
         contact: &ContactId,
         query: TimelineQuery,
     ) -> Result<Page<Interaction>, StoreError> {
+        self.settle(Kind::Interactions, org).await?;
         let contact = contact.clone();
         self.read(move |conn| timeline(conn, org, &contact, &query))
             .await
@@ -176,6 +299,8 @@ impl EventStore for SqliteStore {
         org: OrgId,
         contact: &ContactId,
     ) -> Result<ErasedActivity, StoreError> {
+        // Whatever the log holds for the contact is erased too.
+        self.settle(Kind::Interactions, org).await?;
         let key = encode_id(contact.as_str());
         self.write(1, move |ctx| {
             let mut erased = ErasedActivity::default();
@@ -239,6 +364,7 @@ impl EventStore for SqliteStore {
         from: UtcMillis,
         to: UtcMillis,
     ) -> Result<PortalInsights, StoreError> {
+        self.settle(Kind::Interactions, org).await?;
         let portal = portal.clone();
         self.read(move |conn| insights(conn, org, &portal, from.as_millis(), to.as_millis()))
             .await
@@ -488,6 +614,114 @@ fn row_to_interaction(row: &rusqlite::Row<'_>) -> Result<(i64, Interaction), Sto
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::log::{Log, LogOptions};
+    use crate::sqlite::pipeline::Pending;
+    use crate::sqlite::{LOG_DIR, SqliteOptions};
+    use crate::{EventStore, Lifecycle, StoreMetrics, TimelineQuery};
+    use tracklog_domain::ids::{ContactId, InteractionId, PortalId, SessionId};
+
+    fn search(id: &str, contact: &str, ts: i64) -> Interaction {
+        let mut fields = serde_json::Map::new();
+        fields.insert("portal_searchstring".into(), serde_json::json!("printer"));
+        Interaction {
+            id: InteractionId::parse(id).unwrap(),
+            interaction_type: "portal_search".into(),
+            contact_id: Some(ContactId::parse(contact).unwrap()),
+            timestamp: UtcMillis::from_millis(ts),
+            portal_id: PortalId::parse("support").unwrap(),
+            session_id: Some(SessionId::parse(format!("s-{id}")).unwrap()),
+            fields,
+        }
+    }
+
+    /// A crash after the log acknowledged a frame and before the tables had
+    /// it: the next start applies it, once, and a retry of it is a
+    /// duplicate.
+    #[tokio::test]
+    async fn frames_acknowledged_before_a_crash_are_applied_at_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let org = {
+            let store = SqliteStore::open(
+                dir.path(),
+                SqliteOptions::default(),
+                StoreMetrics::default(),
+            )
+            .unwrap();
+            let org = crate::MetaStore::org_by_name(
+                &store,
+                &tracklog_domain::ids::OrgName::parse("default").unwrap(),
+            )
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+            store
+                .append_interactions(org, vec![search("a", "c1", 1_000)])
+                .await
+                .unwrap();
+            store.close().await;
+            org
+        };
+        // As the log thread writes it, with no materialiser running: the
+        // state of a process killed right after its reply.
+        {
+            let probe = Connection::open_in_memory().unwrap();
+            let log = Log::open(
+                &dir.path().join(LOG_DIR),
+                LogOptions::default(),
+                &[("interactions", 1)],
+                Pending::new(probe),
+            )
+            .unwrap();
+            let row = Row::from_interaction(search("b", "c1", 2_000)).encode();
+            log.append(Kind::Interactions, org.0, 1, move |_, _| {
+                Ok(Admitted {
+                    items: vec![row],
+                    answer: (),
+                })
+            })
+            .await
+            .unwrap();
+            log.close();
+        }
+        let store = SqliteStore::open(
+            dir.path(),
+            SqliteOptions::default(),
+            StoreMetrics::default(),
+        )
+        .unwrap();
+        let contact = ContactId::parse("c1").unwrap();
+        let query = TimelineQuery {
+            from: None,
+            to: None,
+            limit: 10,
+            cursor: None,
+        };
+        // The read waits for the replayed frame only if it knows of it; the
+        // materialiser applies it shortly after the start either way.
+        let mut ids = Vec::new();
+        for _ in 0..200 {
+            let page = store
+                .contact_interactions(org, &contact, query.clone())
+                .await
+                .unwrap();
+            ids = page.items.iter().map(|i| i.id.to_string()).collect();
+            if ids.len() == 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(ids, ["a", "b"]);
+        let again = store
+            .append_interactions(
+                org,
+                vec![search("b", "c1", 2_000), search("a", "c1", 1_000)],
+            )
+            .await
+            .unwrap();
+        assert_eq!((again.inserted, again.duplicates), (0, 2));
+        store.close().await;
+    }
 
     #[test]
     fn days_are_utc_and_floor_negative_times() {

@@ -19,6 +19,7 @@ mod checkpoint;
 mod compact;
 mod events;
 mod meta;
+mod pipeline;
 mod portals;
 mod schema;
 mod sync;
@@ -29,6 +30,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use async_trait::async_trait;
 use crossbeam_channel::{Sender, TrySendError};
 use rusqlite::{Connection, OpenFlags};
@@ -36,7 +39,9 @@ use tokio::sync::{Semaphore, oneshot};
 use tracklog_domain::ids::OrgName;
 use tracklog_domain::time::UtcMillis;
 
+use crate::log::{Kind, Log, LogOptions};
 use crate::{Durability, Lifecycle, StoreError, StoreMetrics, Stores};
+use pipeline::{MATERIALISERS, Pending};
 use writer::{ClosureJob, GroupPolicy, Message, WriteContext};
 
 pub use schema::CURRENT_VERSION as SCHEMA_VERSION;
@@ -50,6 +55,8 @@ pub fn register_sql_functions(conn: &Connection) -> Result<(), StoreError> {
 
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "tracklog.db";
+/// The write-ahead log's directory inside the data directory.
+pub const LOG_DIR: &str = "log";
 
 /// Tuning of the embedded backend.
 #[derive(Debug, Clone)]
@@ -75,6 +82,12 @@ pub struct SqliteOptions {
     /// Free-text searches with fewer matches than this start from the FTS
     /// index; the others walk the log in time order (see `audit::Source`).
     pub audit_fts_driven_below: i64,
+    /// The write-ahead log in front of the tables.
+    pub log: LogOptions,
+    /// How long a read waits for the materialisers to apply the writes of
+    /// its org that were acknowledged before it started; past this it
+    /// fails with [`StoreError::Unavailable`] (503).
+    pub settle_timeout: Duration,
 }
 
 impl Default for SqliteOptions {
@@ -90,6 +103,8 @@ impl Default for SqliteOptions {
             checkpoint_interval: Duration::from_millis(500),
             audit_split_threshold_bytes: 3072,
             audit_fts_driven_below: 20_000,
+            log: LogOptions::default(),
+            settle_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -112,6 +127,21 @@ struct Inner {
     metrics: StoreMetrics,
     audit_split_threshold: usize,
     audit_fts_driven_below: i64,
+    /// `None` when another process owns this data directory's log (a CLI
+    /// beside a running server): items cannot be appended here.
+    pipeline: Option<Pipeline>,
+}
+
+/// The log and its materialisers, in the process that owns the log.
+struct Pipeline {
+    log: Log<Pending>,
+    progress: Arc<pipeline::Progress>,
+    /// Materialisers stop once they have caught up...
+    stop: Arc<AtomicBool>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    settle_timeout: Duration,
+    /// Held for the process's life: one log writer per data directory.
+    _lock: std::fs::File,
 }
 
 impl SqliteStore {
@@ -168,12 +198,14 @@ impl SqliteStore {
                 (writer::Acknowledge::AfterSync(to_syncer), Some(handle))
             }
         };
+        let watermarks = pipeline::load_watermarks(&conn)?;
         let writer_metrics = metrics.clone();
         let writer = std::thread::Builder::new()
             .name("tracklog-writer".into())
             .spawn(move || writer::run_writer(conn, receiver, policy, acknowledge, writer_metrics))
             .map_err(|e| StoreError::Internal(format!("cannot start the writer: {e}")))?;
-        Ok(Self {
+        let pipeline = open_pipeline(data_dir, &path, &options, &watermarks)?;
+        let store = Self {
             inner: Arc::new(Inner {
                 path,
                 jobs,
@@ -186,8 +218,127 @@ impl SqliteStore {
                 metrics,
                 audit_split_threshold: options.audit_split_threshold_bytes.max(64),
                 audit_fts_driven_below: options.audit_fts_driven_below,
+                pipeline,
             }),
+        };
+        store.start_materialisers()?;
+        Ok(store)
+    }
+
+    fn start_materialisers(&self) -> Result<(), StoreError> {
+        let Some(pipeline) = &self.inner.pipeline else {
+            return Ok(());
+        };
+        fn start<M: pipeline::Materialise>(
+            store: &SqliteStore,
+            pipeline: &Pipeline,
+            index: usize,
+        ) -> Result<JoinHandle<()>, StoreError> {
+            let (store, log) = (store.clone(), pipeline.log.clone());
+            let (progress, stop) = (pipeline.progress.clone(), pipeline.stop.clone());
+            std::thread::Builder::new()
+                .name(format!("tracklog-materialise-{}", MATERIALISERS[index].0))
+                .spawn(move || pipeline::run_materialiser::<M>(index, store, log, progress, stop))
+                .map_err(|e| StoreError::Internal(format!("cannot start a materialiser: {e}")))
+        }
+        let threads = vec![start::<events::Interactions>(self, pipeline, 0)?];
+        if let Ok(mut held) = pipeline.threads.lock() {
+            held.extend(threads);
+        }
+        Ok(())
+    }
+
+    /// The log, when this process owns it.
+    pub(crate) fn log(&self) -> Result<&Log<Pending>, StoreError> {
+        self.inner
+            .pipeline
+            .as_ref()
+            .map(|p| &p.log)
+            .ok_or_else(|| {
+                StoreError::Unavailable(
+                    "another Tracklog process owns this data directory's log; send items through its API".into(),
+                )
+            })
+    }
+
+    /// The durable watermark of the materialiser that applies `kind`.
+    pub(crate) fn materialised(&self, kind: Kind) -> u64 {
+        self.inner.pipeline.as_ref().map_or(0, |p| {
+            *p.progress.watermarks[pipeline::materialiser_of(kind)].borrow()
         })
+    }
+
+    /// Waits until every write of `kind` for `org` acknowledged before this
+    /// call is in the tables, so that a read sees its own writes.
+    pub(crate) async fn settle(
+        &self,
+        kind: Kind,
+        org: tracklog_domain::ids::OrgId,
+    ) -> Result<(), StoreError> {
+        let Some(pipeline) = &self.inner.pipeline else {
+            return Ok(());
+        };
+        let target = pipeline.log.latest(kind, org.0);
+        let index = pipeline::materialiser_of(kind);
+        let mut watermark = pipeline.progress.watermarks[index].subscribe();
+        let reached = tokio::time::timeout(
+            pipeline.settle_timeout,
+            watermark.wait_for(|w| *w >= target),
+        )
+        .await;
+        match reached {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(StoreError::Unavailable("the store is closing".into())),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "the {} materialiser is more than {} s behind; retry shortly",
+                MATERIALISERS[index].0,
+                pipeline.settle_timeout.as_secs()
+            ))),
+        }
+    }
+
+    /// Each materialiser's name with how many items and seconds it is
+    /// behind the log.
+    pub fn materialiser_lag(&self) -> Vec<(&'static str, usize, f64)> {
+        let Some(pipeline) = &self.inner.pipeline else {
+            return Vec::new();
+        };
+        (0..MATERIALISERS.len())
+            .map(|index| {
+                let (items, seconds) = pipeline.progress.lag(index, &pipeline.log);
+                (MATERIALISERS[index].0, items, seconds)
+            })
+            .collect()
+    }
+
+    /// Bytes the log holds on disk (0 when another process owns it).
+    pub fn log_bytes(&self) -> u64 {
+        self.inner.pipeline.as_ref().map_or(0, |p| p.log.bytes())
+    }
+
+    /// Queues `work` for the writer from a thread outside the async
+    /// runtime, and blocks until its group is durable. Used by the
+    /// materialisers: their items are already counted by the log, so they
+    /// do not take from the queue's budget.
+    pub(crate) fn write_blocking<T, F>(&self, items: usize, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteContext<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = ClosureJob {
+            items: items.max(1),
+            isolated: false,
+            work,
+            reply,
+        };
+        self.inner
+            .jobs
+            .send(Message::Job(Box::new(job)))
+            .map_err(|_| StoreError::Unavailable("the store is closed".into()))?;
+        answer
+            .blocking_recv()
+            .unwrap_or_else(|_| Err(StoreError::Unavailable("the writer stopped".into())))
     }
 
     /// Opens the store and wraps it as the full set of [`Stores`].
@@ -228,16 +379,6 @@ impl SqliteStore {
         F: FnOnce(&mut WriteContext<'_>) -> Result<T, StoreError> + Send + 'static,
     {
         self.enqueue(items, true, work).await
-    }
-
-    /// Like [`SqliteStore::write`] for bulk appends that fail only when the
-    /// engine does: no savepoint, and a failure fails the whole group.
-    pub(crate) async fn append<T, F>(&self, items: usize, work: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut WriteContext<'_>) -> Result<T, StoreError> + Send + 'static,
-    {
-        self.enqueue(items, false, work).await
     }
 
     async fn enqueue<T, F>(&self, items: usize, isolated: bool, work: F) -> Result<T, StoreError>
@@ -284,6 +425,23 @@ impl SqliteStore {
 #[async_trait]
 impl Lifecycle for SqliteStore {
     async fn close(&self) {
+        if let Some(pipeline) = &self.inner.pipeline {
+            // No more appends; then the materialisers catch up and stop.
+            let log = pipeline.log.clone();
+            let _ = tokio::task::spawn_blocking(move || log.close()).await;
+            pipeline.stop.store(true, Ordering::Release);
+            let threads: Vec<JoinHandle<()>> = pipeline
+                .threads
+                .lock()
+                .map(|mut t| t.drain(..).collect())
+                .unwrap_or_default();
+            let _ = tokio::task::spawn_blocking(move || {
+                for thread in threads {
+                    let _ = thread.join();
+                }
+            })
+            .await;
+        }
         let _ = self.inner.jobs.send(Message::Stop);
         let handle = self.inner.writer.lock().ok().and_then(|mut w| w.take());
         if let Some(handle) = handle {
@@ -335,6 +493,69 @@ fn open_write_connection(path: &Path, options: &SqliteOptions) -> Result<Connect
     ))
     .map_err(sql_error)?;
     Ok(conn)
+}
+
+/// Opens the log when this process can own it: the first to lock
+/// `log/LOCK` does, and a second process (a CLI beside a running server)
+/// works without one.
+fn open_pipeline(
+    data_dir: &Path,
+    db: &Path,
+    options: &SqliteOptions,
+    watermarks: &[u64],
+) -> Result<Option<Pipeline>, StoreError> {
+    let dir = data_dir.join(LOG_DIR);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+    let lock_path = dir.join("LOCK");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| {
+            StoreError::Unavailable(format!("cannot open {}: {e}", lock_path.display()))
+        })?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(StoreError::Unavailable(format!(
+                "cannot lock {}: {e}",
+                lock_path.display()
+            )));
+        }
+    }
+    let probe = Connection::open_with_flags(
+        db,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sql_error)?;
+    audit_integrity::register_functions(&probe).map_err(sql_error)?;
+    probe
+        .busy_timeout(options.busy_timeout)
+        .map_err(sql_error)?;
+    probe
+        .execute_batch("PRAGMA query_only = ON;")
+        .map_err(sql_error)?;
+    let consumers: Vec<(&str, u64)> = MATERIALISERS
+        .iter()
+        .zip(watermarks)
+        .map(|((name, _), w)| (*name, *w))
+        .collect();
+    let log_options = LogOptions {
+        durability: options.durability,
+        ..options.log.clone()
+    };
+    let log = Log::open(&dir, log_options, &consumers, Pending::new(probe))?;
+    Ok(Some(Pipeline {
+        log,
+        progress: Arc::new(pipeline::Progress::new(watermarks)),
+        stop: Arc::new(AtomicBool::new(false)),
+        threads: Mutex::new(Vec::new()),
+        settle_timeout: options.settle_timeout,
+        _lock: lock,
+    }))
 }
 
 fn ensure_org_sync(conn: &Connection, name: &str) -> Result<(), StoreError> {

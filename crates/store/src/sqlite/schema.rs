@@ -434,6 +434,21 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX web_sessions_by_user ON web_sessions(user_name);
     ALTER TABLE audit_settings ADD COLUMN sign_in_operations TEXT NOT NULL DEFAULT '[]';
     "#,
+    // 10: the tables behind the write-ahead log: how far each materialiser
+    // has applied it, and the frames one could not read.
+    r#"
+    CREATE TABLE materialised (
+        name   TEXT PRIMARY KEY,
+        frame  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE dead_letters (
+        materialiser  TEXT NOT NULL,
+        frame         INTEGER NOT NULL,
+        error         TEXT NOT NULL,
+        bytes         BLOB NOT NULL,
+        at            INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

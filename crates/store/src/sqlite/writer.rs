@@ -69,11 +69,11 @@ impl Dictionary {
         Ok(id)
     }
 
-    fn mark(&self) -> usize {
+    pub(crate) fn mark(&self) -> usize {
         self.fresh.len()
     }
 
-    fn forget_fresh(&mut self, since: usize) {
+    pub(crate) fn forget_fresh(&mut self, since: usize) {
         for (kind, text) in self.fresh.drain(since..) {
             self.cache[Self::slot(kind)].remove(&text);
         }

@@ -1,0 +1,747 @@
+//! The write-ahead log every accepted item goes to first.
+//!
+//! An append is acknowledged once its frame is written and fdatasynced
+//! (with [`Durability::Fsync`]): nothing else stands between a request and
+//! its reply. Everything derived from the items (indexed rows, stitching,
+//! search columns, free text, session facts, rollups) is built behind the
+//! log by materialisers, each reading it from its own watermark, and a
+//! cluster node ships the same log to ClickHouse.
+//!
+//! One thread owns the newest segment ([`segment`]). It takes every append
+//! waiting, runs each one's *admission* in order against the state `A` that
+//! the backend keeps on this thread (the keys still in the log, for
+//! duplicates; each org's chain head, for the activity log), encodes the
+//! admitted items as one frame per append ([`frame`]), writes them with one
+//! system call, fdatasyncs once, and then answers them all: one fsync
+//! covers every append of the group, and appends arriving meanwhile form the
+//! next group.
+//!
+//! Written by hand rather than taken from a crate: the log is a few hundred
+//! lines whose every byte and fsync the durability guarantee rests on, and
+//! its admission step (duplicates and the audit chain decided in log
+//! order) is not something a generic WAL crate offers.
+
+pub mod frame;
+pub mod item;
+pub mod segment;
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
+use tokio::sync::{Semaphore, oneshot, watch};
+
+pub use frame::{Frame, Kind};
+use segment::{SegmentCursor, SegmentMeta};
+
+use crate::{Durability, StoreError};
+
+/// Tuning of the log.
+#[derive(Debug, Clone)]
+pub struct LogOptions {
+    pub durability: Durability,
+    /// A segment is closed and a new one started past this size.
+    pub segment_bytes: u64,
+    /// A group closes at this many bytes of frames...
+    pub group_max_bytes: usize,
+    /// ...or this long after its first append arrived.
+    pub linger: Duration,
+    /// Items that may wait for the log thread; past this, appends fail with
+    /// [`StoreError::Overloaded`].
+    pub queue_max_items: usize,
+    /// Bytes the log may hold before appends fail with
+    /// [`StoreError::Overloaded`]: the backlog the materialisers (or, in a
+    /// cluster, the shipper) have not passed yet.
+    pub max_bytes: u64,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        Self {
+            durability: Durability::Fsync,
+            segment_bytes: 64 << 20,
+            group_max_bytes: 16 << 20,
+            linger: Duration::from_micros(200),
+            queue_max_items: 400_000,
+            max_bytes: 2 << 30,
+        }
+    }
+}
+
+/// The state the log thread keeps for the backend and consults, in log
+/// order, as each append is admitted.
+pub trait Admission: Send + 'static {
+    /// The frames after `durable` could not be written: undo what their
+    /// admission did, so that the state is as if they were never offered.
+    fn rollback(&mut self, durable: u64);
+    /// Every consumer has passed `upto`: what admission keeps about those
+    /// frames may go.
+    fn passed(&mut self, upto: u64);
+}
+
+/// What admission decided for one append: the items to write, and what to
+/// tell the caller once they are durable.
+pub struct Admitted<T> {
+    pub items: Vec<Vec<u8>>,
+    pub answer: T,
+}
+
+/// Admission on the log thread: `None` when it refused the append (and has
+/// already answered it).
+type AdmitFn<A> = Box<dyn FnOnce(&mut A, u64) -> Option<Admitted<Box<dyn Reply>>> + Send>;
+
+/// Delivers an append's answer once its group is durable (or failed).
+pub trait Reply: Send {
+    fn deliver(self: Box<Self>, result: Result<u64, StoreError>);
+}
+
+struct Append<A> {
+    kind: Kind,
+    org: i64,
+    items: usize,
+    admit: AdmitFn<A>,
+}
+
+enum Message<A> {
+    Append(Append<A>),
+    /// A consumer moved on: segments may go.
+    Tidy,
+    Stop,
+}
+
+/// The durable end of the log, as readers see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Tail {
+    /// The newest durable frame (0 before the first).
+    head: u64,
+    /// Every segment, oldest first, with its durable length.
+    segments: Vec<SegmentMeta>,
+}
+
+struct Shared {
+    tail: Mutex<Tail>,
+    /// Signalled whenever the durable head moves.
+    moved: Condvar,
+    /// (frame, when durable, kind, items) of the frames some consumer has
+    /// not passed: what the lag figures are made of.
+    recent: Mutex<VecDeque<(u64, Instant, Kind, usize)>>,
+    heads: watch::Sender<u64>,
+    /// Each consumer's durable position: segments before the slowest go.
+    consumers: Mutex<HashMap<String, u64>>,
+    /// The newest frame of each (kind, org), for reads that must see their
+    /// org's writes.
+    latest: Mutex<HashMap<(Kind, i64), u64>>,
+    bytes: std::sync::atomic::AtomicU64,
+}
+
+/// The log. Cheap to clone; every clone appends through the one thread.
+pub struct Log<A: Admission> {
+    dir: PathBuf,
+    jobs: Sender<Message<A>>,
+    budget: Arc<Semaphore>,
+    queue_max_items: usize,
+    max_bytes: u64,
+    shared: Arc<Shared>,
+    thread: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl<A: Admission> Clone for Log<A> {
+    fn clone(&self) -> Self {
+        Self {
+            dir: self.dir.clone(),
+            jobs: self.jobs.clone(),
+            budget: self.budget.clone(),
+            queue_max_items: self.queue_max_items,
+            max_bytes: self.max_bytes,
+            shared: self.shared.clone(),
+            thread: self.thread.clone(),
+        }
+    }
+}
+
+fn io(what: &str, path: &Path, error: std::io::Error) -> StoreError {
+    StoreError::Unavailable(format!("log: {what} {}: {error}", path.display()))
+}
+
+impl<A: Admission> Log<A> {
+    /// Opens (creating if needed) the log in `dir`, recovering from a
+    /// crash, and starts its thread with `state`. `consumers` are every
+    /// reader that must pass a frame before its segment may go, with the
+    /// positions they have durably reached.
+    pub fn open(
+        dir: &Path,
+        options: LogOptions,
+        consumers: &[(&str, u64)],
+        state: A,
+    ) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| io("cannot create", dir, e))?;
+        let mut segments = segment::recover(dir)?;
+        if segments.is_empty() {
+            // A new log starts after the slowest consumer, so that a log
+            // removed by hand does not reuse positions already applied.
+            let start = consumers.iter().map(|(_, seq)| *seq).max().unwrap_or(0) + 1;
+            let (file, meta) = segment::create(dir, start)?;
+            drop(file);
+            segments.push(meta);
+        }
+        let newest = segments.last().expect("one segment").clone();
+        let head = newest.last_seq;
+        if let Some((name, seq)) = consumers.iter().find(|(_, seq)| *seq > head) {
+            return Err(StoreError::Internal(format!(
+                "log: {name} has applied frame {seq}, but the log ends at {head}: the log directory was replaced"
+            )));
+        }
+        let file = segment::open_for_append(&newest)?;
+        let bytes: u64 = segments.iter().map(|s| s.len).sum();
+        let shared = Arc::new(Shared {
+            tail: Mutex::new(Tail {
+                head,
+                segments: segments.clone(),
+            }),
+            moved: Condvar::new(),
+            // Frames a consumer has not passed, written before this open:
+            // their age counts from now, their items are unknown.
+            recent: Mutex::new(if consumers.iter().any(|(_, seq)| *seq < head) {
+                let now = Instant::now();
+                Kind::ALL.iter().map(|kind| (head, now, *kind, 0)).collect()
+            } else {
+                VecDeque::new()
+            }),
+            heads: watch::Sender::new(head),
+            consumers: Mutex::new(
+                consumers
+                    .iter()
+                    .map(|(name, seq)| ((*name).to_owned(), *seq))
+                    .collect(),
+            ),
+            latest: Mutex::new(HashMap::new()),
+            bytes: std::sync::atomic::AtomicU64::new(bytes),
+        });
+        let (jobs, receiver) = crossbeam_channel::bounded(65_536);
+        let writer = Writer {
+            dir: dir.to_owned(),
+            file,
+            options: options.clone(),
+            next_seq: head + 1,
+            shared: shared.clone(),
+            state,
+            buffer: Vec::with_capacity(1 << 20),
+        };
+        let thread = std::thread::Builder::new()
+            .name("tracklog-log".into())
+            .spawn(move || writer.run(receiver))
+            .map_err(|e| StoreError::Internal(format!("cannot start the log thread: {e}")))?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            jobs,
+            budget: Arc::new(Semaphore::new(options.queue_max_items)),
+            queue_max_items: options.queue_max_items,
+            max_bytes: options.max_bytes,
+            shared,
+            thread: Arc::new(Mutex::new(Some(thread))),
+        })
+    }
+
+    /// Offers `items` items of `kind` for `org`: `admit` runs on the log
+    /// thread, in log order, with the frame sequence the append will get,
+    /// and decides what is written. The answer arrives once the frame is
+    /// durable, with that sequence.
+    pub async fn append<T, F>(
+        &self,
+        kind: Kind,
+        org: i64,
+        items: usize,
+        admit: F,
+    ) -> Result<(T, u64), StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut A, u64) -> Result<Admitted<T>, StoreError> + Send + 'static,
+    {
+        if self.shared.bytes.load(std::sync::atomic::Ordering::Relaxed) > self.max_bytes {
+            return Err(StoreError::Overloaded);
+        }
+        let items = items.clamp(1, self.queue_max_items);
+        let permit = self
+            .budget
+            .clone()
+            .try_acquire_many_owned(items as u32)
+            .map_err(|_| StoreError::Overloaded)?;
+        let (tx, rx) = oneshot::channel::<Result<(T, u64), StoreError>>();
+        struct OneShot<T> {
+            answer: T,
+            tx: oneshot::Sender<Result<(T, u64), StoreError>>,
+        }
+        impl<T: Send> Reply for OneShot<T> {
+            fn deliver(self: Box<Self>, result: Result<u64, StoreError>) {
+                let OneShot { answer, tx } = *self;
+                let _ = tx.send(result.map(|seq| (answer, seq)));
+            }
+        }
+        let admit: AdmitFn<A> = Box::new(move |state, seq| match admit(state, seq) {
+            Ok(admitted) => Some(Admitted {
+                items: admitted.items,
+                answer: Box::new(OneShot {
+                    answer: admitted.answer,
+                    tx,
+                }) as Box<dyn Reply>,
+            }),
+            Err(error) => {
+                let _ = tx.send(Err(error));
+                None
+            }
+        });
+        let sent = self.jobs.try_send(Message::Append(Append {
+            kind,
+            org,
+            items,
+            admit,
+        }));
+        let result = match sent {
+            Ok(()) => rx
+                .await
+                .unwrap_or_else(|_| Err(StoreError::Unavailable("the log stopped".into()))),
+            Err(TrySendError::Full(_)) => Err(StoreError::Overloaded),
+            Err(TrySendError::Disconnected(_)) => {
+                Err(StoreError::Unavailable("the log is closed".into()))
+            }
+        };
+        drop(permit);
+        result
+    }
+
+    /// The newest durable frame.
+    pub fn head(&self) -> u64 {
+        *self.shared.heads.borrow()
+    }
+
+    /// The newest durable frame of `kind` for `org` (0 when none since the
+    /// log opened): what a read of that org's data must wait for.
+    pub fn latest(&self, kind: Kind, org: i64) -> u64 {
+        self.shared
+            .latest
+            .lock()
+            .map(|m| m.get(&(kind, org)).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    /// Wakes on every new durable head.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.shared.heads.subscribe()
+    }
+
+    /// Blocks until the durable head passes `after`, or `timeout` passes.
+    pub fn wait_past(&self, after: u64, timeout: Duration) {
+        let Ok(tail) = self.shared.tail.lock() else {
+            return;
+        };
+        let _ = self
+            .shared
+            .moved
+            .wait_timeout_while(tail, timeout, |t| t.head <= after);
+    }
+
+    /// How far a consumer at `watermark` that reads `kinds` is behind:
+    /// the items in the durable frames of those kinds after it, and the age
+    /// of the oldest of them in seconds. Frames written before the log was
+    /// opened count from when it opened.
+    pub fn lag(&self, watermark: u64, kinds: &[Kind]) -> (usize, f64) {
+        let Ok(recent) = self.shared.recent.lock() else {
+            return (0, 0.0);
+        };
+        let mut items = 0;
+        let mut oldest: Option<Instant> = None;
+        for (seq, at, kind, count) in recent.iter().rev() {
+            if *seq <= watermark {
+                break;
+            }
+            if kinds.contains(kind) {
+                items += count;
+                oldest = Some(*at);
+            }
+        }
+        (items, oldest.map_or(0.0, |o| o.elapsed().as_secs_f64()))
+    }
+
+    /// Bytes the log holds on disk.
+    pub fn bytes(&self) -> u64 {
+        self.shared.bytes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A reader of the durable frames after `after`.
+    pub fn reader(&self, after: u64) -> LogReader {
+        LogReader {
+            shared: self.shared.clone(),
+            next: after + 1,
+            cursor: None,
+        }
+    }
+
+    /// `consumer` has durably applied every frame up to `upto`; segments
+    /// every consumer has passed are deleted by the log thread.
+    pub fn release(&self, consumer: &str, upto: u64) {
+        if let Ok(mut consumers) = self.shared.consumers.lock()
+            && let Some(seq) = consumers.get_mut(consumer)
+        {
+            *seq = (*seq).max(upto);
+        }
+        let _ = self.jobs.try_send(Message::Tidy);
+    }
+
+    /// The directory the log lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Stops the thread once every append already offered is answered.
+    pub fn close(&self) {
+        let _ = self.jobs.send(Message::Stop);
+        let handle = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Reads durable frames in order.
+pub struct LogReader {
+    shared: Arc<Shared>,
+    next: u64,
+    cursor: Option<(SegmentMeta, SegmentCursor)>,
+}
+
+impl LogReader {
+    /// The sequence of the next frame this reader returns.
+    pub fn position(&self) -> u64 {
+        self.next
+    }
+
+    /// The next durable frame, or `None` when the reader is at the head.
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, StoreError> {
+        let tail = self
+            .shared
+            .tail
+            .lock()
+            .map_err(|_| StoreError::Internal("log: poisoned".into()))?
+            .clone();
+        if self.next > tail.head {
+            return Ok(None);
+        }
+        loop {
+            let meta = tail
+                .segments
+                .iter()
+                .rev()
+                .find(|s| s.first_seq <= self.next)
+                .ok_or_else(|| {
+                    StoreError::Internal(format!(
+                        "log: frame {} is in no segment (deleted before it was applied)",
+                        self.next
+                    ))
+                })?
+                .clone();
+            let same = self
+                .cursor
+                .as_ref()
+                .is_some_and(|(open, _)| open.path == meta.path);
+            if !same {
+                let cursor = SegmentCursor::open(&meta, segment::MAGIC.len() as u64)?;
+                self.cursor = Some((meta.clone(), cursor));
+            }
+            let (_, cursor) = self.cursor.as_mut().expect("just opened");
+            match cursor.next(meta.len)? {
+                // Reading forward to the reader's position.
+                Some(frame) if frame.seq < self.next => {}
+                Some(frame) if frame.seq == self.next => {
+                    self.next += 1;
+                    return Ok(Some(frame));
+                }
+                Some(frame) => {
+                    return Err(StoreError::Internal(format!(
+                        "log: frame {} found where {} was due",
+                        frame.seq, self.next
+                    )));
+                }
+                None if self.next <= meta.last_seq => {
+                    return Err(StoreError::Internal(format!(
+                        "log: segment {} ends before frame {}",
+                        meta.path.display(),
+                        self.next
+                    )));
+                }
+                // This segment is done; the next frame starts the next one.
+                None => {
+                    self.cursor = None;
+                    if !tail.segments.iter().any(|s| s.first_seq == self.next) {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+    }
+}
+
+struct Writer<A: Admission> {
+    dir: PathBuf,
+    file: File,
+    options: LogOptions,
+    next_seq: u64,
+    shared: Arc<Shared>,
+    state: A,
+    buffer: Vec<u8>,
+}
+
+impl<A: Admission> Writer<A> {
+    fn run(mut self, jobs: Receiver<Message<A>>) {
+        let mut stopping = false;
+        while !stopping {
+            let first = match jobs.recv() {
+                Ok(Message::Append(append)) => append,
+                Ok(Message::Tidy) => {
+                    self.tidy();
+                    continue;
+                }
+                Ok(Message::Stop) | Err(_) => break,
+            };
+            let (group, stop) = self.collect(first, &jobs);
+            stopping = stop;
+            self.commit(group);
+            self.tidy();
+        }
+        // Answer what is still queued, then stop.
+        let mut rest = Vec::new();
+        while let Ok(message) = jobs.try_recv() {
+            if let Message::Append(append) = message {
+                rest.push(append);
+            }
+        }
+        if !rest.is_empty() {
+            self.commit(rest);
+        }
+        tracing::info!("log stopped");
+    }
+
+    fn collect(&self, first: Append<A>, jobs: &Receiver<Message<A>>) -> (Vec<Append<A>>, bool) {
+        let deadline = Instant::now() + self.options.linger;
+        let mut group = vec![first];
+        let mut items = group[0].items;
+        while items < self.options.queue_max_items
+            && group.len() < 4096
+            && items * 64 < self.options.group_max_bytes
+        {
+            let next = match jobs.try_recv() {
+                Ok(message) => message,
+                Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty) => match jobs.recv_deadline(deadline) {
+                    Ok(message) => message,
+                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+                },
+            };
+            match next {
+                Message::Append(append) => {
+                    items += append.items;
+                    group.push(append);
+                }
+                Message::Tidy => {}
+                Message::Stop => return (group, true),
+            }
+        }
+        (group, false)
+    }
+
+    /// Admits, writes and syncs one group, then answers it.
+    fn commit(&mut self, group: Vec<Append<A>>) {
+        let durable = self.next_seq - 1;
+        let mut replies: Vec<(Box<dyn Reply>, Option<u64>)> = Vec::with_capacity(group.len());
+        let mut written: Vec<(Kind, i64, u64, usize)> = Vec::new();
+        self.buffer.clear();
+        for append in group {
+            let seq = self.next_seq;
+            match (append.admit)(&mut self.state, seq) {
+                Some(admitted) if admitted.items.is_empty() => {
+                    // Nothing new to write (every item a duplicate): the
+                    // answer still waits for this group's sync, which makes
+                    // the earlier frames it refers to durable too.
+                    replies.push((admitted.answer, None));
+                }
+                Some(admitted) => {
+                    frame::encode(
+                        seq,
+                        append.kind,
+                        append.org,
+                        &admitted.items,
+                        &mut self.buffer,
+                    );
+                    self.next_seq += 1;
+                    written.push((append.kind, append.org, seq, admitted.items.len()));
+                    replies.push((admitted.answer, Some(seq)));
+                }
+                // Admission refused the append and answered it.
+                None => {}
+            }
+        }
+        if replies.is_empty() {
+            return;
+        }
+        let result = self.write_and_sync();
+        match result {
+            Ok(()) => {
+                let head = self.next_seq - 1;
+                if let Ok(mut latest) = self.shared.latest.lock() {
+                    for (kind, org, seq, _) in &written {
+                        latest.insert((*kind, *org), *seq);
+                    }
+                }
+                if let Ok(mut recent) = self.shared.recent.lock() {
+                    let now = Instant::now();
+                    for (kind, _, seq, items) in &written {
+                        recent.push_back((*seq, now, *kind, *items));
+                    }
+                }
+                self.shared.heads.send_replace(head);
+                self.shared.moved.notify_all();
+                for (reply, seq) in replies {
+                    reply.deliver(Ok(seq.unwrap_or(head)));
+                }
+                self.rotate_if_full();
+            }
+            Err(error) => {
+                tracing::error!(%error, "the log could not write a group; it is undone");
+                self.next_seq = durable + 1;
+                self.state.rollback(durable);
+                for (reply, _) in replies {
+                    reply.deliver(Err(error.clone()));
+                }
+            }
+        }
+    }
+
+    fn write_and_sync(&mut self) -> Result<(), StoreError> {
+        // Only duplicates: what they refer to was synced with an earlier
+        // group, which finished before this one began.
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let path = self.active_path();
+        let before = self.active_len();
+        let outcome = self.file.write_all(&self.buffer).and_then(|()| {
+            if self.options.durability == Durability::Fsync {
+                self.file.sync_data()
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(error) = outcome {
+            // Cut the file back to its durable end, so that a half-written
+            // group is never read; a later group starts from there.
+            let _ = self
+                .file
+                .set_len(before)
+                .and_then(|()| self.file.sync_data());
+            return Err(io("cannot write", &path, error));
+        }
+        let added = self.buffer.len() as u64;
+        if let Ok(mut tail) = self.shared.tail.lock() {
+            let last = tail.segments.last_mut().expect("one segment");
+            last.len += added;
+            last.last_seq = self.next_seq - 1;
+            tail.head = self.next_seq - 1;
+        }
+        self.shared
+            .bytes
+            .fetch_add(added, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn active_path(&self) -> PathBuf {
+        self.shared
+            .tail
+            .lock()
+            .map(|t| {
+                t.segments
+                    .last()
+                    .map(|s| s.path.clone())
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default()
+    }
+
+    fn active_len(&self) -> u64 {
+        self.shared
+            .tail
+            .lock()
+            .map(|t| t.segments.last().map_or(0, |s| s.len))
+            .unwrap_or(0)
+    }
+
+    fn rotate_if_full(&mut self) {
+        if self.active_len() < self.options.segment_bytes {
+            return;
+        }
+        match segment::create(&self.dir, self.next_seq) {
+            Ok((file, meta)) => {
+                self.file = file;
+                if let Ok(mut tail) = self.shared.tail.lock() {
+                    tail.segments.push(meta);
+                }
+                self.shared.bytes.fetch_add(
+                    segment::MAGIC.len() as u64,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+            }
+            // The current segment simply grows; the next group tries again.
+            Err(error) => tracing::warn!(%error, "could not start a new log segment"),
+        }
+    }
+
+    /// Deletes the segments every consumer has passed.
+    fn tidy(&mut self) {
+        let passed = self
+            .shared
+            .consumers
+            .lock()
+            .ok()
+            .and_then(|c| c.values().min().copied())
+            .unwrap_or(0);
+        self.state.passed(passed);
+        if let Ok(mut recent) = self.shared.recent.lock() {
+            while recent.front().is_some_and(|(seq, ..)| *seq <= passed) {
+                recent.pop_front();
+            }
+        }
+        let doomed: Vec<SegmentMeta> = match self.shared.tail.lock() {
+            Ok(mut tail) => {
+                let keep_from = tail
+                    .segments
+                    .iter()
+                    .position(|s| s.last_seq > passed)
+                    .unwrap_or(tail.segments.len() - 1);
+                tail.segments.drain(..keep_from).collect()
+            }
+            Err(_) => Vec::new(),
+        };
+        if doomed.is_empty() {
+            return;
+        }
+        for meta in &doomed {
+            match std::fs::remove_file(&meta.path) {
+                Ok(()) => {
+                    self.shared
+                        .bytes
+                        .fetch_sub(meta.len, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, segment = %meta.path.display(), "could not delete a log segment")
+                }
+            }
+        }
+        let _ = segment::sync_dir(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests;
