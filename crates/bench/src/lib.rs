@@ -24,6 +24,7 @@
 pub mod audit;
 pub mod channel;
 pub mod ingest;
+pub mod lag;
 pub mod machine;
 pub mod markdown;
 pub mod payload;

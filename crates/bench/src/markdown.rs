@@ -174,7 +174,7 @@ fn ingest(out: &mut String, report: &Report) {
     let _ = writeln!(out, "## Tracklog ingest over HTTP\n");
     let _ = writeln!(
         out,
-        "| durability | batch | events sent | events/s | ack p50, ms | ack p99, ms |\n|---|---:|---:|---:|---:|---:|"
+        "| durability | batch | events sent | events/s acknowledged | ack p50, ms | ack p99, ms | materialiser lag p50, ms | lag p99, ms | all applied after the last ack, ms | events/s applied |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for durability in ["fsync", "os"] {
         for batch in &report.settings.batches {
@@ -183,17 +183,21 @@ fn ingest(out: &mut String, report: &Report) {
             };
             let _ = writeln!(
                 out,
-                "| {durability} | {batch} | {} | {} | {} | {} |",
+                "| {durability} | {batch} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 figure("events"),
                 figure("events_per_sec"),
                 figure("ack_p50_ms"),
                 figure("ack_p99_ms"),
+                figure("lag_p50_ms"),
+                figure("lag_p99_ms"),
+                figure("settled_ms"),
+                figure("applied_events_per_sec"),
             );
         }
     }
     let _ = writeln!(
         out,
-        "\nBatches smaller than 500 send at most the first {} events and stop after {} s, so that the run stays short; their rate is over the events sent.\n",
+        "\nBatches smaller than 500 send at most the first {} events and stop after {} s, so that the run stays short; their rate is over the events sent. A 2xx means the events are fdatasynced in the log (with `fsync`); the materialiser lag is sampled every 20 ms during the load (the age of the oldest acknowledged event not yet in the tables), and \"events/s applied\" counts until the last one is.\n",
         format_number(Some(report.settings.small_batch_max_events as f64)),
         report.settings.run_budget_seconds
     );

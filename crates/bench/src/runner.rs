@@ -10,6 +10,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use tracklog_store::Durability;
 
 use crate::ingest::{self, Endpoint, IngestFigures, IngestPlan};
+use crate::lag::{LagFigures, LagSampler};
 use crate::machine::Limits;
 use crate::payload::Payloads;
 use crate::peers::clickhouse::ClickHouse;
@@ -176,8 +177,8 @@ async fn tracklog_runs(
         for &batch in &settings.batches {
             let server = TracklogServer::start(&context.work_dir, durability).await?;
             let plan = plan(settings, batch, batch == full_batch, context.payloads.len());
-            let result = ingest_run(context, &server, &http, durability, &plan).await?;
-            record_ingest(figures, durability_key(durability), batch, &result);
+            let (result, lag) = ingest_run(context, &server, &http, durability, &plan).await?;
+            record_ingest(figures, durability_key(durability), batch, &result, &lag);
             if durability == Durability::Fsync && batch == full_batch {
                 let bytes = server.disk_bytes()?;
                 figures.insert(
@@ -215,7 +216,7 @@ async fn ingest_run(
     http: &reqwest::Client,
     durability: Durability,
     plan: &IngestPlan,
-) -> anyhow::Result<IngestFigures> {
+) -> anyhow::Result<(IngestFigures, LagFigures)> {
     let label = format!(
         "tracklog {} batch {}",
         durability_key(durability),
@@ -227,22 +228,48 @@ async fn ingest_run(
         http: http.clone(),
     };
     let bar = context.progress.bar(&label, plan.max_events);
+    let sampler = LagSampler::start(server.stores.clone());
     let result = ingest::drive(&endpoint, &context.payloads, plan, &bar).await;
     bar.finish_and_clear();
+    let lag = sampler.finish(SETTLE_BOUND).await;
     let result = result?;
     context.progress.say(format!(
-        "{label}: {} events, {:.0} events/s, ack p50 {:.2} ms, p99 {:.2} ms",
-        result.events, result.events_per_sec, result.ack_p50_ms, result.ack_p99_ms
+        "{label}: {} events, {:.0} events/s, ack p50 {:.2} ms, p99 {:.2} ms; materialiser lag p50 {:.0} ms, p99 {:.0} ms, all applied {:.0} ms after the last ack",
+        result.events,
+        result.events_per_sec,
+        result.ack_p50_ms,
+        result.ack_p99_ms,
+        lag.p50_ms,
+        lag.p99_ms,
+        lag.settled_ms
     ));
-    Ok(result)
+    Ok((result, lag))
 }
 
-fn record_ingest(figures: &mut Figures, durability: &str, batch: usize, result: &IngestFigures) {
+/// The longest a bench waits for the materialisers after a load.
+pub const SETTLE_BOUND: Duration = Duration::from_secs(600);
+
+fn record_ingest(
+    figures: &mut Figures,
+    durability: &str,
+    batch: usize,
+    result: &IngestFigures,
+    lag: &LagFigures,
+) {
     let mut put = |field: &str, value: f64| {
         figures.insert(keys::ingest(durability, batch, field), value);
     };
     put("events", result.events as f64);
     put("events_per_sec", result.events_per_sec);
+    put("lag_p50_ms", lag.p50_ms);
+    put("lag_p99_ms", lag.p99_ms);
+    put("lag_max_ms", lag.max_ms);
+    put("settled_ms", lag.settled_ms);
+    // Acknowledged and applied: the rate the tables keep up with.
+    put(
+        "applied_events_per_sec",
+        result.events as f64 / (result.seconds + lag.settled_ms / 1000.0).max(1e-9),
+    );
     put("ack_p50_ms", result.ack_p50_ms);
     put("ack_p99_ms", result.ack_p99_ms);
     put("retries", result.retries as f64);

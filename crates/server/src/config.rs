@@ -105,6 +105,9 @@ pub struct IngestConfig {
     /// Milliseconds a read waits for the writes it must see to be applied,
     /// before it gets 503.
     pub read_your_writes_ms: u64,
+    /// `/readyz` answers 503 while a materialiser's oldest unapplied item
+    /// is older than this.
+    pub ready_max_lag_ms: u64,
 }
 
 impl Default for IngestConfig {
@@ -123,6 +126,7 @@ impl Default for IngestConfig {
             log_max_bytes: store.log.max_bytes,
             log_segment_bytes: store.log.segment_bytes,
             read_your_writes_ms: store.settle_timeout.as_millis() as u64,
+            ready_max_lag_ms: 5_000,
         }
     }
 }

@@ -24,7 +24,9 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 use tracklog_store::StoreMetrics;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -76,6 +78,14 @@ pub struct Metrics {
     pub audit_exported: Family<FormatLabel, Counter>,
     pub audit_forwarded: Family<ForwarderLabel, Counter>,
     pub audit_forward_failures: Family<ForwarderLabel, Counter>,
+    pub materialiser_lag_items: Family<MaterialiserLabel, Gauge>,
+    pub materialiser_lag_seconds: Family<MaterialiserLabel, Gauge<f64, AtomicU64>>,
+    pub log_bytes: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MaterialiserLabel {
+    pub materialiser: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -113,7 +123,25 @@ impl Metrics {
             audit_exported: Family::default(),
             audit_forwarded: Family::default(),
             audit_forward_failures: Family::default(),
+            materialiser_lag_items: Family::default(),
+            materialiser_lag_seconds: Family::default(),
+            log_bytes: Gauge::default(),
         };
+        registry.register(
+            "materialiser_lag_items",
+            "Items in the write-ahead log a materialiser has not applied",
+            metrics.materialiser_lag_items.clone(),
+        );
+        registry.register(
+            "materialiser_lag_seconds",
+            "Age of the oldest item a materialiser has not applied",
+            metrics.materialiser_lag_seconds.clone(),
+        );
+        registry.register(
+            "log_bytes",
+            "Bytes the write-ahead log holds on disk",
+            metrics.log_bytes.clone(),
+        );
         registry.register(
             "events_ingested",
             "Items accepted and durable, retries included",
@@ -216,6 +244,22 @@ impl Metrics {
     }
 
     /// The text exposition format.
+    /// Sets the gauges read from the store at scrape time.
+    pub fn observe_store(&self, stores: &tracklog_store::Stores) {
+        for status in stores.lifecycle.materialisers() {
+            let label = MaterialiserLabel {
+                materialiser: status.name,
+            };
+            self.materialiser_lag_items
+                .get_or_create(&label)
+                .set(status.lag_items as i64);
+            self.materialiser_lag_seconds
+                .get_or_create(&label)
+                .set(status.lag_seconds);
+        }
+        self.log_bytes.set(stores.lifecycle.log_bytes() as i64);
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.

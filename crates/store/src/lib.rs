@@ -834,6 +834,25 @@ pub trait ChannelStore: Send + Sync {
 pub trait Lifecycle: Send + Sync {
     /// Finishes queued writes and stops accepting new ones.
     async fn close(&self);
+    /// How far behind the write-ahead log each materialiser is; empty for a
+    /// backend without one.
+    fn materialisers(&self) -> Vec<MaterialiserStatus> {
+        Vec::new()
+    }
+    /// Bytes the write-ahead log holds on disk.
+    fn log_bytes(&self) -> u64 {
+        0
+    }
+}
+
+/// One materialiser's lag behind the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MaterialiserStatus {
+    pub name: &'static str,
+    /// Items in durable frames it has not applied.
+    pub lag_items: usize,
+    /// Age of the oldest of them, in seconds.
+    pub lag_seconds: f64,
 }
 
 /// The set of stores one server runs on.

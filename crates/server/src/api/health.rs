@@ -16,14 +16,28 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// The store accepts a durable write.
+/// The store accepts a durable write, and no materialiser is further behind
+/// the write-ahead log than `ingest.ready_max_lag_ms`.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = Object),
-        (status = 503, description = "The store is not writable", body = super::ErrorEnvelope),
+        (status = 503, description = "The store is not writable, or a materialiser is behind", body = super::ErrorEnvelope),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     state.stores.meta.check_writable().await?;
+    let bound = state.config.ingest.ready_max_lag_ms as f64 / 1000.0;
+    if let Some(behind) = state
+        .stores
+        .lifecycle
+        .materialisers()
+        .into_iter()
+        .find(|m| m.lag_seconds > bound)
+    {
+        return Err(ApiError::Unavailable(format!(
+            "the {} materialiser is {:.1} s ({} items) behind the log, over ingest.ready_max_lag_ms",
+            behind.name, behind.lag_seconds, behind.lag_items
+        )));
+    }
     Ok(Json(json!({ "status": "ready" })))
 }
 
@@ -31,6 +45,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    state.metrics.observe_store(&state.stores);
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         state.metrics.render(),

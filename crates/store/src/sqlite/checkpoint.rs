@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -23,6 +23,8 @@ pub(crate) struct Checkpointer {
 
 /// The longest the TRUNCATE step waits for the writer and readers.
 const TRUNCATE_WAIT: Duration = Duration::from_millis(100);
+/// How long after a TRUNCATE that could not finish the next one is tried.
+const TRUNCATE_BACKOFF: Duration = Duration::from_secs(2);
 
 impl Checkpointer {
     pub fn start(path: &Path, every: Duration, busy_timeout: Duration) -> std::io::Result<Self> {
@@ -44,6 +46,10 @@ impl Checkpointer {
                 };
                 let _ = conn.busy_timeout(busy_timeout);
                 let truncate_wait = TRUNCATE_WAIT.min(busy_timeout / 4);
+                // A TRUNCATE that had to give up (a reader stays on the WAL)
+                // is not tried again for a while: each try holds the write
+                // lock for up to `truncate_wait`.
+                let mut truncate_after = Instant::now();
                 while !flag.load(Ordering::Relaxed) {
                     std::thread::park_timeout(every);
                     let _span = tracing::debug_span!("checkpoint").entered();
@@ -65,13 +71,21 @@ impl Checkpointer {
                             // Under steady ingest it still gets its turn between
                             // two commits, which keeps the WAL small rather than
                             // leaving the writer to checkpoint in its commit.
-                            if busy == 0 && wal_pages > 0 && wal_pages == copied {
+                            if busy == 0
+                                && wal_pages > 0
+                                && wal_pages == copied
+                                && Instant::now() >= truncate_after
+                            {
                                 let _ = conn.busy_timeout(truncate_wait);
-                                let _ =
-                                    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| {
-                                        Ok(())
-                                    });
+                                let blocked = !conn
+                                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                                        r.get::<_, i64>(0)
+                                    })
+                                    .is_ok_and(|busy| busy == 0);
                                 let _ = conn.busy_timeout(busy_timeout);
+                                if blocked {
+                                    truncate_after = Instant::now() + TRUNCATE_BACKOFF;
+                                }
                             }
                         }
                         Err(error) => tracing::warn!(%error, "checkpoint failed"),

@@ -126,15 +126,63 @@ impl Materialise for Interactions {
     }
 }
 
+/// The sessions that have anonymous interactions stored and are not linked
+/// to a contact yet: the only ones whose earlier rows a new link must
+/// stitch. Almost every session is new when it is first identified, so
+/// knowing this saves an UPDATE per session. Kept on the writer thread; any
+/// rollback makes it read the set again from the partial index
+/// `interactions_anonymous`. Digests, so a collision only costs an UPDATE
+/// that finds nothing.
+#[derive(Default)]
+pub(crate) struct AnonymousSessions {
+    sessions: std::collections::HashSet<u64>,
+    trusted: bool,
+}
+
+impl AnonymousSessions {
+    fn digest(org: i64, session: &Value) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        org.hash(&mut hasher);
+        match session {
+            Value::Text(text) => (1u8, text.as_bytes()).hash(&mut hasher),
+            Value::Blob(bytes) => (2u8, bytes.as_slice()).hash(&mut hasher),
+            _ => 0u8.hash(&mut hasher),
+        }
+        hasher.finish()
+    }
+
+    pub fn distrust(&mut self) {
+        self.sessions.clear();
+        self.trusted = false;
+    }
+
+    fn load(&mut self, conn: &Connection) -> Result<(), StoreError> {
+        if self.trusted {
+            return Ok(());
+        }
+        let mut statement = conn
+            .prepare(
+                "SELECT org_id, session_id FROM interactions INDEXED BY interactions_anonymous
+                 WHERE contact_id IS NULL AND session_id IS NOT NULL",
+            )
+            .map_err(sql_error)?;
+        let mut rows = statement.query([]).map_err(sql_error)?;
+        while let Some(row) = rows.next().map_err(sql_error)? {
+            let org: i64 = row.get(0).map_err(sql_error)?;
+            let session: Value = row.get(1).map_err(sql_error)?;
+            self.sessions.insert(Self::digest(org, &session));
+        }
+        self.trusted = true;
+        Ok(())
+    }
+}
+
 fn apply_interactions(
     ctx: &mut WriteContext<'_>,
-    mut rows: Vec<(OrgId, Row)>,
+    rows: Vec<(OrgId, Row)>,
 ) -> Result<(), StoreError> {
-    // Stitching follows arrival order within a session, so the sort keeps
-    // it (stable) for rows of the same contact and time.
-    rows.sort_by(|(oa, a), (ob, b)| {
-        (day_of(a.ts), oa.0, &a.contact, a.ts).cmp(&(day_of(b.ts), ob.0, &b.contact, b.ts))
-    });
+    ctx.dict.anonymous.load(ctx.conn)?;
     let mut linked_contact = ctx
         .conn
         .prepare_cached(
@@ -155,22 +203,126 @@ fn apply_interactions(
              WHERE org_id = ?1 AND session_id = ?2 AND contact_id IS NULL",
         )
         .map_err(sql_error)?;
-    let mut insert = ctx
-        .conn
-        .prepare_cached(
-            "INSERT INTO interactions
-                (org_id, day, ts, id, type_id, portal_id, contact_id, session_id, fields)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-             ON CONFLICT (org_id, ts, id) DO NOTHING",
-        )
-        .map_err(sql_error)?;
-    // Most rows share a few types and portals.
-    let mut types: HashMap<String, i64> = HashMap::new();
-    let mut portals: HashMap<String, i64> = HashMap::new();
-    // Sessions linked by an earlier row of this batch (the link is written
-    // as it is found, so later rows see it through `session_contacts`).
+
+    // Stitching, once per session of the batch rather than once per row:
+    // the first contact a session's rows carry (in arrival order, which is
+    // the rows' order here) links it unless it is linked already, and its
+    // anonymous rows take the contact it is linked to.
+    let mut first_contact: HashMap<(i64, &str), Option<&str>> = HashMap::new();
+    // Sessions with anonymous rows in this batch: only they need to know
+    // the contact a session is linked to.
+    let mut anonymous: std::collections::HashSet<(i64, &str)> = std::collections::HashSet::new();
     for (org, row) in &rows {
-        let type_id = match types.get(&row.interaction_type) {
+        if let Some(session) = row.session.as_deref() {
+            if row.contact.is_none() {
+                anonymous.insert((org.0, session));
+            }
+            let slot = first_contact.entry((org.0, session)).or_insert(None);
+            if slot.is_none() {
+                *slot = row.contact.as_deref();
+            }
+        }
+    }
+    let mut linked: HashMap<(i64, &str), Option<Value>> =
+        HashMap::with_capacity(first_contact.len());
+    for ((org, session), contact) in first_contact {
+        let key = encode_id(session);
+        let contact = match contact {
+            Some(contact) => {
+                let contact = encode_id(contact);
+                if link
+                    .execute(params![org, key, contact])
+                    .map_err(sql_error)?
+                    == 1
+                {
+                    // Newly linked: the session's anonymous rows of earlier
+                    // batches, if it has any, follow.
+                    if ctx
+                        .dict
+                        .anonymous
+                        .sessions
+                        .remove(&AnonymousSessions::digest(org, &key))
+                    {
+                        stitch
+                            .execute(params![org, key, contact])
+                            .map_err(sql_error)?;
+                    }
+                    Some(contact)
+                } else if anonymous.contains(&(org, session)) {
+                    // Linked before, perhaps to another contact: that one
+                    // is what its anonymous rows take.
+                    linked_contact
+                        .query_row(params![org, key], |r| r.get(0))
+                        .optional()
+                        .map_err(sql_error)?
+                } else {
+                    None
+                }
+            }
+            None => linked_contact
+                .query_row(params![org, key], |r| r.get(0))
+                .optional()
+                .map_err(sql_error)?,
+        };
+        linked.insert((org, session), contact);
+    }
+
+    // Rows sorted by the contact index's key, so that each contact's leaf
+    // of that index is visited once per batch.
+    let prepared: Vec<(i64, Option<Value>, &Row)> = rows
+        .iter()
+        .map(|(org, row)| {
+            let contact = match (&row.contact, &row.session) {
+                (Some(contact), _) => Some(encode_id(contact)),
+                (None, Some(session)) => linked.get(&(org.0, session.as_str())).cloned().flatten(),
+                (None, None) => None,
+            };
+            (org.0, contact, row)
+        })
+        .collect();
+    // SQLite orders NULL, then text, then blobs, each by its bytes.
+    fn order(value: &Option<Value>) -> (u8, &[u8]) {
+        match value {
+            None => (0, &[]),
+            Some(Value::Text(text)) => (1, text.as_bytes()),
+            Some(Value::Blob(bytes)) => (2, bytes),
+            Some(_) => (3, &[]),
+        }
+    }
+    // The first eight bytes of the contact decide almost every comparison
+    // (ids are mostly UUIDs), so they are compared as one number first.
+    fn prefix(bytes: &[u8]) -> u64 {
+        let mut head = [0u8; 8];
+        let n = bytes.len().min(8);
+        head[..n].copy_from_slice(&bytes[..n]);
+        u64::from_be_bytes(head)
+    }
+    let mut keyed: Vec<((i64, i64, u8, u64), usize)> = prepared
+        .iter()
+        .enumerate()
+        .map(|(index, (org, contact, row))| {
+            let (class, bytes) = order(contact);
+            ((day_of(row.ts), *org, class, prefix(bytes)), index)
+        })
+        .collect();
+    keyed.sort_unstable_by(|(ka, a), (kb, b)| {
+        ka.cmp(kb).then_with(|| {
+            let (pa, pb) = (&prepared[*a], &prepared[*b]);
+            (order(&pa.1).1, pa.2.ts, a).cmp(&(order(&pb.1).1, pb.2.ts, b))
+        })
+    });
+    let mut slots: Vec<Option<(i64, Option<Value>, &Row)>> =
+        prepared.into_iter().map(Some).collect();
+    let prepared: Vec<(i64, Option<Value>, &Row)> = keyed
+        .into_iter()
+        .filter_map(|(_, index)| slots[index].take())
+        .collect();
+    // Most rows share a few types and portals.
+    let mut types: HashMap<&str, i64> = HashMap::new();
+    let mut portals: HashMap<&str, i64> = HashMap::new();
+    let mut values: Vec<Value> = Vec::with_capacity(INSERT_ROWS * 9);
+    for (org, contact, row) in prepared {
+        let type_id = match types.get(row.interaction_type.as_str()) {
             Some(id) => *id,
             None => {
                 let id = ctx.dict.intern(
@@ -178,55 +330,65 @@ fn apply_interactions(
                     Dictionary::INTERACTION_TYPE,
                     &row.interaction_type,
                 )?;
-                types.insert(row.interaction_type.clone(), id);
+                types.insert(&row.interaction_type, id);
                 id
             }
         };
-        let portal_id = match portals.get(&row.portal) {
+        let portal_id = match portals.get(row.portal.as_str()) {
             Some(id) => *id,
             None => {
                 let id = ctx.dict.intern(ctx.conn, Dictionary::PORTAL, &row.portal)?;
-                portals.insert(row.portal.clone(), id);
+                portals.insert(&row.portal, id);
                 id
             }
         };
-        let contact = row.contact.as_deref().map(encode_id);
         let session = row.session.as_deref().map(encode_id);
-        // Stitching: an anonymous interaction of a session already linked
-        // to a contact is stored with that contact.
-        let contact = match (&contact, &session) {
-            (None, Some(session)) => linked_contact
-                .query_row(params![org.0, session], |r| r.get::<_, Value>(0))
-                .optional()
-                .map_err(sql_error)?,
-            (contact, _) => contact.clone(),
-        };
-        insert
-            .execute(params![
-                org.0,
-                day_of(row.ts),
-                row.ts,
-                encode_id(&row.id),
-                type_id,
-                portal_id,
-                contact,
-                session,
-                row.fields,
-            ])
-            .map_err(sql_error)?;
-        // The first identified interaction of a session links it, and the
-        // session's earlier anonymous interactions follow.
-        if let (Some(contact), Some(session)) = (&row.contact, &session)
-            && link
-                .execute(params![org.0, session, encode_id(contact)])
-                .map_err(sql_error)?
-                == 1
+        if contact.is_none()
+            && let Some(session) = &session
         {
-            stitch
-                .execute(params![org.0, session, encode_id(contact)])
-                .map_err(sql_error)?;
+            ctx.dict
+                .anonymous
+                .sessions
+                .insert(AnonymousSessions::digest(org, session));
+        }
+        values.extend([
+            Value::Integer(org),
+            Value::Integer(day_of(row.ts)),
+            Value::Integer(row.ts),
+            encode_id(&row.id),
+            Value::Integer(type_id),
+            Value::Integer(portal_id),
+            contact.unwrap_or(Value::Null),
+            session.unwrap_or(Value::Null),
+            Value::Text(row.fields.clone()),
+        ]);
+        if values.len() == INSERT_ROWS * 9 {
+            insert_rows(ctx.conn, &mut values)?;
         }
     }
+    insert_rows(ctx.conn, &mut values)
+}
+
+/// Rows per INSERT statement: one statement for many rows saves most of
+/// the per-statement cost of SQLite's virtual machine and of binding.
+const INSERT_ROWS: usize = 64;
+
+/// Inserts the rows whose nine values each are in `values`, and empties it.
+fn insert_rows(conn: &Connection, values: &mut Vec<Value>) -> Result<(), StoreError> {
+    if values.is_empty() {
+        return Ok(());
+    }
+    let rows = values.len() / 9;
+    let sql = format!(
+        "INSERT INTO interactions
+            (org_id, day, ts, id, type_id, portal_id, contact_id, session_id, fields)
+         VALUES {}
+         ON CONFLICT (org_id, ts, id) DO NOTHING",
+        vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; rows].join(", ")
+    );
+    conn.prepare_cached(&sql)
+        .and_then(|mut s| s.execute(rusqlite::params_from_iter(values.drain(..))))
+        .map_err(sql_error)?;
     Ok(())
 }
 

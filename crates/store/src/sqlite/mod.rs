@@ -424,6 +424,21 @@ impl SqliteStore {
 
 #[async_trait]
 impl Lifecycle for SqliteStore {
+    fn materialisers(&self) -> Vec<crate::MaterialiserStatus> {
+        self.materialiser_lag()
+            .into_iter()
+            .map(|(name, lag_items, lag_seconds)| crate::MaterialiserStatus {
+                name,
+                lag_items,
+                lag_seconds,
+            })
+            .collect()
+    }
+
+    fn log_bytes(&self) -> u64 {
+        SqliteStore::log_bytes(self)
+    }
+
     async fn close(&self) {
         if let Some(pipeline) = &self.inner.pipeline {
             // No more appends; then the materialisers catch up and stop.

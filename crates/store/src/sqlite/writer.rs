@@ -37,6 +37,10 @@ pub(crate) struct WriteContext<'a> {
 pub(crate) struct Dictionary {
     cache: [HashMap<String, i64>; 2],
     fresh: Vec<(u8, String)>,
+    /// Sessions with anonymous interactions stored and not yet stitched
+    /// (see `events::AnonymousSessions`): forgotten whenever a transaction
+    /// rolls back, and read again from the table.
+    pub anonymous: super::events::AnonymousSessions,
 }
 
 impl Dictionary {
@@ -74,6 +78,7 @@ impl Dictionary {
     }
 
     pub(crate) fn forget_fresh(&mut self, since: usize) {
+        self.anonymous.distrust();
         for (kind, text) in self.fresh.drain(since..) {
             self.cache[Self::slot(kind)].remove(&text);
         }
