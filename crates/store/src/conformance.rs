@@ -5,6 +5,8 @@
 //! [`conformance_suite!`](crate::conformance_suite), passing an expression
 //! that builds fresh stores for one test.
 
+use std::collections::BTreeMap;
+
 use serde_json::json;
 use tracklog_domain::audit::{AuditRecord, Category};
 use tracklog_domain::auth::{PolicyKey, Rights};
@@ -62,6 +64,7 @@ macro_rules! conformance_suite {
             type_definitions_and_contacts_and_cases,
             purges_and_insights_follow_the_portal,
             channel_buckets_ignore_arrival_order_and_equal_a_rebuild,
+            channel_rollups_without_the_agent_equal_the_per_agent_buckets,
             channel_records_merge_and_refuse_by_provider,
         );
     };
@@ -1450,6 +1453,7 @@ async fn all_buckets(stores: &Stores, org: tracklog_domain::ids::OrgId) -> Vec<R
                 to_bucket: i64::MAX,
                 group_by: Dimension::ALL.to_vec(),
                 filters: Vec::new(),
+                granularity_ms: 900_000,
             },
         )
         .await
@@ -1530,6 +1534,209 @@ pub async fn channel_buckets_ignore_arrival_order_and_equal_a_rebuild(stores: St
         .unwrap();
     assert_eq!(summary.sessions, 1);
     assert_eq!(all_buckets(&stores, first).await, in_order);
+}
+
+/// The per-agent buckets folded, in the test, to `grain` without the agent:
+/// what the dashboards' rollups must hold.
+fn folded(rows: &[Row], grain: i64) -> BTreeMap<(u8, i64, Vec<String>), (f64, i64)> {
+    let mut out: BTreeMap<(u8, i64, Vec<String>), (f64, i64)> = BTreeMap::new();
+    for row in rows {
+        // Dimension::ALL is queue, channel, agent, provider.
+        let group = vec![
+            row.group[0].clone(),
+            row.group[1].clone(),
+            row.group[3].clone(),
+        ];
+        let entry = out
+            .entry((row.part.code(), row.bucket.div_euclid(grain) * grain, group))
+            .or_default();
+        entry.0 += row.sum;
+        entry.1 += row.count;
+    }
+    out.retain(|_, (sum, count)| *sum != 0.0 || *count != 0);
+    out
+}
+
+async fn rollup(
+    stores: &Stores,
+    org: tracklog_domain::ids::OrgId,
+    granularity_ms: i64,
+) -> BTreeMap<(u8, i64, Vec<String>), (f64, i64)> {
+    let rows = stores
+        .channel
+        .aggregate(
+            org,
+            AggregateQuery {
+                parts: Part::ALL.to_vec(),
+                from_bucket: 0,
+                to_bucket: i64::MAX,
+                group_by: vec![Dimension::Queue, Dimension::Channel, Dimension::Provider],
+                filters: Vec::new(),
+                granularity_ms,
+            },
+        )
+        .await
+        .unwrap();
+    let mut out = BTreeMap::new();
+    for row in rows {
+        assert_eq!(
+            row.bucket.rem_euclid(granularity_ms),
+            0,
+            "a bucket of the {granularity_ms} ms grain"
+        );
+        out.insert(
+            (row.part.code(), row.bucket, row.group),
+            (row.sum, row.count),
+        );
+    }
+    out
+}
+
+fn assert_same_sums(
+    ours: &BTreeMap<(u8, i64, Vec<String>), (f64, i64)>,
+    reference: &BTreeMap<(u8, i64, Vec<String>), (f64, i64)>,
+    what: &str,
+) {
+    assert_eq!(
+        ours.keys().collect::<Vec<_>>(),
+        reference.keys().collect::<Vec<_>>(),
+        "{what}: the same buckets"
+    );
+    for (key, (sum, count)) in ours {
+        let (want_sum, want_count) = reference[key];
+        assert_eq!(*count, want_count, "{what}: count of {key:?}");
+        assert!(
+            (sum - want_sum).abs() <= 1e-9 * want_sum.abs().max(1.0),
+            "{what}: sum of {key:?} is {sum}, the per-agent buckets say {want_sum}"
+        );
+    }
+}
+
+/// The dashboards read rollups without the agent, by quarter and by hour.
+/// Whatever arrives, corrections included, they hold exactly the per-agent
+/// buckets' sums, and so does a rebuild.
+pub async fn channel_rollups_without_the_agent_equal_the_per_agent_buckets(stores: Stores) {
+    let org = default_org(&stores).await;
+    let rules = ChannelRules::default();
+    // Four agents in one queue, across quarters of two hours; two providers.
+    let sessions = [
+        (
+            "r1",
+            "agent-1",
+            "p",
+            "2026-03-01T10:05:00Z",
+            "2026-03-01T10:05:20Z",
+            "2026-03-01T10:12:00Z",
+        ),
+        (
+            "r2",
+            "agent-2",
+            "p",
+            "2026-03-01T10:20:00Z",
+            "2026-03-01T10:20:05Z",
+            "2026-03-01T10:31:00Z",
+        ),
+        (
+            "r3",
+            "agent-3",
+            "q",
+            "2026-03-01T10:50:00Z",
+            "2026-03-01T10:51:00Z",
+            "2026-03-01T11:04:00Z",
+        ),
+        (
+            "r4",
+            "agent-1",
+            "p",
+            "2026-03-01T11:10:00Z",
+            "2026-03-01T11:10:30Z",
+            "2026-03-01T11:20:00Z",
+        ),
+        (
+            "r5",
+            "agent-4",
+            "q",
+            "2026-03-01T11:40:00Z",
+            "2026-03-01T11:41:00Z",
+            "2026-03-01T11:58:00Z",
+        ),
+    ];
+    for (conversation, agent, provider, queued, answered, closed) in sessions {
+        let mut init = json!({"conversation": {
+        "conversationId": conversation, "providerId": provider, "channel": "voice",
+        "session": {
+            "providerSessionId": format!("{conversation}-s"),
+            "queueId": "billing",
+            "queueAssignedTimestamp": queued,
+            "agentAssignedTimestamp": answered,
+            "participants": [{"participantId": agent, "type": "agent"}],
+        }}});
+        if conversation == "r5" {
+            init["conversation"]["session"]["queueId"] = json!("sales");
+        }
+        stores
+            .channel
+            .ingest_init(
+                org,
+                vec![payload::parse_init(&init).unwrap()],
+                rules.clone(),
+            )
+            .await
+            .unwrap();
+        let events = payload::parse_events(
+            &json!({
+                "conversationId": conversation,
+                "providerSessionId": format!("{conversation}-s"),
+                "participantId": agent,
+                "events": [
+                    {"kpiEventName": "HoldStarted", "eventTimestamp": answered},
+                    {"kpiEventName": "HoldEnded", "eventTimestamp": closed},
+                    {"kpiEventName": "SessionClosed", "eventTimestamp": closed},
+                ],
+            }),
+            UtcMillis::from_millis(0),
+        )
+        .unwrap()
+        .events
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+        stores
+            .channel
+            .ingest_events(org, events, rules.clone())
+            .await
+            .unwrap();
+    }
+    // A correction: a transfer arriving late moves r2's contributions.
+    let late = channel_events("r2", &[("TransferRequested", "2026-03-01T10:25:00Z")]);
+    stores
+        .channel
+        .ingest_events(org, late, rules.clone())
+        .await
+        .unwrap();
+
+    let check = |label: &'static str| {
+        let stores = stores.clone();
+        async move {
+            let per_agent = all_buckets(&stores, org).await;
+            assert!(per_agent.len() > 5, "{label}: buckets for several agents");
+            let quarters = rollup(&stores, org, 900_000).await;
+            let hours = rollup(&stores, org, 3_600_000).await;
+            assert!(
+                hours.len() < quarters.len(),
+                "{label}: hours hold fewer rows"
+            );
+            assert_same_sums(&quarters, &folded(&per_agent, 900_000), label);
+            assert_same_sums(&hours, &folded(&per_agent, 3_600_000), label);
+        }
+    };
+    check("after ingest").await;
+    stores
+        .channel
+        .rebuild_analytics(org, Box::new(|_, _| {}))
+        .await
+        .unwrap();
+    check("after a rebuild").await;
 }
 
 pub async fn channel_records_merge_and_refuse_by_provider(stores: Stores) {

@@ -676,6 +676,11 @@ pub struct AggregateQuery {
     pub to_bucket: i64,
     pub group_by: Vec<Dimension>,
     pub filters: Vec<(Dimension, String)>,
+    /// Every boundary the caller folds the rows into is a multiple of this
+    /// many milliseconds since the epoch (of 15 minutes, at least), so the
+    /// store may answer from buckets that large. Rows keep the stored
+    /// bucket's start.
+    pub granularity_ms: i64,
 }
 
 /// Which time of a session places it in an interval.

@@ -489,6 +489,18 @@ pub struct MetricsAnswer {
     pub intervals: Vec<Value>,
 }
 
+/// The largest bucket every boundary is a multiple of: an hour when all of
+/// them are whole hours (hourly, daily and weekly intervals in zones with
+/// whole-hour offsets), else the 15 minutes every bucket is.
+fn granularity(boundaries: impl IntoIterator<Item = i64>) -> i64 {
+    const HOUR_MS: i64 = 3_600_000;
+    if boundaries.into_iter().all(|ms| ms.rem_euclid(HOUR_MS) == 0) {
+        HOUR_MS
+    } else {
+        900_000
+    }
+}
+
 /// Runs a metrics query on the pre-aggregates.
 pub async fn query_metrics(
     stores: &Stores,
@@ -515,6 +527,7 @@ pub async fn query_metrics(
                     to_bucket: end.as_millis(),
                     group_by: query.group_by.clone(),
                     filters: query.filters.clone(),
+                    granularity_ms: granularity(starts.iter().chain([&end]).map(|s| s.as_millis())),
                 },
             )
             .await?;
@@ -1038,6 +1051,7 @@ async fn value_over(
                 to_bucket: to,
                 group_by: Vec::new(),
                 filters: filters.to_vec(),
+                granularity_ms: granularity([from, to]),
             },
         )
         .await?;

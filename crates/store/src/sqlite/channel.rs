@@ -3,22 +3,20 @@
 //! Raw records (conversations, sessions, participants, KPI events) are the
 //! truth. In the same transaction as each write, the writer re-derives the
 //! facts of every session the write touched ([`facts::derive`]) and moves
-//! the 15-minute pre-aggregates (`ch_agg`) by the difference between the
+//! the pre-aggregates ([`super::rollups`]) by the difference between the
 //! session's old contributions (kept in `ch_contrib`) and its new ones. A
 //! dashboard query therefore reads buckets, never events, and the buckets
 //! always equal what [`ChannelStore::rebuild_analytics`] would compute from
 //! scratch — whatever order the events came in.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use tracklog_domain::channel::definitions::{Definition, names};
 use tracklog_domain::channel::facts::{self, SessionFacts, Thresholds};
-use tracklog_domain::channel::metrics::{
-    self, Contribution, Dimension, Dims, Part, Row, presence_contributions,
-};
+use tracklog_domain::channel::metrics::{self, Dimension, Dims, Row, presence_contributions};
 use tracklog_domain::channel::payload::{
     Conversation, Init, KpiEvent, Merge, Participant, Session,
 };
@@ -26,6 +24,7 @@ use tracklog_domain::ids::OrgId;
 use tracklog_domain::ingest::Reason;
 use tracklog_domain::time::UtcMillis;
 
+use super::rollups::{self, apply_contributions, dimension_column};
 use super::{SqliteStore, sql_error};
 use tracklog_domain::channel::alerts::AlertRule;
 
@@ -48,15 +47,6 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
 
 fn from_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|_| corrupt(what))
-}
-
-fn dimension_column(dimension: Dimension) -> &'static str {
-    match dimension {
-        Dimension::Queue => "queue",
-        Dimension::Channel => "channel",
-        Dimension::Agent => "agent",
-        Dimension::Provider => "provider",
-    }
 }
 
 fn fact_column(time: FactTime) -> &'static str {
@@ -181,98 +171,6 @@ fn thresholds(
 }
 
 // ---- derived state ----------------------------------------------------------
-
-type ContribKey = (u8, i64, String, String, String, String);
-
-fn keyed(contributions: &[Contribution]) -> BTreeMap<ContribKey, (f64, i64)> {
-    let mut map: BTreeMap<ContribKey, (f64, i64)> = BTreeMap::new();
-    for c in contributions {
-        let key = (
-            c.part.code(),
-            c.bucket,
-            c.dims.queue.clone(),
-            c.dims.channel.clone(),
-            c.dims.agent.clone(),
-            c.dims.provider.clone(),
-        );
-        let entry = map.entry(key).or_default();
-        entry.0 += c.sum;
-        entry.1 += c.count;
-    }
-    map
-}
-
-/// Replaces `owner`'s contributions and moves the buckets by the
-/// difference. Returns how many buckets changed.
-fn apply_contributions(
-    conn: &Connection,
-    org: OrgId,
-    owner: &str,
-    new: &[Contribution],
-) -> Result<usize, StoreError> {
-    let old_text: Option<String> = conn
-        .prepare_cached("SELECT entries FROM ch_contrib WHERE org_id = ?1 AND owner = ?2")
-        .and_then(|mut s| s.query_row(params![org.0, owner], |r| r.get(0)).optional())
-        .map_err(sql_error)?;
-    let old: Vec<(ContribKey, (f64, i64))> = match &old_text {
-        Some(text) => from_json(text, "contributions")?,
-        None => Vec::new(),
-    };
-    let new = keyed(new);
-    let mut delta: BTreeMap<&ContribKey, (f64, i64)> = BTreeMap::new();
-    for (key, (sum, count)) in &old {
-        let entry = delta.entry(key).or_default();
-        entry.0 -= sum;
-        entry.1 -= count;
-    }
-    for (key, (sum, count)) in &new {
-        let entry = delta.entry(key).or_default();
-        entry.0 += sum;
-        entry.1 += count;
-    }
-    let mut changed = 0;
-    for (key, (sum, count)) in delta {
-        if sum == 0.0 && count == 0 {
-            continue;
-        }
-        changed += 1;
-        conn.prepare_cached(
-            "INSERT INTO ch_agg (org_id, part, bucket, queue, channel, agent, provider, sum, count)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-             ON CONFLICT DO UPDATE SET sum = sum + excluded.sum, count = count + excluded.count",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
-                org.0, key.0, key.1, key.2, key.3, key.4, key.5, sum, count
-            ])
-        })
-        .map_err(sql_error)?;
-        if count < 0 {
-            conn.prepare_cached(
-                "DELETE FROM ch_agg WHERE org_id = ?1 AND part = ?2 AND bucket = ?3 AND queue = ?4
-                 AND channel = ?5 AND agent = ?6 AND provider = ?7 AND count <= 0",
-            )
-            .and_then(|mut s| s.execute(params![org.0, key.0, key.1, key.2, key.3, key.4, key.5]))
-            .map_err(sql_error)?;
-        }
-    }
-    if new.is_empty() {
-        if old_text.is_some() {
-            conn.prepare_cached("DELETE FROM ch_contrib WHERE org_id = ?1 AND owner = ?2")
-                .and_then(|mut s| s.execute(params![org.0, owner]))
-                .map_err(sql_error)?;
-        }
-    } else if changed > 0 || old_text.is_none() {
-        let entries: Vec<(&ContribKey, &(f64, i64))> = new.iter().collect();
-        let entries_json = to_json(&entries)?;
-        conn.prepare_cached(
-            "INSERT OR REPLACE INTO ch_contrib (org_id, owner, entries) VALUES (?1, ?2, ?3)",
-        )
-        .and_then(|mut s| s.execute(params![org.0, owner, entries_json]))
-        .map_err(sql_error)?;
-    }
-    Ok(changed)
-}
 
 fn session_owner(id: &str) -> String {
     format!("s:{id}")
@@ -1082,62 +980,8 @@ impl ChannelStore for SqliteStore {
     }
 
     async fn aggregate(&self, org: OrgId, query: AggregateQuery) -> Result<Vec<Row>, StoreError> {
-        self.read(move |conn| {
-            let mut w = Where::new(org, "org_id");
-            w.push("bucket >= ?", SqlValue::Integer(query.from_bucket));
-            w.push("bucket < ?", SqlValue::Integer(query.to_bucket));
-            let parts: Vec<String> = query.parts.iter().map(|p| p.code().to_string()).collect();
-            // Part codes are small integers from an enum, never input.
-            w.clauses.push(format!("part IN ({})", parts.join(",")));
-            for (dimension, value) in &query.filters {
-                w.push(
-                    &format!("{} = ?", dimension_column(*dimension)),
-                    SqlValue::Text(value.clone()),
-                );
-            }
-            let groups: Vec<&str> = query
-                .group_by
-                .iter()
-                .map(|d| dimension_column(*d))
-                .collect();
-            let group_select = groups.iter().map(|c| format!(", {c}")).collect::<String>();
-            let sql = format!(
-                "SELECT bucket, part, SUM(sum), SUM(count){group_select} FROM ch_agg WHERE {}
-                 GROUP BY bucket, part{group_select}",
-                w.sql()
-            );
-            let mut statement = conn.prepare(&sql).map_err(sql_error)?;
-            let width = groups.len();
-            let rows = statement
-                .query_map(params_from_iter(w.values), |r| {
-                    let mut group = Vec::with_capacity(width);
-                    for i in 0..width {
-                        group.push(r.get::<_, String>(4 + i)?);
-                    }
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, u8>(1)?,
-                        r.get::<_, f64>(2)?,
-                        r.get::<_, i64>(3)?,
-                        group,
-                    ))
-                })
-                .map_err(sql_error)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(sql_error)?;
-            rows.into_iter()
-                .map(|(bucket, part, sum, count, group)| {
-                    Ok(Row {
-                        bucket,
-                        group,
-                        part: Part::from_code(part).ok_or_else(|| corrupt("part"))?,
-                        sum,
-                        count,
-                    })
-                })
-                .collect()
-        })
-        .await
+        self.read(move |conn| rollups::aggregate(conn, org, &query))
+            .await
     }
 
     async fn facts(&self, org: OrgId, query: FactsQuery) -> Result<Vec<SessionFacts>, StoreError> {
@@ -1358,7 +1202,7 @@ impl ChannelStore for SqliteStore {
         progress: RebuildProgress,
     ) -> Result<RebuildSummary, StoreError> {
         self.write(1, move |ctx| {
-            for table in ["ch_agg", "ch_contrib", "ch_facts"] {
+            for table in rollups::TABLES.iter().chain(&["ch_contrib", "ch_facts"]) {
                 ctx.conn
                     .execute(
                         &format!("DELETE FROM {table} WHERE org_id = ?1"),

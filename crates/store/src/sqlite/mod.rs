@@ -21,6 +21,7 @@ mod events;
 mod meta;
 mod pipeline;
 mod portals;
+mod rollups;
 mod schema;
 mod sync;
 mod writer;

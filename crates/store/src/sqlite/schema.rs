@@ -449,6 +449,39 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         at            INTEGER NOT NULL
     );
     "#,
+    // 11: channel rollups without the agent, by quarter and by hour, for
+    // dashboards (see `rollups.rs`); filled from the per-agent buckets.
+    r#"
+    CREATE TABLE ch_agg_q (
+        org_id   INTEGER NOT NULL,
+        part     INTEGER NOT NULL,
+        bucket   INTEGER NOT NULL,
+        queue    TEXT NOT NULL,
+        channel  TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        sum      REAL NOT NULL,
+        count    INTEGER NOT NULL,
+        PRIMARY KEY (org_id, part, bucket, queue, channel, provider)
+    ) WITHOUT ROWID;
+    CREATE TABLE ch_agg_h (
+        org_id   INTEGER NOT NULL,
+        part     INTEGER NOT NULL,
+        bucket   INTEGER NOT NULL,
+        queue    TEXT NOT NULL,
+        channel  TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        sum      REAL NOT NULL,
+        count    INTEGER NOT NULL,
+        PRIMARY KEY (org_id, part, bucket, queue, channel, provider)
+    ) WITHOUT ROWID;
+    INSERT INTO ch_agg_q
+        SELECT org_id, part, bucket, queue, channel, provider, SUM(sum), SUM(count)
+        FROM ch_agg GROUP BY org_id, part, bucket, queue, channel, provider;
+    INSERT INTO ch_agg_h
+        SELECT org_id, part, bucket - bucket % 3600000, queue, channel, provider,
+               SUM(sum), SUM(count)
+        FROM ch_agg GROUP BY org_id, part, bucket - bucket % 3600000, queue, channel, provider;
+    "#,
 ];
 
 /// The schema version this build writes.

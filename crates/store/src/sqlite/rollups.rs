@@ -1,0 +1,272 @@
+//! The channel rollups: pre-aggregated sums and counts per metric part, and
+//! the aggregate queries that read them.
+//!
+//! The same sums are kept at three grains, each a table:
+//!
+//! | table | bucket | dimensions | read by |
+//! |---|---|---|---|
+//! | `ch_agg` | 15 minutes | queue, channel, agent, provider | queries that filter or group by agent |
+//! | `ch_agg_q` | 15 minutes | queue, channel, provider | queries whose intervals are not whole hours |
+//! | `ch_agg_h` | 1 hour | queue, channel, provider | dashboards: hourly, daily, weekly intervals |
+//!
+//! A contact centre has tens of agents per queue, so dropping the agent
+//! dimension divides the rows a dashboard reads by about that many, and the
+//! hour divides them by four again. Every change moves all three tables in
+//! the writer's transaction, by the same delta, so they always agree with
+//! each other and with a rebuild from the raw records.
+
+use std::collections::BTreeMap;
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use tracklog_domain::channel::metrics::{Contribution, Dimension, Part, Row};
+use tracklog_domain::ids::OrgId;
+
+use super::sql_error;
+use crate::{AggregateQuery, StoreError};
+
+/// The tables that hold rollups, for a rebuild to empty.
+pub(super) const TABLES: [&str; 3] = ["ch_agg", "ch_agg_q", "ch_agg_h"];
+
+const QUARTER_MS: i64 = 900_000;
+const HOUR_MS: i64 = 3_600_000;
+
+/// part, bucket, queue, channel, agent, provider.
+type ContribKey = (u8, i64, String, String, String, String);
+
+fn keyed(contributions: &[Contribution]) -> BTreeMap<ContribKey, (f64, i64)> {
+    let mut map: BTreeMap<ContribKey, (f64, i64)> = BTreeMap::new();
+    for c in contributions {
+        let key = (
+            c.part.code(),
+            c.bucket,
+            c.dims.queue.clone(),
+            c.dims.channel.clone(),
+            c.dims.agent.clone(),
+            c.dims.provider.clone(),
+        );
+        let entry = map.entry(key).or_default();
+        entry.0 += c.sum;
+        entry.1 += c.count;
+    }
+    map
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Internal(format!("stored {what} is not valid"))
+}
+
+/// Replaces `owner`'s contributions (kept in `ch_contrib`) and moves every
+/// rollup by the difference. Returns how many 15-minute, per-agent buckets
+/// changed.
+pub(super) fn apply_contributions(
+    conn: &Connection,
+    org: OrgId,
+    owner: &str,
+    new: &[Contribution],
+) -> Result<usize, StoreError> {
+    let old_text: Option<String> = conn
+        .prepare_cached("SELECT entries FROM ch_contrib WHERE org_id = ?1 AND owner = ?2")
+        .and_then(|mut s| s.query_row(params![org.0, owner], |r| r.get(0)).optional())
+        .map_err(sql_error)?;
+    let old: Vec<(ContribKey, (f64, i64))> = match &old_text {
+        Some(text) => serde_json::from_str(text).map_err(|_| corrupt("contributions"))?,
+        None => Vec::new(),
+    };
+    let new = keyed(new);
+    let mut delta: BTreeMap<&ContribKey, (f64, i64)> = BTreeMap::new();
+    for (key, (sum, count)) in &old {
+        let entry = delta.entry(key).or_default();
+        entry.0 -= sum;
+        entry.1 -= count;
+    }
+    for (key, (sum, count)) in &new {
+        let entry = delta.entry(key).or_default();
+        entry.0 += sum;
+        entry.1 += count;
+    }
+    delta.retain(|_, (sum, count)| *sum != 0.0 || *count != 0);
+    let changed = delta.len();
+
+    // The coarser grains: the same delta without the agent, by quarter and
+    // by hour.
+    type Coarse<'a> = (u8, i64, &'a str, &'a str, &'a str);
+    let mut quarters: BTreeMap<Coarse<'_>, (f64, i64)> = BTreeMap::new();
+    let mut hours: BTreeMap<Coarse<'_>, (f64, i64)> = BTreeMap::new();
+    for (key, (sum, count)) in &delta {
+        let (part, bucket, queue, channel, _, provider) = key;
+        let hour = bucket.div_euclid(HOUR_MS) * HOUR_MS;
+        for (map, bucket) in [(&mut quarters, *bucket), (&mut hours, hour)] {
+            let entry = map
+                .entry((*part, bucket, queue, channel, provider))
+                .or_default();
+            entry.0 += sum;
+            entry.1 += count;
+        }
+    }
+
+    for (key, (sum, count)) in &delta {
+        conn.prepare_cached(
+            "INSERT INTO ch_agg (org_id, part, bucket, queue, channel, agent, provider, sum, count)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT DO UPDATE SET sum = sum + excluded.sum, count = count + excluded.count",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                org.0, key.0, key.1, key.2, key.3, key.4, key.5, sum, count
+            ])
+        })
+        .map_err(sql_error)?;
+        if *count < 0 {
+            conn.prepare_cached(
+                "DELETE FROM ch_agg WHERE org_id = ?1 AND part = ?2 AND bucket = ?3 AND queue = ?4
+                 AND channel = ?5 AND agent = ?6 AND provider = ?7 AND count <= 0",
+            )
+            .and_then(|mut s| s.execute(params![org.0, key.0, key.1, key.2, key.3, key.4, key.5]))
+            .map_err(sql_error)?;
+        }
+    }
+    for (table, map) in [("ch_agg_q", &quarters), ("ch_agg_h", &hours)] {
+        for ((part, bucket, queue, channel, provider), (sum, count)) in map {
+            if *sum == 0.0 && *count == 0 {
+                continue;
+            }
+            conn.prepare_cached(&format!(
+                "INSERT INTO {table} (org_id, part, bucket, queue, channel, provider, sum, count)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT DO UPDATE SET sum = sum + excluded.sum, count = count + excluded.count"
+            ))
+            .and_then(|mut s| {
+                s.execute(params![
+                    org.0, part, bucket, queue, channel, provider, sum, count
+                ])
+            })
+            .map_err(sql_error)?;
+            if *count < 0 {
+                conn.prepare_cached(&format!(
+                    "DELETE FROM {table} WHERE org_id = ?1 AND part = ?2 AND bucket = ?3
+                     AND queue = ?4 AND channel = ?5 AND provider = ?6 AND count <= 0"
+                ))
+                .and_then(|mut s| s.execute(params![org.0, part, bucket, queue, channel, provider]))
+                .map_err(sql_error)?;
+            }
+        }
+    }
+
+    if new.is_empty() {
+        if old_text.is_some() {
+            conn.prepare_cached("DELETE FROM ch_contrib WHERE org_id = ?1 AND owner = ?2")
+                .and_then(|mut s| s.execute(params![org.0, owner]))
+                .map_err(sql_error)?;
+        }
+    } else if changed > 0 || old_text.is_none() {
+        let entries: Vec<(&ContribKey, &(f64, i64))> = new.iter().collect();
+        let entries_json =
+            serde_json::to_string(&entries).map_err(|e| StoreError::Internal(e.to_string()))?;
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO ch_contrib (org_id, owner, entries) VALUES (?1, ?2, ?3)",
+        )
+        .and_then(|mut s| s.execute(params![org.0, owner, entries_json]))
+        .map_err(sql_error)?;
+    }
+    Ok(changed)
+}
+
+pub(super) fn dimension_column(dimension: Dimension) -> &'static str {
+    match dimension {
+        Dimension::Queue => "queue",
+        Dimension::Channel => "channel",
+        Dimension::Agent => "agent",
+        Dimension::Provider => "provider",
+    }
+}
+
+/// The coarsest table that answers `query` exactly: per-agent rows only
+/// when it needs the agent, hourly rows when every boundary the caller
+/// folds into is a whole hour.
+pub(super) fn table_for(query: &AggregateQuery) -> &'static str {
+    let needs_agent = query.group_by.contains(&Dimension::Agent)
+        || query.filters.iter().any(|(d, _)| *d == Dimension::Agent);
+    let hourly = |ms: i64| ms.rem_euclid(HOUR_MS) == 0 || ms == i64::MAX;
+    if needs_agent {
+        "ch_agg"
+    } else if query.granularity_ms > 0
+        && query.granularity_ms % HOUR_MS == 0
+        && hourly(query.from_bucket)
+        && hourly(query.to_bucket)
+    {
+        "ch_agg_h"
+    } else {
+        "ch_agg_q"
+    }
+}
+
+/// Sums by bucket, part and the query's groups, from the table
+/// [`table_for`] picks. Buckets are the table's: hour starts from the
+/// hourly table, which the caller folds into intervals of whole hours.
+pub(super) fn aggregate(
+    conn: &Connection,
+    org: OrgId,
+    query: &AggregateQuery,
+) -> Result<Vec<Row>, StoreError> {
+    debug_assert!(query.granularity_ms % QUARTER_MS == 0);
+    let table = table_for(query);
+    let mut clauses = vec![
+        "org_id = ?".to_owned(),
+        "bucket >= ?".into(),
+        "bucket < ?".into(),
+    ];
+    let mut values = vec![
+        SqlValue::Integer(org.0),
+        SqlValue::Integer(query.from_bucket),
+        SqlValue::Integer(query.to_bucket),
+    ];
+    let parts: Vec<String> = query.parts.iter().map(|p| p.code().to_string()).collect();
+    // Part codes are small integers from an enum, never input.
+    clauses.push(format!("part IN ({})", parts.join(",")));
+    for (dimension, value) in &query.filters {
+        clauses.push(format!("{} = ?", dimension_column(*dimension)));
+        values.push(SqlValue::Text(value.clone()));
+    }
+    let groups: Vec<&str> = query
+        .group_by
+        .iter()
+        .map(|d| dimension_column(*d))
+        .collect();
+    let group_select = groups.iter().map(|c| format!(", {c}")).collect::<String>();
+    let sql = format!(
+        "SELECT bucket, part, SUM(sum), SUM(count){group_select} FROM {table} WHERE {}
+         GROUP BY bucket, part{group_select}",
+        clauses.join(" AND ")
+    );
+    let mut statement = conn.prepare_cached(&sql).map_err(sql_error)?;
+    let width = groups.len();
+    let rows = statement
+        .query_map(params_from_iter(values), |r| {
+            let mut group = Vec::with_capacity(width);
+            for i in 0..width {
+                group.push(r.get::<_, String>(4 + i)?);
+            }
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, u8>(1)?,
+                r.get::<_, f64>(2)?,
+                r.get::<_, i64>(3)?,
+                group,
+            ))
+        })
+        .map_err(sql_error)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sql_error)?;
+    rows.into_iter()
+        .map(|(bucket, part, sum, count, group)| {
+            Ok(Row {
+                bucket,
+                group,
+                part: Part::from_code(part).ok_or_else(|| corrupt("part"))?,
+                sum,
+                count,
+            })
+        })
+        .collect()
+}
