@@ -20,9 +20,9 @@ use crate::workload::{Dataset, HOUR_MS};
 pub const JOURNEY_WINDOW_MS: i64 = 72 * HOUR_MS;
 /// The page size of a journey: the API's largest, so most journeys take one.
 pub const JOURNEY_PAGE: usize = 1_000;
-/// The most interactions a journey returns: the server's own cap, applied
-/// to every target so that row counts compare.
-pub const JOURNEY_CAP: usize = tracklog_server::services::portals::JOURNEY_CAP;
+/// The most interactions of a journey a peer returns; Tracklog's journey
+/// summarises them all and returns its newest page.
+pub const JOURNEY_CAP: usize = 5_000;
 /// The first page of a timeline, as the UI shows it.
 pub const TIMELINE_PAGE: usize = 100;
 /// A journey never follows more pages than this (bounded loops).

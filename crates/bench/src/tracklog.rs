@@ -223,16 +223,14 @@ struct TimelinePage {
 
 #[derive(Deserialize)]
 struct Journey {
-    sessions: Vec<JourneySession>,
-}
-
-#[derive(Deserialize)]
-struct JourneySession {
-    interactions: Vec<IgnoredAny>,
+    total: usize,
+    items: Vec<IgnoredAny>,
 }
 
 impl OverHttp<'_> {
-    /// `GET /api/v1/cases/{id}/journey`: the interactions of its sessions.
+    /// `GET /api/v1/cases/{id}/journey`: its summary covers every
+    /// interaction of the window, so it counts as the rows the peers return
+    /// (up to their cap), beside its first page.
     async fn journey(&self, case: usize, window_ms: i64) -> anyhow::Result<usize> {
         let url = self.server.url(&format!(
             "/api/v1/cases/{}/journey?window=PT{}S",
@@ -247,11 +245,11 @@ impl OverHttp<'_> {
             .await?
             .error_for_status()?;
         let journey: Journey = serde_json::from_slice(&response.bytes().await?)?;
-        Ok(journey
-            .sessions
-            .iter()
-            .map(|session| session.interactions.len())
-            .sum())
+        anyhow::ensure!(
+            journey.items.len() <= journey.total,
+            "a journey page longer than its total"
+        );
+        Ok(journey.total.min(queries::JOURNEY_CAP))
     }
 }
 

@@ -583,32 +583,78 @@ async fn journeys_cover_the_window_before_the_case_grouped_by_session() {
     assert_eq!(journey["case_id"], "CAS-1");
     assert_eq!(journey["window_start"], "2026-02-25T10:00:00.000Z");
     assert_eq!(journey["window_end"], "2026-02-28T10:00:00.000Z");
-    let sessions: Vec<(String, Vec<String>)> = journey["sessions"]
+    assert_eq!(journey["total"], 5);
+    assert_eq!(
+        journey["by_type"],
+        json!({"portal_viewknowledgearticle": 3, "portal_search": 1, "portal_viewblogpost": 1})
+    );
+    let sessions: Vec<(String, u64, String, String)> = journey["sessions"]
         .as_array()
         .unwrap()
         .iter()
         .map(|s| {
             (
                 s["session_id"].as_str().unwrap().to_owned(),
-                s["interactions"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|i| i["portal_interactionid"].as_str().unwrap().to_owned())
-                    .collect(),
+                s["count"].as_u64().unwrap(),
+                s["start"].as_str().unwrap().to_owned(),
+                s["end"].as_str().unwrap().to_owned(),
             )
         })
         .collect();
     assert_eq!(
         sessions,
         [
-            ("s1".to_owned(), vec!["start".to_owned(), "q1".to_owned()]),
+            (
+                "s1".to_owned(),
+                2,
+                "2026-02-25T10:00:00.000Z".to_owned(),
+                "2026-02-26T08:00:00.000Z".to_owned()
+            ),
             (
                 "s2".to_owned(),
-                vec!["again".to_owned(), "blog".to_owned(), "last".to_owned()]
+                3,
+                "2026-02-27T09:00:00.000Z".to_owned(),
+                "2026-02-28T09:59:59.999Z".to_owned()
             ),
         ]
     );
+    assert_eq!(journey["sessions"][1]["by_type"]["portal_viewblogpost"], 1);
+    // The page: newest first.
+    let ids = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["portal_interactionid"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&journey), ["last", "blog", "again", "q1", "start"]);
+    assert_eq!(journey["next_cursor"], Value::Null);
+    // Two at a time, through the cursor, with the summary the same on every page.
+    let mut seen = Vec::new();
+    let mut url = "/api/v1/cases/CAS-1/journey?window=PT72H&limit=2".to_owned();
+    for _ in 0..5 {
+        let (status, page) = api.get(&url).await;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(page["total"], 5);
+        seen.extend(ids(&page));
+        match page["next_cursor"].as_str() {
+            Some(cursor) => {
+                url = format!("/api/v1/cases/CAS-1/journey?window=PT72H&limit=2&cursor={cursor}")
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids(&journey));
+    let (status, error) = api
+        .get("/api/v1/cases/CAS-1/journey?cursor=not-a-cursor")
+        .await;
+    assert_eq!(
+        (status, &error["error"]["field"]),
+        (StatusCode::BAD_REQUEST, &json!("cursor"))
+    );
+    let (status, _) = api.get("/api/v1/cases/CAS-1/journey?limit=1001").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     let articles = journey["articles_viewed"].as_array().unwrap();
     assert_eq!(articles.len(), 2);
     assert_eq!(articles[0]["id"], "KA-2");
@@ -621,13 +667,8 @@ async fn journeys_cover_the_window_before_the_case_grouped_by_session() {
     // A shorter window, bad windows, unknown cases.
     let (_, short) = api.get("/api/v1/cases/CAS-1/journey?window=PT1H").await;
     // The window's start is inclusive: "blog" is exactly an hour before.
-    let short_ids: Vec<&str> = short["sessions"][0]["interactions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["portal_interactionid"].as_str().unwrap())
-        .collect();
-    assert_eq!(short_ids, ["blog", "last"]);
+    assert_eq!(ids(&short), ["last", "blog"]);
+    assert_eq!(short["total"], 2);
     let (status, error) = api.get("/api/v1/cases/CAS-1/journey?window=72h").await;
     assert_eq!(
         (status, &error["error"]["field"]),

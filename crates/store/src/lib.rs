@@ -133,6 +133,31 @@ pub struct TimelineQuery {
     pub cursor: Option<Cursor>,
 }
 
+/// A journey read: the range, the page and how many searches to list.
+#[derive(Debug, Clone)]
+pub struct JourneyQuery {
+    pub from: UtcMillis,
+    /// Exclusive.
+    pub to: UtcMillis,
+    /// Interactions on the page, newest first.
+    pub limit: usize,
+    /// The page's `next_cursor`: interactions older than it.
+    pub cursor: Option<Cursor>,
+    /// The most searches to list, newest first.
+    pub searches: usize,
+}
+
+/// What a journey read found.
+#[derive(Debug, Clone)]
+pub struct JourneyData {
+    pub cells: tracklog_domain::journey::Cells,
+    /// Newest first.
+    pub searches: Vec<(i64, String)>,
+    /// The range held more searches than were listed.
+    pub more_searches: bool,
+    pub page: Page<Interaction>,
+}
+
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct AppendSummary {
@@ -178,6 +203,17 @@ pub trait EventStore: Send + Sync {
         before: Option<UtcMillis>,
         max: usize,
     ) -> Result<u64, StoreError>;
+
+    /// A contact's journey over `[from, to)`: the summary of the whole
+    /// range, its newest searches, and one page of its interactions, newest
+    /// first. What it costs follows the range's length and the page, not
+    /// how many interactions the contact has.
+    async fn journey(
+        &self,
+        org: OrgId,
+        contact: &ContactId,
+        query: JourneyQuery,
+    ) -> Result<JourneyData, StoreError>;
 
     /// A portal's activity in `[from, to)`.
     async fn portal_insights(

@@ -288,6 +288,10 @@ pub struct JourneyParams {
     /// ISO 8601 duration before the case's creation; `PT72H` by default, at
     /// most 366 days.
     pub window: Option<String>,
+    /// Interactions on the page, newest first: 1 to 1000, 100 by default.
+    pub limit: Option<usize>,
+    /// The `next_cursor` of the previous page: older interactions.
+    pub cursor: Option<String>,
 }
 
 /// The longest journey window accepted.
@@ -311,10 +315,20 @@ pub fn window_param(text: Option<&str>) -> Result<i64, ApiError> {
     }
 }
 
+/// Reads a journey page's cursor.
+pub fn journey_cursor(text: Option<&str>) -> Result<Option<tracklog_store::Cursor>, ApiError> {
+    text.map(|c| {
+        tracklog_store::Cursor::decode(c)
+            .map_err(|_| ApiError::bad_field("cursor", "the cursor is not valid"))
+    })
+    .transpose()
+}
+
 /// What the contact did on the portal in the window before the case was
-/// created, oldest first and grouped by session, with the knowledge articles
-/// they already viewed and the searches they ran. An interaction at the
-/// case's creation time or later is not part of it.
+/// created: a summary of the whole window (the total, counts by type, each
+/// session, the knowledge articles they already viewed and the searches
+/// they ran) and the newest interactions, a page at a time. An interaction
+/// at the case's creation time or later is not part of it.
 #[utoipa::path(get, path = "/api/v1/cases/{id}/journey", tag = "cases",
     params(("id" = String, Path), JourneyParams),
     responses((status = 200, description = "The journey (PRODUCT.md §8)", body = Object),
@@ -329,6 +343,13 @@ pub async fn case_journey(
     principal.require(Right::Read)?;
     let id = case_id(&id)?;
     let window = window_param(params.window.as_deref())?;
-    let (_, journey) = portals::journey(&state.stores, principal.org, &id, window).await?;
+    let limit = limit_param(
+        params.limit,
+        tracklog_domain::journey::PAGE_DEFAULT,
+        tracklog_domain::journey::PAGE_MAX,
+    )?;
+    let cursor = journey_cursor(params.cursor.as_deref())?;
+    let (_, journey) =
+        portals::journey(&state.stores, principal.org, &id, window, limit, cursor).await?;
     Ok(Json(json!(journey)))
 }

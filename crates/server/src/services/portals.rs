@@ -10,12 +10,14 @@ use serde_json::{Value, json};
 use tracklog_domain::contact::{Case, RecordError};
 use tracklog_domain::ids::{CaseId, ContactId, OrgId, PolicyName, PortalId, TypeName};
 use tracklog_domain::interaction::Interaction;
-use tracklog_domain::journey::{self, Journey};
+use tracklog_domain::journey::{self, Journey, JourneyPage};
 use tracklog_domain::portal::{
     Origin, Portal, TypeDef, TypeState, catalogue, check_custom_type_name,
 };
 use tracklog_domain::time::UtcMillis;
-use tracklog_store::{ErasedActivity, KeySlot, Policy, StoreError, Stores, TimelineQuery};
+use tracklog_store::{
+    Cursor, ErasedActivity, JourneyQuery, KeySlot, Policy, StoreError, Stores, TimelineQuery,
+};
 
 use super::ServiceError;
 use super::selfaudit::{self, Action, Actor};
@@ -438,14 +440,15 @@ async fn whole_timeline(
     }
 }
 
-/// The most interactions one journey shows.
-pub const JOURNEY_CAP: usize = 5_000;
-
+/// A case's journey: the summary of its window and one page of the newest
+/// interactions, older ones through `cursor`.
 pub async fn journey(
     stores: &Stores,
     org: OrgId,
     case_id: &CaseId,
     window_ms: i64,
+    limit: usize,
+    cursor: Option<Cursor>,
 ) -> Result<(Case, Journey), ServiceError> {
     let case = stores
         .portals
@@ -453,16 +456,31 @@ pub async fn journey(
         .await?
         .ok_or_else(|| ServiceError::NotFound(format!("case {case_id} was not found")))?;
     let window = journey::window(&case, window_ms);
-    let (items, truncated) = whole_timeline(
-        stores,
-        org,
-        &case.contact_id,
-        Some(window.0),
-        Some(window.1),
-        JOURNEY_CAP,
-    )
-    .await?;
-    let journey = journey::build(&case, window, &items, truncated);
+    let data = stores
+        .events
+        .journey(
+            org,
+            &case.contact_id,
+            JourneyQuery {
+                from: window.0,
+                to: window.1,
+                limit,
+                cursor,
+                searches: journey::SEARCH_CAP,
+            },
+        )
+        .await?;
+    let page = JourneyPage {
+        items: data.page.items.iter().map(Interaction::to_json).collect(),
+        next_cursor: data.page.next_cursor.map(|c| c.encode()),
+    };
+    let journey = journey::assemble(
+        &case,
+        window,
+        data.cells,
+        (data.searches, data.more_searches),
+        page,
+    );
     Ok((case, journey))
 }
 

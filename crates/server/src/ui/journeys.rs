@@ -51,6 +51,7 @@ pub struct RowView {
     pub time: String,
     pub kind: String,
     pub detail: String,
+    pub session: String,
     pub already_read: bool,
 }
 
@@ -58,7 +59,11 @@ pub struct SessionView {
     pub label: String,
     pub started: String,
     pub ended: String,
-    pub rows: Vec<RowView>,
+    pub count: u64,
+    /// Counts by type, in words.
+    pub kinds: String,
+    /// When the anonymous session became identified.
+    pub identified: Option<String>,
 }
 
 pub struct ArticleView {
@@ -76,12 +81,18 @@ pub struct JourneyView {
     pub created_at: String,
     pub contact_label: String,
     pub window_label: String,
-    pub total: usize,
+    pub total: u64,
     pub truncated: bool,
     pub chart: String,
     pub sessions: Vec<SessionView>,
     pub articles: Vec<ArticleView>,
     pub searches: Vec<(String, String)>,
+    /// The page of interactions, newest first.
+    pub rows: Vec<RowView>,
+    /// The link to older interactions, when there are more.
+    pub older: Option<String>,
+    /// True when this page is not the newest.
+    pub paged: bool,
 }
 
 fn text(value: &serde_json::Value, key: &str) -> Option<String> {
@@ -122,26 +133,39 @@ fn detail(item: &serde_json::Value) -> String {
     }
 }
 
+/// The journey as its pages show it. `link` is the page's own address
+/// with its query so far, for the link to older interactions.
 pub fn journey_view(
     case: &Case,
     journey: &Journey,
     window: &str,
     contact_name: Option<String>,
+    link: &str,
+    paged: bool,
 ) -> JourneyView {
     let ms = |text: &str| UtcMillis::parse_rfc3339(text).map_or(0, UtcMillis::as_millis);
     let is_article = |item: &serde_json::Value| {
         item["type"].as_str() == Some(Builtin::ViewKnowledgeArticle.name())
     };
-    let lanes: Vec<Lane> = journey
-        .counts
+    // Built-in types first, in catalogue order, then the rest by name.
+    let mut kinds: Vec<(&String, &u64)> = journey.by_type.iter().collect();
+    let rank = |name: &str| {
+        Builtin::ALL
+            .iter()
+            .position(|b| b.name() == name)
+            .unwrap_or(Builtin::ALL.len())
+    };
+    kinds.sort_by_key(|(name, _)| (rank(name), name.as_str()));
+    // One lane per type, labelled with the window's count; the dots are
+    // the interactions of this page.
+    let lanes: Vec<Lane> = kinds
         .iter()
-        .map(|count| Lane {
-            label: format!("{} ({})", type_label(&count.interaction_type), count.count),
+        .map(|(kind, count)| Lane {
+            label: format!("{} ({count})", type_label(kind)),
             marks: journey
-                .sessions
+                .items
                 .iter()
-                .flat_map(|s| &s.interactions)
-                .filter(|i| i["type"].as_str() == Some(count.interaction_type.as_str()))
+                .filter(|i| i["type"].as_str() == Some(kind.as_str()))
                 .map(|i| Mark {
                     at_ms: ms(i["portal_timestamp"].as_str().unwrap_or_default()),
                     title: format!(
@@ -160,7 +184,15 @@ pub fn journey_view(
         &lanes,
         "case created",
     );
-    let total = journey.sessions.iter().map(|s| s.interactions.len()).sum();
+    let in_words = |by_type: &std::collections::BTreeMap<String, u64>| {
+        let mut kinds: Vec<(&String, &u64)> = by_type.iter().collect();
+        kinds.sort_by_key(|(name, _)| (rank(name), name.as_str()));
+        kinds
+            .iter()
+            .map(|(kind, n)| format!("{n} × {}", type_label(kind)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     JourneyView {
         case_id: case.id.to_string(),
         title: case.title.clone(),
@@ -171,7 +203,7 @@ pub fn journey_view(
             None => case.contact_id.to_string(),
         },
         window_label: window_label(window),
-        total,
+        total: journey.total,
         truncated: journey.truncated,
         chart,
         sessions: journey
@@ -182,18 +214,11 @@ pub fn journey_view(
                     || "Without a session".to_owned(),
                     |id| format!("Session {id}"),
                 ),
-                started: short_time(&s.started),
-                ended: short_time(&s.ended),
-                rows: s
-                    .interactions
-                    .iter()
-                    .map(|i| RowView {
-                        time: short_time(i["portal_timestamp"].as_str().unwrap_or_default()),
-                        kind: type_label(i["type"].as_str().unwrap_or_default()),
-                        detail: detail(i),
-                        already_read: is_article(i),
-                    })
-                    .collect(),
+                started: short_time(&s.start),
+                ended: short_time(&s.end),
+                count: s.count,
+                kinds: in_words(&s.by_type),
+                identified: s.identified_at.as_deref().map(short_time),
             })
             .collect(),
         articles: journey
@@ -211,6 +236,25 @@ pub fn journey_view(
             .iter()
             .map(|s| (s.text.clone(), short_time(&s.at)))
             .collect(),
+        rows: journey
+            .items
+            .iter()
+            .map(|i| RowView {
+                time: short_time(i["portal_timestamp"].as_str().unwrap_or_default()),
+                kind: type_label(i["type"].as_str().unwrap_or_default()),
+                detail: detail(i),
+                session: i["session_id"].as_str().unwrap_or_default().to_owned(),
+                already_read: is_article(i),
+            })
+            .collect(),
+        older: journey.next_cursor.as_ref().map(|cursor| {
+            let separator = if link.contains('?') { '&' } else { '?' };
+            format!(
+                "{link}{separator}cursor={}",
+                percent_encoding::utf8_percent_encode(cursor, percent_encoding::NON_ALPHANUMERIC)
+            )
+        }),
+        paged,
     }
 }
 
@@ -278,6 +322,12 @@ struct EmbedJourneyPage {
 pub struct JourneyQuery {
     pub window: Option<String>,
     pub token: Option<String>,
+    /// The page of older interactions.
+    pub cursor: Option<String>,
+}
+
+fn encoded(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 async fn load_journey(
@@ -285,6 +335,8 @@ async fn load_journey(
     org: OrgId,
     id: &str,
     window: Option<&str>,
+    cursor: Option<&str>,
+    link: &str,
 ) -> Result<JourneyView, Response> {
     let window = window.unwrap_or("PT72H");
     let window_ms = window_param(Some(window)).map_err(|e| {
@@ -295,7 +347,20 @@ async fn load_journey(
             .into_response()
     })?;
     let case_id = CaseId::parse(id).map_err(|_| not_found("There is no such case."))?;
-    let (case, journey) = match portals::journey(&state.stores, org, &case_id, window_ms).await {
+    let bad_request =
+        |message: &str| (StatusCode::BAD_REQUEST, Html(charts::escape(message))).into_response();
+    let page_cursor = crate::api::contacts::journey_cursor(cursor)
+        .map_err(|_| bad_request("The link to older interactions is not valid."))?;
+    let (case, journey) = match portals::journey(
+        &state.stores,
+        org,
+        &case_id,
+        window_ms,
+        tracklog_domain::journey::PAGE_DEFAULT,
+        page_cursor,
+    )
+    .await
+    {
         Ok(found) => found,
         Err(crate::services::ServiceError::NotFound(message)) => return Err(not_found(&message)),
         Err(error) => {
@@ -311,7 +376,14 @@ async fn load_journey(
         .ok()
         .flatten()
         .and_then(|c| c.name);
-    Ok(journey_view(&case, &journey, window, contact))
+    Ok(journey_view(
+        &case,
+        &journey,
+        window,
+        contact,
+        link,
+        cursor.is_some(),
+    ))
 }
 
 const JOURNEY_ROLES: [Role; 3] = [Role::Admin, Role::Supervisor, Role::Agent];
@@ -329,7 +401,17 @@ pub async fn journey_page(
         return forbidden("Case journeys are for agents, supervisors and admins.");
     }
     let window = query.window.unwrap_or_else(|| "PT72H".into());
-    let j = match load_journey(&state, user.org, &id, Some(&window)).await {
+    let link = format!("/ui/cases/{}?window={}", encoded(&id), encoded(&window));
+    let j = match load_journey(
+        &state,
+        user.org,
+        &id,
+        Some(&window),
+        query.cursor.as_deref(),
+        &link,
+    )
+    .await
+    {
         Ok(view) => view,
         Err(response) => return response,
     };
@@ -364,7 +446,20 @@ pub async fn embed_journey(
         Ok(org) => org,
         Err((status, message)) => return (status, message).into_response(),
     };
-    let j = match load_journey(&state, org, &id, query.window.as_deref()).await {
+    let mut link = format!("{path}?token={}", encoded(token));
+    if let Some(window) = &query.window {
+        link.push_str(&format!("&window={}", encoded(window)));
+    }
+    let j = match load_journey(
+        &state,
+        org,
+        &id,
+        query.window.as_deref(),
+        query.cursor.as_deref(),
+        &link,
+    )
+    .await
+    {
         Ok(view) => view,
         Err(response) => return response,
     };

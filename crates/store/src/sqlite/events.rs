@@ -10,14 +10,15 @@ use tracklog_domain::time::UtcMillis;
 use std::collections::HashMap;
 
 use super::compact::{decode_id, encode_id};
+use super::journeys;
 use super::pipeline::{KeyHasher, Materialise};
 use super::writer::{Dictionary, WriteContext};
 use super::{SqliteStore, sql_error};
 use crate::log::item::{ItemError, ItemReader, ItemWriter};
 use crate::log::{Admitted, Frame, Kind};
 use crate::{
-    AppendSummary, Cursor, ErasedActivity, EventStore, Page, PortalInsights, StoreError,
-    TimelineQuery, TopArticle, TopSearch,
+    AppendSummary, Cursor, ErasedActivity, EventStore, JourneyData, JourneyQuery, Page,
+    PortalInsights, StoreError, TimelineQuery, TopArticle, TopSearch,
 };
 
 const DAY_MS: i64 = 86_400_000;
@@ -199,8 +200,9 @@ fn apply_interactions(
     let mut stitch = ctx
         .conn
         .prepare_cached(
-            "UPDATE interactions SET contact_id = ?3
-             WHERE org_id = ?1 AND session_id = ?2 AND contact_id IS NULL",
+            "UPDATE interactions SET contact_id = ?3, stitched = 1
+             WHERE org_id = ?1 AND session_id = ?2 AND contact_id IS NULL
+             RETURNING ts, id, type_id, fields",
         )
         .map_err(sql_error)?;
 
@@ -225,6 +227,8 @@ fn apply_interactions(
     }
     let mut linked: HashMap<(i64, &str), Option<Value>> =
         HashMap::with_capacity(first_contact.len());
+    let mut journey_delta = journeys::Delta::default();
+    let mut type_names: HashMap<i64, String> = HashMap::new();
     for ((org, session), contact) in first_contact {
         let key = encode_id(session);
         let contact = match contact {
@@ -243,9 +247,28 @@ fn apply_interactions(
                         .sessions
                         .remove(&AnonymousSessions::digest(org, &key))
                     {
-                        stitch
-                            .execute(params![org, key, contact])
+                        // The rows it gives the contact join its journey.
+                        let mut rows = stitch
+                            .query(params![org, key, contact])
                             .map_err(sql_error)?;
+                        while let Some(row) = rows.next().map_err(sql_error)? {
+                            let ts: i64 = row.get(0).map_err(sql_error)?;
+                            let id: Value = row.get(1).map_err(sql_error)?;
+                            let type_id: i64 = row.get(2).map_err(sql_error)?;
+                            let fields: String = row.get(3).map_err(sql_error)?;
+                            let kind = type_name(ctx.conn, type_id, &mut type_names)?;
+                            journey_delta.add(&journeys::Stored {
+                                org,
+                                contact: &contact,
+                                ts,
+                                id: &id,
+                                type_id,
+                                interaction_type: &kind,
+                                session: Some(&key),
+                                stitched: true,
+                                fields: &fields,
+                            });
+                        }
                     }
                     Some(contact)
                 } else if anonymous.contains(&(org, session)) {
@@ -320,8 +343,13 @@ fn apply_interactions(
     // Most rows share a few types and portals.
     let mut types: HashMap<&str, i64> = HashMap::new();
     let mut portals: HashMap<&str, i64> = HashMap::new();
-    let mut values: Vec<Value> = Vec::with_capacity(INSERT_ROWS * 9);
-    for (org, contact, row) in prepared {
+    let mut values: Vec<Value> = Vec::with_capacity(INSERT_ROWS * COLUMNS);
+    // The rows of the statement being built: what the journey summaries
+    // take from them once it is known they were inserted.
+    let mut chunk: Vec<(usize, i64, Value, Option<Value>)> = Vec::with_capacity(INSERT_ROWS);
+    let mut journeys = std::mem::take(&mut journey_delta);
+    for (index, (org, contact, row)) in prepared.iter().enumerate() {
+        let (org, row) = (*org, *row);
         let type_id = match types.get(row.interaction_type.as_str()) {
             Some(id) => *id,
             None => {
@@ -351,45 +379,110 @@ fn apply_interactions(
                 .sessions
                 .insert(AnonymousSessions::digest(org, session));
         }
+        // It came without a contact and takes its session's.
+        let stitched = row.contact.is_none() && contact.is_some();
+        let id = encode_id(&row.id);
+        if contact.is_some() {
+            chunk.push((index, type_id, id.clone(), session.clone()));
+        }
         values.extend([
             Value::Integer(org),
             Value::Integer(day_of(row.ts)),
             Value::Integer(row.ts),
-            encode_id(&row.id),
+            id,
             Value::Integer(type_id),
             Value::Integer(portal_id),
-            contact.unwrap_or(Value::Null),
+            contact.clone().unwrap_or(Value::Null),
             session.unwrap_or(Value::Null),
             Value::Text(row.fields.clone()),
+            if stitched {
+                Value::Integer(1)
+            } else {
+                Value::Null
+            },
         ]);
-        if values.len() == INSERT_ROWS * 9 {
-            insert_rows(ctx.conn, &mut values)?;
+        if values.len() == INSERT_ROWS * COLUMNS {
+            let all = insert_rows(ctx.conn, &mut values)?;
+            summarise(&prepared, &mut chunk, all, &mut journeys);
         }
     }
-    insert_rows(ctx.conn, &mut values)
+    let all = insert_rows(ctx.conn, &mut values)?;
+    summarise(&prepared, &mut chunk, all, &mut journeys);
+    journeys.apply(ctx.conn)
+}
+
+/// The name of an interaction type, by its dictionary id.
+fn type_name(
+    conn: &Connection,
+    id: i64,
+    names: &mut HashMap<i64, String>,
+) -> Result<String, StoreError> {
+    if let Some(name) = names.get(&id) {
+        return Ok(name.clone());
+    }
+    let name: String = conn
+        .prepare_cached("SELECT text FROM dict WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id], |r| r.get(0)))
+        .map_err(sql_error)?;
+    names.insert(id, name.clone());
+    Ok(name)
+}
+
+/// Adds a statement's rows with a contact to the journey summaries, or,
+/// when some were already stored (a retry that got past the probe), marks
+/// their hours to be folded again from the table.
+fn summarise(
+    prepared: &[(i64, Option<Value>, &Row)],
+    chunk: &mut Vec<(usize, i64, Value, Option<Value>)>,
+    all_inserted: bool,
+    journeys: &mut journeys::Delta,
+) {
+    for (index, type_id, id, session) in chunk.drain(..) {
+        let (org, contact, row) = &prepared[index];
+        let Some(contact) = contact else { continue };
+        if !all_inserted {
+            journeys.mark_dirty(*org, contact, row.ts);
+            continue;
+        }
+        journeys.add(&journeys::Stored {
+            org: *org,
+            contact,
+            ts: row.ts,
+            id: &id,
+            type_id,
+            interaction_type: &row.interaction_type,
+            session: session.as_ref(),
+            stitched: row.contact.is_none(),
+            fields: &row.fields,
+        });
+    }
 }
 
 /// Rows per INSERT statement: one statement for many rows saves most of
 /// the per-statement cost of SQLite's virtual machine and of binding.
 const INSERT_ROWS: usize = 64;
+/// Values per interaction row.
+const COLUMNS: usize = 10;
 
-/// Inserts the rows whose nine values each are in `values`, and empties it.
-fn insert_rows(conn: &Connection, values: &mut Vec<Value>) -> Result<(), StoreError> {
+/// Inserts the rows whose values are in `values`, and empties it. Answers
+/// whether every row was new.
+fn insert_rows(conn: &Connection, values: &mut Vec<Value>) -> Result<bool, StoreError> {
     if values.is_empty() {
-        return Ok(());
+        return Ok(true);
     }
-    let rows = values.len() / 9;
+    let rows = values.len() / COLUMNS;
     let sql = format!(
         "INSERT INTO interactions
-            (org_id, day, ts, id, type_id, portal_id, contact_id, session_id, fields)
+            (org_id, day, ts, id, type_id, portal_id, contact_id, session_id, fields, stitched)
          VALUES {}
          ON CONFLICT (org_id, ts, id) DO NOTHING",
-        vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; rows].join(", ")
+        vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; rows].join(", ")
     );
-    conn.prepare_cached(&sql)
+    let inserted = conn
+        .prepare_cached(&sql)
         .and_then(|mut s| s.execute(rusqlite::params_from_iter(values.drain(..))))
         .map_err(sql_error)?;
-    Ok(())
+    Ok(inserted == rows)
 }
 
 #[async_trait]
@@ -480,6 +573,7 @@ impl EventStore for SqliteStore {
                         delete.execute(params![day, org.0, key]).map_err(sql_error)? as u64;
                 }
             }
+            journeys::erase(ctx.conn, org, &key)?;
             erased.sessions = ctx
                 .conn
                 .execute(
@@ -499,22 +593,64 @@ impl EventStore for SqliteStore {
         before: Option<UtcMillis>,
         max: usize,
     ) -> Result<u64, StoreError> {
+        // What the log holds for the portal is purged too.
+        self.settle(Kind::Interactions, org).await?;
         let portal = portal.clone();
         let before = before.map_or(i64::MAX, UtcMillis::as_millis);
         self.write(1, move |ctx| {
             let Some(portal_id) = dict_id(ctx.conn, Dictionary::PORTAL, portal.as_str())? else {
                 return Ok(0);
             };
-            let deleted = ctx
-                .conn
-                .prepare_cached(
-                    "DELETE FROM interactions WHERE seq IN (
-                        SELECT seq FROM interactions
-                        WHERE org_id = ?1 AND ts < ?2 AND portal_id = ?3 LIMIT ?4)",
-                )
-                .and_then(|mut s| s.execute(params![org.0, before, portal_id, max as i64]))
-                .map_err(sql_error)?;
-            Ok(deleted as u64)
+            let mut deleted = 0u64;
+            // The hours of journeys it touched are folded again.
+            let mut touched = journeys::Delta::default();
+            {
+                let mut statement = ctx
+                    .conn
+                    .prepare_cached(
+                        "DELETE FROM interactions WHERE seq IN (
+                            SELECT seq FROM interactions
+                            WHERE org_id = ?1 AND ts < ?2 AND portal_id = ?3 LIMIT ?4)
+                         RETURNING contact_id, ts",
+                    )
+                    .map_err(sql_error)?;
+                let mut rows = statement
+                    .query(params![org.0, before, portal_id, max as i64])
+                    .map_err(sql_error)?;
+                while let Some(row) = rows.next().map_err(sql_error)? {
+                    deleted += 1;
+                    let contact: Value = row.get(0).map_err(sql_error)?;
+                    if contact != Value::Null {
+                        touched.mark_dirty(org.0, &contact, row.get(1).map_err(sql_error)?);
+                    }
+                }
+            }
+            touched.apply(ctx.conn)?;
+            Ok(deleted)
+        })
+        .await
+    }
+
+    async fn journey(
+        &self,
+        org: OrgId,
+        contact: &ContactId,
+        query: JourneyQuery,
+    ) -> Result<JourneyData, StoreError> {
+        self.settle(Kind::Interactions, org).await?;
+        let contact = contact.clone();
+        self.read(move |conn| {
+            let key = encode_id(contact.as_str());
+            let (from, to) = (query.from.as_millis(), query.to.as_millis());
+            let (cells, searches, more_searches) =
+                journeys::summary(conn, org, &key, from, to, query.searches)?;
+            let page = newest_first(conn, org, &key, from, to, query.cursor, query.limit)?;
+            Ok(JourneyData {
+                cells,
+                searches,
+                more_searches,
+                page,
+            })
         })
         .await
     }
@@ -726,6 +862,67 @@ fn timeline(
 }
 
 /// One day of one contact's timeline, in order.
+/// A page of a contact's interactions in `[from, to)`, newest first, older
+/// than `cursor`: one indexed range per day, newest day first, each
+/// stopping at the rows still wanted.
+fn newest_first(
+    conn: &Connection,
+    org: OrgId,
+    contact: &Value,
+    from: i64,
+    to: i64,
+    cursor: Option<Cursor>,
+    limit: usize,
+) -> Result<Page<Interaction>, StoreError> {
+    let (before_ts, before_seq) = cursor.map_or((i64::MAX, i64::MAX), |c| (c.time, c.seq));
+    let to = to.min(before_ts.saturating_add(1));
+    let mut page = Page {
+        items: Vec::new(),
+        next_cursor: None,
+    };
+    let Some((first, last)) = org_time_span(conn, org)? else {
+        return Ok(page);
+    };
+    let (from_day, to_day) = (
+        day_of(from.max(first)),
+        day_of(to.saturating_sub(1).min(last)),
+    );
+    let limit = limit.max(1);
+    let mut statement = conn.prepare_cached(TIMELINE_DAY_DESC).map_err(sql_error)?;
+    let mut last_seen = None;
+    'days: for day in (from_day..=to_day).rev() {
+        let wanted = (limit + 1 - page.items.len()) as i64;
+        let mut rows = statement
+            .query(params![
+                day, org.0, contact, from, to, before_ts, before_seq, wanted
+            ])
+            .map_err(sql_error)?;
+        while let Some(row) = rows.next().map_err(sql_error)? {
+            if page.items.len() == limit {
+                page.next_cursor = last_seen;
+                break 'days;
+            }
+            let (seq, interaction) = row_to_interaction(row)?;
+            last_seen = Some(Cursor {
+                time: interaction.timestamp.as_millis(),
+                seq,
+            });
+            page.items.push(interaction);
+        }
+    }
+    Ok(page)
+}
+
+const TIMELINE_DAY_DESC: &str =
+    "SELECT i.seq, i.id, t.text, p.text, i.contact_id, i.session_id, i.ts, i.fields
+     FROM interactions i
+     JOIN dict t ON t.id = i.type_id
+     JOIN dict p ON p.id = i.portal_id
+     WHERE i.day = ?1 AND i.org_id = ?2 AND i.contact_id = ?3 AND i.ts >= ?4 AND i.ts < ?5
+       AND (i.ts < ?6 OR (i.ts = ?6 AND i.seq < ?7))
+     ORDER BY i.ts DESC, i.seq DESC
+     LIMIT ?8";
+
 const TIMELINE_DAY: &str =
     "SELECT i.seq, i.id, t.text, p.text, i.contact_id, i.session_id, i.ts, i.fields
      FROM interactions i

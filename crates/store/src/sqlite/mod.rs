@@ -18,6 +18,7 @@ mod channel;
 mod checkpoint;
 mod compact;
 mod events;
+mod journeys;
 mod meta;
 mod pipeline;
 mod portals;

@@ -482,6 +482,74 @@ pub(crate) const MIGRATIONS: &[&str] = &[
                SUM(sum), SUM(count)
         FROM ch_agg GROUP BY org_id, part, bucket - bucket % 3600000, queue, channel, provider;
     "#,
+    // 12: journey summaries per contact and hour (see `journeys.rs`), and
+    // which interactions took their contact from their session. Filled
+    // from the interactions already stored, whose stitching is not known:
+    // they count as identified.
+    r#"
+    ALTER TABLE interactions ADD COLUMN stitched INTEGER;
+    CREATE TABLE journey_hours (
+        org_id        INTEGER NOT NULL,
+        contact_id    TEXT NOT NULL,
+        hour          INTEGER NOT NULL,
+        session_id    TEXT NOT NULL,
+        type_id       INTEGER NOT NULL,
+        count         INTEGER NOT NULL,
+        first_ts      INTEGER NOT NULL,
+        last_ts       INTEGER NOT NULL,
+        identified_ts INTEGER,
+        stitched      INTEGER NOT NULL,
+        PRIMARY KEY (org_id, contact_id, hour, session_id, type_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE journey_articles (
+        org_id     INTEGER NOT NULL,
+        contact_id TEXT NOT NULL,
+        hour       INTEGER NOT NULL,
+        article    TEXT NOT NULL,
+        count      INTEGER NOT NULL,
+        last_ts    INTEGER NOT NULL,
+        title      TEXT,
+        title_ts   INTEGER,
+        PRIMARY KEY (org_id, contact_id, hour, article)
+    ) WITHOUT ROWID;
+    CREATE TABLE journey_searches (
+        org_id     INTEGER NOT NULL,
+        contact_id TEXT NOT NULL,
+        ts         INTEGER NOT NULL,
+        id         TEXT NOT NULL,
+        text       TEXT NOT NULL,
+        PRIMARY KEY (org_id, contact_id, ts, id)
+    ) WITHOUT ROWID;
+    INSERT INTO journey_hours
+        SELECT org_id, contact_id, ts - ts % 3600000, COALESCE(session_id, ''), type_id,
+               COUNT(*), MIN(ts), MAX(ts), MIN(ts), 0
+        FROM interactions WHERE contact_id IS NOT NULL
+        GROUP BY org_id, contact_id, ts - ts % 3600000, COALESCE(session_id, ''), type_id;
+    -- Built-in types store their fields positionally: an article view's id
+    -- and title first, a search's text first.
+    INSERT INTO journey_articles
+        SELECT org_id, contact_id, ts - ts % 3600000, json_extract(fields, '$[0]'),
+               COUNT(*), MAX(ts), NULL, NULL
+        FROM interactions
+        WHERE contact_id IS NOT NULL AND json_extract(fields, '$[0]') IS NOT NULL
+          AND type_id IN (SELECT id FROM dict WHERE kind = 1
+                          AND text = 'portal_viewknowledgearticle')
+        GROUP BY org_id, contact_id, ts - ts % 3600000, json_extract(fields, '$[0]');
+    UPDATE journey_articles SET (title_ts, title) = (
+        SELECT MAX(i.ts), json_extract(i.fields, '$[1]') FROM interactions i
+        WHERE i.day = journey_articles.hour / 86400000 AND i.org_id = journey_articles.org_id
+          AND i.contact_id = journey_articles.contact_id
+          AND i.ts >= journey_articles.hour AND i.ts < journey_articles.hour + 3600000
+          AND json_extract(i.fields, '$[0]') = journey_articles.article
+          AND json_extract(i.fields, '$[1]') IS NOT NULL
+          AND i.type_id IN (SELECT id FROM dict WHERE kind = 1
+                            AND text = 'portal_viewknowledgearticle'));
+    INSERT OR IGNORE INTO journey_searches
+        SELECT org_id, contact_id, ts, id, json_extract(fields, '$[0]')
+        FROM interactions
+        WHERE contact_id IS NOT NULL AND json_extract(fields, '$[0]') IS NOT NULL
+          AND type_id IN (SELECT id FROM dict WHERE kind = 1 AND text = 'portal_search');
+    "#,
 ];
 
 /// The schema version this build writes.
