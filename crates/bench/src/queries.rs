@@ -83,7 +83,8 @@ pub fn query_sets() -> &'static [QuerySetBuilder] {
 
 /// The journey of a random case: the contact's interactions in the 72 hours
 /// before the case was created, at most [`JOURNEY_CAP`]. Over HTTP it is
-/// `GET /api/v1/cases/{id}/journey?window=PT72H`.
+/// `GET /api/v1/cases/{id}/journey?window=PT72H`: the summary of the window
+/// and its newest 100 interactions.
 fn journey(dataset: &Dataset, count: usize, rng: &mut StdRng) -> QuerySet {
     let queries = random_cases(dataset, count, rng)
         .map(|(index, case)| Query::ContactWindow {
@@ -99,7 +100,8 @@ fn journey(dataset: &Dataset, count: usize, rng: &mut StdRng) -> QuerySet {
     QuerySet {
         name: "journey",
         description: "a case's journey: its contact's interactions in the 72 h before the case, \
-                      at most 5,000 (HTTP: the journey endpoint; in-process: pages of 1,000)",
+                      at most 5,000 (HTTP: the journey endpoint, a summary of them all and the \
+                      newest 100; in-process and peers: the rows, in pages of 1,000)",
         queries,
     }
 }

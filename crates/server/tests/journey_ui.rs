@@ -193,6 +193,71 @@ async fn an_agent_sees_the_journey_with_its_chart_and_already_read_articles() {
         .await
         .unwrap();
     assert_eq!(sessions.len(), 1);
+
+    // A busy contact: the summary counts everything, the page lists the
+    // newest 100 and leads to the older ones.
+    let auth = basic(&server.policy("busy", "write").await);
+    let now = tracklog_domain::time::UtcMillis::now().as_millis();
+    let busy: Vec<Value> = (0..120)
+        .map(|n| {
+            let at = tracklog_domain::time::UtcMillis::from_millis(now - 3 * 3_600_000 - n * 1000);
+            view(&format!("b{n}"), "KA-300", "Busy", "s3", &at.to_rfc3339())
+        })
+        .collect();
+    let response = server
+        .http
+        .post(server.url("/api/v1/interactions"))
+        .basic_auth(&auth.0, auth.1.as_ref())
+        .json(&busy)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    page.goto(&server.url("/ui/cases/CAS-7")).await.unwrap();
+    let total = page
+        .find(Locator::Css("[data-testid=total]"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(total, "124");
+    let rows = |page: &fantoccini::Client| {
+        let page = page.clone();
+        async move {
+            page.find_all(Locator::Css("[data-testid=interactions] tr"))
+                .await
+                .unwrap()
+                .len()
+        }
+    };
+    assert_eq!(rows(page).await, 100);
+    page.find(Locator::Css("[data-testid=older]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    page.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=interactions]"))
+        .await
+        .unwrap();
+    assert!(
+        page.current_url()
+            .await
+            .unwrap()
+            .query()
+            .unwrap()
+            .contains("cursor=")
+    );
+    assert_eq!(rows(page).await, 24, "the older ones");
+    assert!(
+        page.find(Locator::Css("[data-testid=older]"))
+            .await
+            .is_err(),
+        "the oldest page"
+    );
     server.stop().await;
 }
 

@@ -118,11 +118,12 @@ impl SessionFacts {
 pub fn sorted(events: &[KpiEvent]) -> Vec<&KpiEvent> {
     let mut sorted: Vec<&KpiEvent> = events.iter().collect();
     sorted.sort_by(|a, b| {
-        (a.event_timestamp, &a.kpi_event_name, &a.event_id).cmp(&(
-            b.event_timestamp,
-            &b.kpi_event_name,
-            &b.event_id,
-        ))
+        (a.event_timestamp, &a.kpi_event_name, &a.event_id)
+            .cmp(&(b.event_timestamp, &b.kpi_event_name, &b.event_id))
+            // Two events under one id that say different things (a
+            // provider's bug, not a retry): which one is kept must not
+            // depend on arrival either, so ties compare everything.
+            .then_with(|| format!("{a:?}").cmp(&format!("{b:?}")))
     });
     sorted.dedup_by(|a, b| a.event_id == b.event_id);
     sorted

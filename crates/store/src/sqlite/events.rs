@@ -572,8 +572,8 @@ impl EventStore for SqliteStore {
                     erased.interactions +=
                         delete.execute(params![day, org.0, key]).map_err(sql_error)? as u64;
                 }
+                journeys::erase(ctx.conn, org, &key, day_of(first)..=day_of(last))?;
             }
-            journeys::erase(ctx.conn, org, &key)?;
             erased.sessions = ctx
                 .conn
                 .execute(

@@ -15,7 +15,7 @@
 //! inserts add to them, stitching adds the rows it gives a contact, and an
 //! erasure or purge deletes them or re-folds the hours it touched.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, params};
@@ -39,9 +39,16 @@ pub(super) fn reads_fields(interaction_type: &str) -> bool {
     interaction_type == "portal_viewknowledgearticle" || interaction_type == "portal_search"
 }
 
-/// A contact and hour: where a summary cell lives, as org, the stored
-/// contact's bytes (values are not hashable) and hour.
-type Place = (i64, Vec<u8>, i64);
+/// A contact and hour: where a summary cell lives, as day, org, the stored
+/// contact's bytes (values are not hashable) and hour. The tables lead
+/// with the day, like the contact index: a batch's writes then fall in the
+/// few pages of the days it covers rather than all over a table that grows
+/// with every contact, and a window reads one key range per day.
+type Place = (i64, i64, Vec<u8>, i64);
+
+fn place(org: i64, contact: &Value, ts: i64) -> Place {
+    (ts.div_euclid(DAY_MS), org, value_key(contact), hour_of(ts))
+}
 /// A place, a session's bytes and a type id.
 type SessionKey = (Place, Vec<u8>, i64);
 /// A summary, the newest searches, and whether there were more.
@@ -50,9 +57,10 @@ type Summary = (Cells, Vec<(i64, String)>, bool);
 /// What a batch adds to the summaries, applied once at its end.
 #[derive(Default)]
 pub(super) struct Delta {
-    /// By place, session and type: the contact, the session and the cell.
-    sessions: HashMap<SessionKey, (Value, Value, SessionCell)>,
-    articles: HashMap<(Place, String), (Value, ArticleCell)>,
+    /// By place, session and type: the contact, the session and the cell;
+    /// in key order, which is the order they are written in.
+    sessions: BTreeMap<SessionKey, (Value, Value, SessionCell)>,
+    articles: BTreeMap<(Place, String), (Value, ArticleCell)>,
     /// org, contact, ts, interaction id, text.
     searches: Vec<(i64, Value, i64, Value, String)>,
     /// Places whose rows are re-folded from the table instead.
@@ -84,7 +92,7 @@ fn value_key(value: &Value) -> Vec<u8> {
 
 impl Delta {
     pub fn add(&mut self, row: &Stored<'_>) {
-        let place: Place = (row.org, value_key(row.contact), hour_of(row.ts));
+        let place = place(row.org, row.contact, row.ts);
         let cell = SessionCell {
             count: 1,
             first: row.ts,
@@ -122,93 +130,92 @@ impl Delta {
     /// The place's rows will be re-folded from the table, whatever this
     /// batch added to it.
     pub fn mark_dirty(&mut self, org: i64, contact: &Value, ts: i64) {
-        if self.dirty.insert((org, value_key(contact), hour_of(ts))) {
+        if self.dirty.insert(place(org, contact, ts)) {
             self.dirty_places.push((org, contact.clone(), hour_of(ts)));
         }
     }
 
-    /// Writes the batch's additions, then re-folds its dirty places.
+    /// Writes the batch's additions, in key order and many rows to a
+    /// statement, then re-folds its dirty places.
     pub fn apply(self, conn: &Connection) -> Result<(), StoreError> {
         let dirty = |place: &Place| self.dirty.contains(place);
-        let mut hours = conn
-            .prepare_cached(
-                "INSERT INTO journey_hours (org_id, contact_id, hour, session_id, type_id, count,
-                    first_ts, last_ts, identified_ts, stitched)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                 ON CONFLICT DO UPDATE SET count = count + excluded.count,
-                    first_ts = MIN(first_ts, excluded.first_ts),
-                    last_ts = MAX(last_ts, excluded.last_ts),
-                    identified_ts = COALESCE(MIN(identified_ts, excluded.identified_ts),
-                                             identified_ts, excluded.identified_ts),
-                    stitched = stitched + excluded.stitched",
-            )
-            .map_err(sql_error)?;
-        for ((place, _, type_id), (contact, session, cell)) in &self.sessions {
-            if dirty(place) {
-                continue;
-            }
-            let (org, _, hour) = place;
-            hours
-                .execute(params![
-                    org,
-                    contact,
-                    hour,
-                    session,
-                    type_id,
-                    cell.count as i64,
-                    cell.first,
-                    cell.last,
-                    cell.identified,
-                    cell.stitched as i64
-                ])
-                .map_err(sql_error)?;
-        }
-        let mut articles = conn
-            .prepare_cached(
-                "INSERT INTO journey_articles (org_id, contact_id, hour, article, count, last_ts,
-                    title, title_ts)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT DO UPDATE SET count = count + excluded.count,
-                    last_ts = MAX(last_ts, excluded.last_ts),
-                    title = CASE WHEN excluded.title_ts > COALESCE(title_ts, excluded.title_ts - 1)
-                                 THEN excluded.title ELSE title END,
-                    title_ts = COALESCE(MAX(title_ts, excluded.title_ts), title_ts,
-                                        excluded.title_ts)",
-            )
-            .map_err(sql_error)?;
-        for ((place, article), (contact, cell)) in &self.articles {
-            if dirty(place) {
-                continue;
-            }
-            let (org, _, hour) = place;
-            let (title_ts, title) = cell.title.clone().unzip();
-            articles
-                .execute(params![
-                    org,
-                    contact,
-                    hour,
-                    article,
-                    cell.count as i64,
-                    cell.last,
-                    title,
-                    title_ts
-                ])
-                .map_err(sql_error)?;
-        }
-        let mut searches = conn
-            .prepare_cached(
-                "INSERT OR IGNORE INTO journey_searches (org_id, contact_id, ts, id, text)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )
-            .map_err(sql_error)?;
-        for (org, contact, ts, id, text) in &self.searches {
-            if dirty(&(*org, value_key(contact), hour_of(*ts))) {
-                continue;
-            }
-            searches
-                .execute(params![org, contact, ts, id, text])
-                .map_err(sql_error)?;
-        }
+        upsert_many(
+            conn,
+            "INSERT INTO journey_hours (day, org_id, contact_id, hour, session_id, type_id, count,
+                first_ts, last_ts, identified_ts, stitched) VALUES",
+            "ON CONFLICT DO UPDATE SET count = count + excluded.count,
+                first_ts = MIN(first_ts, excluded.first_ts),
+                last_ts = MAX(last_ts, excluded.last_ts),
+                identified_ts = COALESCE(MIN(identified_ts, excluded.identified_ts),
+                                         identified_ts, excluded.identified_ts),
+                stitched = stitched + excluded.stitched",
+            self.sessions
+                .iter()
+                .filter(|((place, _, _), _)| !dirty(place))
+                .map(
+                    |(((day, org, _, hour), _, type_id), (contact, session, cell))| {
+                        vec![
+                            Value::Integer(*day),
+                            Value::Integer(*org),
+                            contact.clone(),
+                            Value::Integer(*hour),
+                            session.clone(),
+                            Value::Integer(*type_id),
+                            Value::Integer(cell.count as i64),
+                            Value::Integer(cell.first),
+                            Value::Integer(cell.last),
+                            cell.identified.map_or(Value::Null, Value::Integer),
+                            Value::Integer(cell.stitched as i64),
+                        ]
+                    },
+                ),
+        )?;
+        upsert_many(
+            conn,
+            "INSERT INTO journey_articles (day, org_id, contact_id, hour, article, count, last_ts,
+                title, title_ts) VALUES",
+            "ON CONFLICT DO UPDATE SET count = count + excluded.count,
+                last_ts = MAX(last_ts, excluded.last_ts),
+                title = CASE WHEN excluded.title_ts > COALESCE(title_ts, excluded.title_ts - 1)
+                             THEN excluded.title ELSE title END,
+                title_ts = COALESCE(MAX(title_ts, excluded.title_ts), title_ts,
+                                    excluded.title_ts)",
+            self.articles
+                .iter()
+                .filter(|((place, _), _)| !dirty(place))
+                .map(|(((day, org, _, hour), article), (contact, cell))| {
+                    let (title_ts, title) = cell.title.clone().unzip();
+                    vec![
+                        Value::Integer(*day),
+                        Value::Integer(*org),
+                        contact.clone(),
+                        Value::Integer(*hour),
+                        Value::Text(article.clone()),
+                        Value::Integer(cell.count as i64),
+                        Value::Integer(cell.last),
+                        title.map_or(Value::Null, Value::Text),
+                        title_ts.map_or(Value::Null, Value::Integer),
+                    ]
+                }),
+        )?;
+        upsert_many(
+            conn,
+            "INSERT INTO journey_searches (day, org_id, contact_id, ts, id, text) VALUES",
+            "ON CONFLICT DO NOTHING",
+            self.searches
+                .iter()
+                .filter(|(org, contact, ts, _, _)| !dirty(&place(*org, contact, *ts)))
+                .map(|(org, contact, ts, id, text)| {
+                    vec![
+                        Value::Integer(ts.div_euclid(DAY_MS)),
+                        Value::Integer(*org),
+                        contact.clone(),
+                        Value::Integer(*ts),
+                        id.clone(),
+                        Value::Text(text.clone()),
+                    ]
+                }),
+        )?;
         for (org, contact, hour) in &self.dirty_places {
             refold(conn, *org, contact, *hour)?;
         }
@@ -216,14 +223,62 @@ impl Delta {
     }
 }
 
-/// Deletes a contact's summaries.
-pub(super) fn erase(conn: &Connection, org: OrgId, contact: &Value) -> Result<(), StoreError> {
+/// Rows per statement in [`upsert_many`].
+const UPSERT_ROWS: usize = 64;
+
+/// Runs `head VALUES (…), (…) tail` for the rows, [`UPSERT_ROWS`] at a
+/// time: one statement for many rows saves most of SQLite's per-statement
+/// cost. The rows' keys must differ from each other.
+fn upsert_many(
+    conn: &Connection,
+    head: &str,
+    tail: &str,
+    rows: impl Iterator<Item = Vec<Value>>,
+) -> Result<(), StoreError> {
+    let mut values: Vec<Value> = Vec::new();
+    let mut count = 0;
+    let mut width = 0;
+    let flush = |values: &mut Vec<Value>, count: &mut usize, width: usize| {
+        if *count == 0 {
+            return Ok(());
+        }
+        let one = format!("({})", vec!["?"; width].join(", "));
+        let sql = format!("{head} {} {tail}", vec![one; *count].join(", "));
+        *count = 0;
+        conn.prepare_cached(&sql)
+            .and_then(|mut s| s.execute(rusqlite::params_from_iter(values.drain(..))))
+            .map(|_| ())
+            .map_err(sql_error)
+    };
+    for row in rows {
+        width = row.len();
+        values.extend(row);
+        count += 1;
+        if count == UPSERT_ROWS {
+            flush(&mut values, &mut count, width)?;
+        }
+    }
+    flush(&mut values, &mut count, width)
+}
+
+/// Deletes a contact's summaries over the days `days` (the org's span).
+pub(super) fn erase(
+    conn: &Connection,
+    org: OrgId,
+    contact: &Value,
+    days: std::ops::RangeInclusive<i64>,
+) -> Result<(), StoreError> {
     for table in ["journey_hours", "journey_articles", "journey_searches"] {
-        conn.execute(
-            &format!("DELETE FROM {table} WHERE org_id = ?1 AND contact_id = ?2"),
-            params![org.0, contact],
-        )
-        .map_err(sql_error)?;
+        let mut statement = conn
+            .prepare_cached(&format!(
+                "DELETE FROM {table} WHERE day = ?1 AND org_id = ?2 AND contact_id = ?3"
+            ))
+            .map_err(sql_error)?;
+        for day in days.clone() {
+            statement
+                .execute(params![day, org.0, contact])
+                .map_err(sql_error)?;
+        }
     }
     Ok(())
 }
@@ -236,13 +291,15 @@ pub(super) fn refold(
     hour: i64,
 ) -> Result<(), StoreError> {
     for sql in [
-        "DELETE FROM journey_hours WHERE org_id = ?1 AND contact_id = ?2 AND hour = ?3",
-        "DELETE FROM journey_articles WHERE org_id = ?1 AND contact_id = ?2 AND hour = ?3",
-        "DELETE FROM journey_searches WHERE org_id = ?1 AND contact_id = ?2
+        "DELETE FROM journey_hours WHERE day = ?4 AND org_id = ?1 AND contact_id = ?2
+           AND hour = ?3",
+        "DELETE FROM journey_articles WHERE day = ?4 AND org_id = ?1 AND contact_id = ?2
+           AND hour = ?3",
+        "DELETE FROM journey_searches WHERE day = ?4 AND org_id = ?1 AND contact_id = ?2
            AND ts >= ?3 AND ts < ?3 + 3600000",
     ] {
         conn.prepare_cached(sql)
-            .and_then(|mut s| s.execute(params![org, contact, hour]))
+            .and_then(|mut s| s.execute(params![org, contact, hour, hour.div_euclid(DAY_MS)]))
             .map_err(sql_error)?;
     }
     let mut statement = conn
@@ -346,6 +403,9 @@ pub(super) fn summary(
     searches: usize,
 ) -> Result<Summary, StoreError> {
     let mut cells = Cells::default();
+    if from >= to {
+        return Ok((cells, Vec::new(), false));
+    }
     let whole_from = hour_of(from + HOUR_MS - 1);
     let whole_to = hour_of(to);
     if whole_from >= whole_to {
@@ -353,68 +413,79 @@ pub(super) fn summary(
     } else {
         fold_raw(conn, org, contact, from, whole_from, &mut cells)?;
         fold_raw(conn, org, contact, whole_to, to, &mut cells)?;
-        let mut statement = conn
+        let mut hours = conn
             .prepare_cached(
                 "SELECT h.session_id, t.text, h.count, h.first_ts, h.last_ts, h.identified_ts,
                         h.stitched
                  FROM journey_hours h JOIN dict t ON t.id = h.type_id
-                 WHERE h.org_id = ?1 AND h.contact_id = ?2 AND h.hour >= ?3 AND h.hour < ?4",
+                 WHERE h.day = ?1 AND h.org_id = ?2 AND h.contact_id = ?3
+                   AND h.hour >= ?4 AND h.hour < ?5",
             )
             .map_err(sql_error)?;
-        let mut rows = statement
-            .query(params![org.0, contact, whole_from, whole_to])
-            .map_err(sql_error)?;
-        while let Some(row) = rows.next().map_err(sql_error)? {
-            let session = match row.get_ref(0).map_err(sql_error)? {
-                rusqlite::types::ValueRef::Text(b"") => None,
-                stored => super::compact::decode_id(stored),
-            };
-            let kind: String = row.get(1).map_err(sql_error)?;
-            let cell = SessionCell {
-                count: row.get::<_, i64>(2).map_err(sql_error)? as u64,
-                first: row.get(3).map_err(sql_error)?,
-                last: row.get(4).map_err(sql_error)?,
-                identified: row.get(5).map_err(sql_error)?,
-                stitched: row.get::<_, i64>(6).map_err(sql_error)? as u64,
-            };
-            cells.merge_session(session, kind, &cell);
-        }
-        let mut statement = conn
+        let mut articles = conn
             .prepare_cached(
                 "SELECT article, count, last_ts, title, title_ts FROM journey_articles
-                 WHERE org_id = ?1 AND contact_id = ?2 AND hour >= ?3 AND hour < ?4",
+                 WHERE day = ?1 AND org_id = ?2 AND contact_id = ?3 AND hour >= ?4 AND hour < ?5",
             )
             .map_err(sql_error)?;
-        let mut rows = statement
-            .query(params![org.0, contact, whole_from, whole_to])
-            .map_err(sql_error)?;
-        while let Some(row) = rows.next().map_err(sql_error)? {
-            let article: String = row.get(0).map_err(sql_error)?;
-            let title: Option<String> = row.get(3).map_err(sql_error)?;
-            let title_ts: Option<i64> = row.get(4).map_err(sql_error)?;
-            let cell = ArticleCell {
-                count: row.get::<_, i64>(1).map_err(sql_error)? as u64,
-                last: row.get(2).map_err(sql_error)?,
-                title: title_ts.zip(title),
-            };
-            cells.merge_article(article, &cell);
+        for day in whole_from.div_euclid(DAY_MS)..=(whole_to - 1).div_euclid(DAY_MS) {
+            let mut rows = hours
+                .query(params![day, org.0, contact, whole_from, whole_to])
+                .map_err(sql_error)?;
+            while let Some(row) = rows.next().map_err(sql_error)? {
+                let session = match row.get_ref(0).map_err(sql_error)? {
+                    rusqlite::types::ValueRef::Text(b"") => None,
+                    stored => super::compact::decode_id(stored),
+                };
+                let kind: String = row.get(1).map_err(sql_error)?;
+                let cell = SessionCell {
+                    count: row.get::<_, i64>(2).map_err(sql_error)? as u64,
+                    first: row.get(3).map_err(sql_error)?,
+                    last: row.get(4).map_err(sql_error)?,
+                    identified: row.get(5).map_err(sql_error)?,
+                    stitched: row.get::<_, i64>(6).map_err(sql_error)? as u64,
+                };
+                cells.merge_session(session, kind, &cell);
+            }
+            let mut rows = articles
+                .query(params![day, org.0, contact, whole_from, whole_to])
+                .map_err(sql_error)?;
+            while let Some(row) = rows.next().map_err(sql_error)? {
+                let article: String = row.get(0).map_err(sql_error)?;
+                let title: Option<String> = row.get(3).map_err(sql_error)?;
+                let title_ts: Option<i64> = row.get(4).map_err(sql_error)?;
+                let cell = ArticleCell {
+                    count: row.get::<_, i64>(1).map_err(sql_error)? as u64,
+                    last: row.get(2).map_err(sql_error)?,
+                    title: title_ts.zip(title),
+                };
+                cells.merge_article(article, &cell);
+            }
         }
     }
+    // The newest searches: day by day, newest day first, until enough.
     let mut statement = conn
         .prepare_cached(
             "SELECT ts, text FROM journey_searches
-             WHERE org_id = ?1 AND contact_id = ?2 AND ts >= ?3 AND ts < ?4
-             ORDER BY ts DESC, id DESC LIMIT ?5",
+             WHERE day = ?1 AND org_id = ?2 AND contact_id = ?3 AND ts >= ?4 AND ts < ?5
+             ORDER BY ts DESC, id DESC LIMIT ?6",
         )
         .map_err(sql_error)?;
-    let mut found: Vec<(i64, String)> = statement
-        .query_map(
-            params![org.0, contact, from, to, searches as i64 + 1],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .map_err(sql_error)?
-        .collect::<Result<_, _>>()
-        .map_err(sql_error)?;
+    let mut found: Vec<(i64, String)> = Vec::new();
+    for day in (from.div_euclid(DAY_MS)..=(to - 1).div_euclid(DAY_MS)).rev() {
+        let wanted = (searches + 1 - found.len()) as i64;
+        let rows = statement
+            .query_map(params![day, org.0, contact, from, to, wanted], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map_err(sql_error)?;
+        for row in rows {
+            found.push(row.map_err(sql_error)?);
+        }
+        if found.len() > searches {
+            break;
+        }
+    }
     let more = found.len() > searches;
     found.truncate(searches);
     Ok((cells, found, more))

@@ -482,13 +482,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[
                SUM(sum), SUM(count)
         FROM ch_agg GROUP BY org_id, part, bucket - bucket % 3600000, queue, channel, provider;
     "#,
-    // 12: journey summaries per contact and hour (see `journeys.rs`), and
-    // which interactions took their contact from their session. Filled
-    // from the interactions already stored, whose stitching is not known:
-    // they count as identified.
+    // 12: journey summaries per contact and hour (see `journeys.rs`), led by
+    // the day like the contact index, and which interactions took their
+    // contact from their session. Filled from the interactions already
+    // stored, whose stitching is not known: they count as identified.
     r#"
     ALTER TABLE interactions ADD COLUMN stitched INTEGER;
     CREATE TABLE journey_hours (
+        day           INTEGER NOT NULL,
         org_id        INTEGER NOT NULL,
         contact_id    TEXT NOT NULL,
         hour          INTEGER NOT NULL,
@@ -499,9 +500,10 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         last_ts       INTEGER NOT NULL,
         identified_ts INTEGER,
         stitched      INTEGER NOT NULL,
-        PRIMARY KEY (org_id, contact_id, hour, session_id, type_id)
+        PRIMARY KEY (day, org_id, contact_id, hour, session_id, type_id)
     ) WITHOUT ROWID;
     CREATE TABLE journey_articles (
+        day        INTEGER NOT NULL,
         org_id     INTEGER NOT NULL,
         contact_id TEXT NOT NULL,
         hour       INTEGER NOT NULL,
@@ -510,34 +512,35 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         last_ts    INTEGER NOT NULL,
         title      TEXT,
         title_ts   INTEGER,
-        PRIMARY KEY (org_id, contact_id, hour, article)
+        PRIMARY KEY (day, org_id, contact_id, hour, article)
     ) WITHOUT ROWID;
     CREATE TABLE journey_searches (
+        day        INTEGER NOT NULL,
         org_id     INTEGER NOT NULL,
         contact_id TEXT NOT NULL,
         ts         INTEGER NOT NULL,
         id         TEXT NOT NULL,
         text       TEXT NOT NULL,
-        PRIMARY KEY (org_id, contact_id, ts, id)
+        PRIMARY KEY (day, org_id, contact_id, ts, id)
     ) WITHOUT ROWID;
     INSERT INTO journey_hours
-        SELECT org_id, contact_id, ts - ts % 3600000, COALESCE(session_id, ''), type_id,
+        SELECT day, org_id, contact_id, ts - ts % 3600000, COALESCE(session_id, ''), type_id,
                COUNT(*), MIN(ts), MAX(ts), MIN(ts), 0
         FROM interactions WHERE contact_id IS NOT NULL
-        GROUP BY org_id, contact_id, ts - ts % 3600000, COALESCE(session_id, ''), type_id;
+        GROUP BY day, org_id, contact_id, ts - ts % 3600000, COALESCE(session_id, ''), type_id;
     -- Built-in types store their fields positionally: an article view's id
     -- and title first, a search's text first.
     INSERT INTO journey_articles
-        SELECT org_id, contact_id, ts - ts % 3600000, json_extract(fields, '$[0]'),
+        SELECT day, org_id, contact_id, ts - ts % 3600000, json_extract(fields, '$[0]'),
                COUNT(*), MAX(ts), NULL, NULL
         FROM interactions
         WHERE contact_id IS NOT NULL AND json_extract(fields, '$[0]') IS NOT NULL
           AND type_id IN (SELECT id FROM dict WHERE kind = 1
                           AND text = 'portal_viewknowledgearticle')
-        GROUP BY org_id, contact_id, ts - ts % 3600000, json_extract(fields, '$[0]');
+        GROUP BY day, org_id, contact_id, ts - ts % 3600000, json_extract(fields, '$[0]');
     UPDATE journey_articles SET (title_ts, title) = (
         SELECT MAX(i.ts), json_extract(i.fields, '$[1]') FROM interactions i
-        WHERE i.day = journey_articles.hour / 86400000 AND i.org_id = journey_articles.org_id
+        WHERE i.day = journey_articles.day AND i.org_id = journey_articles.org_id
           AND i.contact_id = journey_articles.contact_id
           AND i.ts >= journey_articles.hour AND i.ts < journey_articles.hour + 3600000
           AND json_extract(i.fields, '$[0]') = journey_articles.article
@@ -545,7 +548,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
           AND i.type_id IN (SELECT id FROM dict WHERE kind = 1
                             AND text = 'portal_viewknowledgearticle'));
     INSERT OR IGNORE INTO journey_searches
-        SELECT org_id, contact_id, ts, id, json_extract(fields, '$[0]')
+        SELECT day, org_id, contact_id, ts, id, json_extract(fields, '$[0]')
         FROM interactions
         WHERE contact_id IS NOT NULL AND json_extract(fields, '$[0]') IS NOT NULL
           AND type_id IN (SELECT id FROM dict WHERE kind = 1 AND text = 'portal_search');
@@ -601,6 +604,81 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(version, CURRENT_VERSION);
+    }
+
+    /// An upgrade fills the journey summaries from the interactions a data
+    /// directory already holds.
+    #[test]
+    fn journeys_are_filled_from_the_interactions_already_stored() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::audit_integrity::register_functions(&conn).unwrap();
+        let before_journeys = 11;
+        for (index, sql) in MIGRATIONS[..before_journeys].iter().enumerate() {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", index as i64 + 1)
+                .unwrap();
+        }
+        const HOUR: i64 = 3_600_000;
+        let hour = 490_000 * HOUR;
+        conn.execute_batch(&format!(
+            "INSERT INTO dict (id, kind, text) VALUES
+                (1, 1, 'portal_viewknowledgearticle'), (2, 1, 'portal_search'), (3, 2, 'help');
+             INSERT INTO interactions
+                (org_id, day, ts, id, type_id, portal_id, contact_id, session_id, fields) VALUES
+                (1, {day}, {a}, 'i1', 1, 3, 'c1', 's1', '[\"KA-1\",\"Reset\"]'),
+                (1, {day}, {b}, 'i2', 1, 3, 'c1', 's1', '[\"KA-1\"]'),
+                (1, {day}, {c}, 'i3', 2, 3, 'c1', NULL, '[\"printer\"]'),
+                (1, {day}, {c}, 'i4', 2, 3, NULL, 's9', '[\"anonymous\"]');",
+            day = hour / 86_400_000,
+            a = hour + 10,
+            b = hour + 20,
+            c = hour + 30,
+        ))
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let cells: Vec<(String, i64, i64, i64, i64)> = conn
+            .prepare(
+                "SELECT session_id, type_id, count, first_ts, last_ts FROM journey_hours
+                 WHERE contact_id = 'c1' AND hour = ?1 ORDER BY type_id",
+            )
+            .unwrap()
+            .query_map([hour], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            cells,
+            [
+                ("s1".to_owned(), 1, 2, hour + 10, hour + 20),
+                (String::new(), 2, 1, hour + 30, hour + 30)
+            ]
+        );
+        let article: (String, i64, Option<String>, Option<i64>) = conn
+            .query_row(
+                "SELECT article, count, title, title_ts FROM journey_articles",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            article,
+            (
+                "KA-1".to_owned(),
+                2,
+                Some("Reset".to_owned()),
+                Some(hour + 10)
+            )
+        );
+        let searches: Vec<String> = conn
+            .prepare("SELECT text FROM journey_searches")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(searches, ["printer"], "anonymous rows are in no journey");
     }
 
     #[test]
