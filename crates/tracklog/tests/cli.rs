@@ -1,146 +1,17 @@
 //! The `tracklog` binary end to end: crash durability, graceful shutdown, CLI
 //! changes honoured by a running server, SAS minting, users, and bad config.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_tracklog");
+mod common;
 
-fn tracklog(data_dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(BIN)
-        .args(args)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env_remove("TRACKLOG_LISTEN")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run tracklog")
-}
-
-fn create_policy(data_dir: &Path, name: &str, rights: &str) -> (String, String) {
-    let output = tracklog(
-        data_dir,
-        &["policy", "create", name, "--rights", rights, "--json"],
-    );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let keys: Value = serde_json::from_slice(&output.stdout).unwrap();
-    (
-        keys["primary_key"].as_str().unwrap().to_owned(),
-        keys["secondary_key"].as_str().unwrap().to_owned(),
-    )
-}
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(data_dir: &Path) -> Self {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tracklog serve");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let address = line
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_owned();
-        Self {
-            child,
-            base: format!("http://{address}"),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn kill_hard(mut self) {
-        self.child.kill().unwrap(); // SIGKILL
-        self.child.wait().unwrap();
-    }
-
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the server did not stop after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn item(id: &str, contact: &str) -> Value {
-    json!({
-        "portal_interactionid": id, "type": "portal_search",
-        "portal_timestamp": "2026-03-01T10:00:00Z", "portal_portalid": "support",
-        "portal_contactid": contact, "session_id": "s", "portal_searchstring": "printer",
-    })
-}
-
-async fn all_ids(http: &reqwest::Client, server: &Server, key: &str, contact: &str) -> Vec<String> {
-    let mut ids = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut url = server.url(&format!(
-            "/api/v1/contacts/{contact}/interactions?limit=1000"
-        ));
-        if let Some(c) = &cursor {
-            url.push_str(&format!("&cursor={c}"));
-        }
-        let page: Value = http
-            .get(url)
-            .basic_auth("app", Some(key))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        for item in page["items"].as_array().unwrap() {
-            ids.push(item["portal_interactionid"].as_str().unwrap().to_owned());
-        }
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => return ids,
-        }
-    }
-}
+use common::{BIN, Server, all_ids, create_policy, item, tracklog};
 
 /// Sends batches from several clients until `stop` is set or a bound is hit;
 /// returns the ids of every acknowledged item.

@@ -339,7 +339,7 @@ pub async fn case_journey(
     principal: Principal,
     Path(id): Path<String>,
     ApiQuery(params): ApiQuery<JourneyParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<tracklog_domain::journey::Journey>, ApiError> {
     principal.require(Right::Read)?;
     let id = case_id(&id)?;
     let window = window_param(params.window.as_deref())?;
@@ -351,5 +351,5 @@ pub async fn case_journey(
     let cursor = journey_cursor(params.cursor.as_deref())?;
     let (_, journey) =
         portals::journey(&state.stores, principal.org, &id, window, limit, cursor).await?;
-    Ok(Json(json!(journey)))
+    Ok(Json(journey))
 }

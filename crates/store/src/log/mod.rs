@@ -136,6 +136,10 @@ struct Shared {
     /// The newest frame of each (kind, org), for reads that must see their
     /// org's writes.
     latest: Mutex<HashMap<(Kind, i64), u64>>,
+    /// The head at open when a consumer had not passed it: the frames
+    /// before it are recovered, not appended, so which org and kind each
+    /// holds is not known, and a read of any of them waits for it.
+    recovered: u64,
     bytes: std::sync::atomic::AtomicU64,
 }
 
@@ -220,6 +224,11 @@ impl<A: Admission> Log<A> {
                     .collect(),
             ),
             latest: Mutex::new(HashMap::new()),
+            recovered: if consumers.iter().any(|(_, seq)| *seq < head) {
+                head
+            } else {
+                0
+            },
             bytes: std::sync::atomic::AtomicU64::new(bytes),
         });
         let (jobs, receiver) = crossbeam_channel::bounded(65_536);
@@ -319,14 +328,17 @@ impl<A: Admission> Log<A> {
         *self.shared.heads.borrow()
     }
 
-    /// The newest durable frame of `kind` for `org` (0 when none since the
-    /// log opened): what a read of that org's data must wait for.
+    /// The newest durable frame of `kind` for `org`: what a read of that
+    /// org's data must wait for. After a restart that is at least the last
+    /// frame recovered, until the consumers pass it, so that what was
+    /// acknowledged before a crash is read after it.
     pub fn latest(&self, kind: Kind, org: i64) -> u64 {
         self.shared
             .latest
             .lock()
             .map(|m| m.get(&(kind, org)).copied().unwrap_or(0))
             .unwrap_or(0)
+            .max(self.shared.recovered)
     }
 
     /// Wakes on every new durable head.

@@ -1,0 +1,225 @@
+//! SIGKILL at random moments while portal interactions are ingested. After
+//! each restart, every acknowledged interaction is stored exactly once, every
+//! journey summary (kept by the materialiser behind the log) equals the
+//! contact's stored timeline, and the activity log verifies.
+//!
+//! `CHAOS_KILLS` sets how many kills (10 by default, the CI size);
+//! `scripts/chaos` runs 100. `CHAOS_SEED` replays a run.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{Server, all_ids, create_policy, tracklog};
+use serde_json::{Value, json};
+
+const CLIENTS: usize = 3;
+const CONTACTS: usize = 3;
+
+/// xorshift64: the test's only randomness, from a seed it prints.
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn interaction(id: &str, contact: usize, minute: u64) -> Value {
+    json!({
+        "portal_interactionid": id, "type": "portal_viewknowledgearticle",
+        "portal_timestamp": format!("2026-03-01T10:{:02}:00Z", minute % 60),
+        "portal_portalid": "support", "portal_contactid": format!("chaos-{contact}"),
+        "session_id": format!("s-{contact}-{}", minute % 4),
+        "portal_knowledgearticleid": format!("KA-{}", minute % 5),
+    })
+}
+
+/// Sends batches from several clients until told to stop or refused;
+/// returns what was acknowledged, by contact.
+async fn send(
+    base: String,
+    key: String,
+    round: usize,
+    stop: Arc<AtomicBool>,
+) -> Vec<(usize, String)> {
+    let http = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for client in 0..CLIENTS {
+        let (http, key, stop) = (http.clone(), key.clone(), stop.clone());
+        let url = format!("{base}/api/v1/interactions");
+        tasks.push(tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            for batch in 0..10_000u64 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let items: Vec<(usize, String)> = (0..40u64)
+                    .map(|i| {
+                        let contact = (client + i as usize) % CONTACTS;
+                        (contact, format!("r{round}-c{client}-b{batch}-{i}"))
+                    })
+                    .collect();
+                let body: Vec<Value> = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (contact, id))| interaction(id, *contact, batch + i as u64))
+                    .collect();
+                match http
+                    .post(&url)
+                    .basic_auth("app", Some(&key))
+                    .json(&body)
+                    .timeout(Duration::from_secs(10))
+                    .send()
+                    .await
+                {
+                    Ok(response) if response.status() == 200 => {
+                        let report: Value = match response.json().await {
+                            Ok(report) => report,
+                            Err(_) => break,
+                        };
+                        // New ids: none may be taken for a retry's.
+                        assert_eq!(report["duplicates"], 0, "{report}");
+                        assert_eq!(report["accepted"], 40, "{report}");
+                        acknowledged.extend(items)
+                    }
+                    _ => break,
+                }
+            }
+            acknowledged
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    all
+}
+
+/// The case journey's total over a window that holds every interaction.
+async fn journey_total(http: &reqwest::Client, server: &Server, key: &str, contact: usize) -> u64 {
+    let journey: Value = http
+        .get(server.url(&format!(
+            "/api/v1/cases/CHAOS-{contact}/journey?window=PT3H"
+        )))
+        .basic_auth("app", Some(key))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    journey["total"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{journey}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_interactions_survive_repeated_kill_9_exactly_once() {
+    let kills: usize = std::env::var("CHAOS_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let seed: u64 = std::env::var("CHAOS_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    eprintln!("chaos: {kills} kills, CHAOS_SEED={seed}");
+    let mut random = Random(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = create_policy(dir.path(), "app", "write,read,manage");
+    let http = reqwest::Client::new();
+
+    // Cases whose journeys cover every interaction the test sends.
+    let server = Server::start(dir.path());
+    let cases: Vec<Value> = (0..CONTACTS)
+        .map(|c| {
+            json!({"id": format!("CHAOS-{c}"), "contact_id": format!("chaos-{c}"),
+                   "title": "chaos", "created_at": "2026-03-01T11:00:00Z"})
+        })
+        .collect();
+    let response = http
+        .post(server.url("/api/v1/cases"))
+        .basic_auth("app", Some(&key))
+        .json(&cases)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+
+    let mut acknowledged: HashMap<usize, Vec<String>> = HashMap::new();
+    let started = Instant::now();
+    let mut server = Some(server);
+    for round in 0..kills {
+        let running = server.take().unwrap_or_else(|| Server::start(dir.path()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let sender = tokio::spawn(send(running.base.clone(), key.clone(), round, stop.clone()));
+        // A random moment: somewhere in the first 1.2 s of load.
+        tokio::time::sleep(Duration::from_millis(100 + random.next() % 1100)).await;
+        running.kill_hard();
+        stop.store(true, Ordering::Relaxed);
+        for (contact, id) in sender.await.unwrap() {
+            acknowledged.entry(contact).or_default().push(id);
+        }
+
+        let restarted = Server::start(dir.path());
+        for contact in 0..CONTACTS {
+            let stored = all_ids(&http, &restarted, &key, &format!("chaos-{contact}")).await;
+            let mut counts: HashMap<&str, usize> = HashMap::new();
+            for id in &stored {
+                *counts.entry(id.as_str()).or_default() += 1;
+            }
+            let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+            assert!(twice.is_empty(), "round {round}: stored twice: {twice:?}");
+            let mine = acknowledged.get(&contact).map_or(&[][..], Vec::as_slice);
+            let lost: Vec<&String> = mine
+                .iter()
+                .filter(|id| !counts.contains_key(id.as_str()))
+                .collect();
+            assert!(
+                lost.is_empty(),
+                "round {round}: {} acknowledged lost, e.g. {:?}",
+                lost.len(),
+                &lost[..lost.len().min(3)]
+            );
+            // The summary the materialiser keeps equals what is stored:
+            // a replayed batch counted nothing twice.
+            assert_eq!(
+                journey_total(&http, &restarted, &key, contact).await,
+                stored.len() as u64,
+                "round {round}: the journey of chaos-{contact}"
+            );
+        }
+        server = Some(restarted);
+    }
+    let total: usize = acknowledged.values().map(Vec::len).sum();
+    assert!(
+        total >= kills * 100,
+        "too few writes before the kills: {total}"
+    );
+    let last = server.take().unwrap();
+    assert!(last.terminate().success());
+    let output = tracklog(dir.path(), &["audit", "verify"]);
+    assert!(
+        output.status.success(),
+        "audit verify after {kills} kills: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    eprintln!(
+        "chaos: {kills} kills, {total} acknowledged interactions, all present once, in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
