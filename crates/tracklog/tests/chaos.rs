@@ -62,7 +62,9 @@ async fn send(
                 }
                 let items: Vec<(usize, String)> = (0..40u64)
                     .map(|i| {
-                        let contact = (client + i as usize) % CONTACTS;
+                        // Each round has contacts of its own, so that a
+                        // round's check reads only its own interactions.
+                        let contact = round * CONTACTS + (client + i as usize) % CONTACTS;
                         (contact, format!("r{round}-c{client}-b{batch}-{i}"))
                     })
                     .collect();
@@ -120,6 +122,63 @@ async fn journey_total(http: &reqwest::Client, server: &Server, key: &str, conta
         .unwrap_or_else(|| panic!("{journey}"))
 }
 
+/// Cases whose journeys cover every interaction the test sends.
+async fn add_cases(http: &reqwest::Client, server: &Server, key: &str, contacts: &[usize]) {
+    let cases: Vec<Value> = contacts
+        .iter()
+        .map(|c| {
+            json!({"id": format!("CHAOS-{c}"), "contact_id": format!("chaos-{c}"),
+                   "title": "chaos", "created_at": "2026-03-01T11:00:00Z"})
+        })
+        .collect();
+    let response = http
+        .post(server.url("/api/v1/cases"))
+        .basic_auth("app", Some(key))
+        .json(&cases)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+}
+
+/// Every acknowledged interaction of the contacts is stored once, and each
+/// journey summary (the materialiser's) counts exactly what is stored.
+async fn check(
+    http: &reqwest::Client,
+    server: &Server,
+    key: &str,
+    acknowledged: &HashMap<usize, Vec<String>>,
+    contacts: &[usize],
+    round: usize,
+) {
+    for &contact in contacts {
+        let stored = all_ids(http, server, key, &format!("chaos-{contact}")).await;
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for id in &stored {
+            *counts.entry(id.as_str()).or_default() += 1;
+        }
+        let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(twice.is_empty(), "round {round}: stored twice: {twice:?}");
+        let mine = acknowledged.get(&contact).map_or(&[][..], Vec::as_slice);
+        let lost: Vec<&String> = mine
+            .iter()
+            .filter(|id| !counts.contains_key(id.as_str()))
+            .collect();
+        assert!(
+            lost.is_empty(),
+            "round {round}: {} acknowledged lost, e.g. {:?}",
+            lost.len(),
+            &lost[..lost.len().min(3)]
+        );
+        // A replayed batch counted nothing twice.
+        assert_eq!(
+            journey_total(http, server, key, contact).await,
+            stored.len() as u64,
+            "round {round}: the journey of chaos-{contact}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_interactions_survive_repeated_kill_9_exactly_once() {
     let kills: usize = std::env::var("CHAOS_KILLS")
@@ -142,28 +201,13 @@ async fn acknowledged_interactions_survive_repeated_kill_9_exactly_once() {
     let (key, _) = create_policy(dir.path(), "app", "write,read,manage");
     let http = reqwest::Client::new();
 
-    // Cases whose journeys cover every interaction the test sends.
-    let server = Server::start(dir.path());
-    let cases: Vec<Value> = (0..CONTACTS)
-        .map(|c| {
-            json!({"id": format!("CHAOS-{c}"), "contact_id": format!("chaos-{c}"),
-                   "title": "chaos", "created_at": "2026-03-01T11:00:00Z"})
-        })
-        .collect();
-    let response = http
-        .post(server.url("/api/v1/cases"))
-        .basic_auth("app", Some(&key))
-        .json(&cases)
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success());
-
     let mut acknowledged: HashMap<usize, Vec<String>> = HashMap::new();
     let started = Instant::now();
-    let mut server = Some(server);
+    let mut server = Some(Server::start(dir.path()));
     for round in 0..kills {
         let running = server.take().unwrap_or_else(|| Server::start(dir.path()));
+        let contacts: Vec<usize> = (round * CONTACTS..(round + 1) * CONTACTS).collect();
+        add_cases(&http, &running, &key, &contacts).await;
         let stop = Arc::new(AtomicBool::new(false));
         let sender = tokio::spawn(send(running.base.clone(), key.clone(), round, stop.clone()));
         // A random moment: somewhere in the first 1.2 s of load.
@@ -173,43 +217,19 @@ async fn acknowledged_interactions_survive_repeated_kill_9_exactly_once() {
         for (contact, id) in sender.await.unwrap() {
             acknowledged.entry(contact).or_default().push(id);
         }
-
         let restarted = Server::start(dir.path());
-        for contact in 0..CONTACTS {
-            let stored = all_ids(&http, &restarted, &key, &format!("chaos-{contact}")).await;
-            let mut counts: HashMap<&str, usize> = HashMap::new();
-            for id in &stored {
-                *counts.entry(id.as_str()).or_default() += 1;
-            }
-            let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
-            assert!(twice.is_empty(), "round {round}: stored twice: {twice:?}");
-            let mine = acknowledged.get(&contact).map_or(&[][..], Vec::as_slice);
-            let lost: Vec<&String> = mine
-                .iter()
-                .filter(|id| !counts.contains_key(id.as_str()))
-                .collect();
-            assert!(
-                lost.is_empty(),
-                "round {round}: {} acknowledged lost, e.g. {:?}",
-                lost.len(),
-                &lost[..lost.len().min(3)]
-            );
-            // The summary the materialiser keeps equals what is stored:
-            // a replayed batch counted nothing twice.
-            assert_eq!(
-                journey_total(&http, &restarted, &key, contact).await,
-                stored.len() as u64,
-                "round {round}: the journey of chaos-{contact}"
-            );
-        }
+        check(&http, &restarted, &key, &acknowledged, &contacts, round).await;
         server = Some(restarted);
     }
+    // Every earlier round again, after every later kill and replay.
+    let last = server.take().unwrap();
+    let everyone: Vec<usize> = (0..kills * CONTACTS).collect();
+    check(&http, &last, &key, &acknowledged, &everyone, kills).await;
     let total: usize = acknowledged.values().map(Vec::len).sum();
     assert!(
         total >= kills * 100,
         "too few writes before the kills: {total}"
     );
-    let last = server.take().unwrap();
     assert!(last.terminate().success());
     let output = tracklog(dir.path(), &["audit", "verify"]);
     assert!(
