@@ -55,6 +55,15 @@ fn text_field(fields: &Map<String, Value>, name: &str) -> Option<String> {
     fields.get(name).and_then(Value::as_str).map(str::to_owned)
 }
 
+/// Whether an interaction of this type adds more to a summary than a
+/// count: only article views and searches are read for their fields.
+pub fn reads_fields(interaction_type: &str) -> bool {
+    matches!(
+        Builtin::from_name(interaction_type),
+        Some(Builtin::ViewKnowledgeArticle | Builtin::Search)
+    )
+}
+
 /// The article a knowledge-article view is of, with its title when sent.
 pub fn article_of(
     interaction_type: &str,

@@ -347,7 +347,6 @@ fn apply_interactions(
     // The rows of the statement being built: what the journey summaries
     // take from them once it is known they were inserted.
     let mut chunk: Vec<(usize, i64, Value, Option<Value>)> = Vec::with_capacity(INSERT_ROWS);
-    let mut journeys = std::mem::take(&mut journey_delta);
     for (index, (org, contact, row)) in prepared.iter().enumerate() {
         let (org, row) = (*org, *row);
         let type_id = match types.get(row.interaction_type.as_str()) {
@@ -403,12 +402,12 @@ fn apply_interactions(
         ]);
         if values.len() == INSERT_ROWS * COLUMNS {
             let all = insert_rows(ctx.conn, &mut values)?;
-            summarise(&prepared, &mut chunk, all, &mut journeys);
+            summarise(&prepared, &mut chunk, all, &mut journey_delta);
         }
     }
     let all = insert_rows(ctx.conn, &mut values)?;
-    summarise(&prepared, &mut chunk, all, &mut journeys);
-    journeys.apply(ctx.conn)
+    summarise(&prepared, &mut chunk, all, &mut journey_delta);
+    journey_delta.apply(ctx.conn)
 }
 
 /// The name of an interaction type, by its dictionary id.

@@ -21,7 +21,9 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, params};
 use tracklog_domain::ids::OrgId;
 use tracklog_domain::interaction::decode_fields;
-use tracklog_domain::journey::{ArticleCell, Cells, Seen, SessionCell, article_of, search_of};
+use tracklog_domain::journey::{
+    ArticleCell, Cells, Seen, SessionCell, article_of, reads_fields, search_of,
+};
 
 use super::sql_error;
 use crate::StoreError;
@@ -31,12 +33,6 @@ const DAY_MS: i64 = 86_400_000;
 
 pub(super) fn hour_of(ts: i64) -> i64 {
     ts.div_euclid(HOUR_MS) * HOUR_MS
-}
-
-/// Whether an interaction of this type adds more than a count: only
-/// article views and searches are read for their fields.
-pub(super) fn reads_fields(interaction_type: &str) -> bool {
-    interaction_type == "portal_viewknowledgearticle" || interaction_type == "portal_search"
 }
 
 /// A contact and hour: where a summary cell lives, as day, org, the stored
