@@ -12,6 +12,7 @@
 //! - Other processes (the `tracklog` CLI) may open the same file: SQLite's own
 //!   locking orders their writes with the server's.
 
+mod apply;
 mod audit;
 mod audit_integrity;
 mod channel;

@@ -40,7 +40,7 @@ pub(crate) struct Dictionary {
     /// Sessions with anonymous interactions stored and not yet stitched
     /// (see `events::AnonymousSessions`): forgotten whenever a transaction
     /// rolls back, and read again from the table.
-    pub anonymous: super::events::AnonymousSessions,
+    pub anonymous: super::apply::AnonymousSessions,
 }
 
 impl Dictionary {
