@@ -372,13 +372,15 @@ async fn large_records_are_split_reassembled_exactly_and_missing_parts_reported(
         item["Fields"] = json!({ "n": "x".repeat(size - base) });
         assert_eq!(item.to_string().len(), size);
         post(&server, &auth, &item).await;
+        // Read through the API first: it waits for the record to be applied
+        // behind the log, which a look at the file does not.
+        let (_, back) = get(&server, &auth, &format!("/api/v1/audit/records/{id}")).await;
         let stored_parts: i64 = db(&server)
             .query_row("SELECT parts FROM audit_log WHERE id = ?1", [id], |r| {
                 r.get(0)
             })
             .unwrap();
         assert_eq!(stored_parts > 0, split, "{id}: {stored_parts} parts");
-        let (_, back) = get(&server, &auth, &format!("/api/v1/audit/records/{id}")).await;
         assert_eq!(back["Fields"], item["Fields"]);
         assert_eq!(back["CorrelationId"].is_null(), !split, "{back}");
         assert!(back["UserAgent"].is_null() && back.get("UserAgent").is_some());

@@ -494,16 +494,17 @@ pub type Anchor = (i64, [u8; 32]);
 /// The activity log.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
-    /// Appends records, assigning `Category` and `Sequence`, linking each
-    /// into the org's hash chain, and splitting any whose JSON is over the
-    /// split threshold into parts. A record whose `Id` is already stored for
-    /// the org is skipped. Returns each record as stored, or `None` for a
-    /// skipped duplicate.
+    /// Appends records durably. Each is given its `Category` and, in the
+    /// order appended, its `Sequence` and link in the org's hash chain;
+    /// one whose JSON is over the split threshold is stored as parts. A
+    /// record whose `Id` the org holds already is skipped. Returns, for
+    /// each record, whether it is new (`false`: a retry of a stored `Id`).
+    /// Reads that start after the return see the records.
     async fn append_audit(
         &self,
         org: OrgId,
         records: Vec<AuditRecord>,
-    ) -> Result<Vec<Option<AuditRecord>>, StoreError>;
+    ) -> Result<Vec<bool>, StoreError>;
 
     /// The newest records first, before the sequence `before` when given.
     async fn recent_audit(

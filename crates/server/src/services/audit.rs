@@ -161,7 +161,7 @@ pub async fn ingest(
     } else {
         stores.audit.append_audit(org, kept).await?
     };
-    let duplicates = stored.iter().filter(|s| s.is_none()).count();
+    let duplicates = stored.iter().filter(|fresh| !**fresh).count();
     Ok(AuditIngestReport {
         accepted: count,
         duplicates,

@@ -12,7 +12,8 @@ use tracklog_domain::audit::{AuditRecord, Category};
 use tracklog_domain::auth::{PolicyKey, Rights};
 use tracklog_domain::contact::{Case, CaseStatus, Contact};
 use tracklog_domain::ids::{
-    CaseId, ContactId, InteractionId, OrgName, PolicyName, PortalId, SessionId, TypeName, UserName,
+    CaseId, ContactId, InteractionId, OrgId, OrgName, PolicyName, PortalId, SessionId, TypeName,
+    UserName,
 };
 use tracklog_domain::interaction::Interaction;
 use tracklog_domain::portal::{Origin, Portal, TypeDef, TypeState};
@@ -576,10 +577,11 @@ pub async fn audit_sequences_categories_and_idempotency(stores: Stores) {
         )
         .await
         .unwrap();
-    let first = stored[0].as_ref().unwrap();
+    assert_eq!(stored, [true, true]);
+    let first = sequence_of(&stores, org, "r1").await;
     assert_eq!(first.sequence, Some(1));
     assert_eq!(first.category, Some(Category::ReadMultiple));
-    assert_eq!(stored[1].as_ref().unwrap().sequence, Some(2));
+    assert_eq!(sequence_of(&stores, org, "r2").await.sequence, Some(2));
 
     let retry = stores
         .audit
@@ -592,16 +594,17 @@ pub async fn audit_sequences_categories_and_idempotency(stores: Stores) {
         )
         .await
         .unwrap();
-    assert!(retry[0].is_none(), "a retried Id is stored once");
-    assert_eq!(retry[1].as_ref().unwrap().sequence, Some(3));
+    assert_eq!(retry, [false, true], "a retried Id is stored once");
+    assert_eq!(sequence_of(&stores, org, "r3").await.sequence, Some(3));
 
     let elsewhere = stores
         .audit
         .append_audit(other, vec![audit_record("r1", "Update")])
         .await
         .unwrap();
+    assert_eq!(elsewhere, [true]);
     assert_eq!(
-        elsewhere[0].as_ref().unwrap().sequence,
+        sequence_of(&stores, other, "r1").await.sequence,
         Some(1),
         "sequences are per org"
     );
@@ -611,6 +614,17 @@ pub async fn audit_sequences_categories_and_idempotency(stores: Stores) {
     assert_eq!(sequences, [3, 2, 1]);
     let older = stores.audit.recent_audit(org, Some(3), 1).await.unwrap();
     assert_eq!(older[0].id, "r2");
+}
+
+/// A record as stored, read back by its `Id`.
+async fn sequence_of(stores: &Stores, org: OrgId, id: &str) -> AuditRecord {
+    stores
+        .audit
+        .audit_record(org, id.into())
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{id} is stored"))
+        .record
 }
 
 fn record_at(id: &str, operation: &str, minute: u32, user: &str) -> AuditRecord {
@@ -634,12 +648,12 @@ pub async fn audit_large_records_split_and_read_back_whole(stores: Stores) {
     let ids: Vec<String> = (0..400).map(|i| format!("id-{i:05}-ä")).collect();
     big.query_results = Some(ids);
     big.fields = Some(json!({"note": "x".repeat(5000)}));
-    let stored = stores
+    stores
         .audit
         .append_audit(org, vec![big.clone()])
         .await
         .unwrap();
-    let stored = stored[0].clone().unwrap();
+    let stored = sequence_of(&stores, org, "big").await;
     assert!(
         stored.correlation_id.is_some(),
         "parts share a CorrelationId"
@@ -946,12 +960,12 @@ pub async fn audit_chain_links_checkpoints_and_purges(stores: Stores) {
     assert_eq!(stores.audit.chain_anchor(org).await.unwrap(), anchor);
     // The written head stays where the writer left it, now the anchor.
     assert_eq!(stores.audit.written_head(org).await.unwrap(), Some(anchor));
-    let more = stores
+    stores
         .audit
         .append_audit(org, vec![record_at("c6", "Create", 7, "ana")])
         .await
         .unwrap();
-    assert_eq!(more[0].as_ref().unwrap().sequence, Some(7));
+    assert_eq!(sequence_of(&stores, org, "c6").await.sequence, Some(7));
     let unsigned = verify(stores.clone()).await;
     assert!(!unsigned.ok, "a purge no checkpoint signed is reported");
     let (head, head_hash) = stores.audit.chain_head(org).await.unwrap().unwrap();

@@ -112,7 +112,7 @@ pub(crate) struct Interactions;
 impl Materialise for Interactions {
     type Item = (OrgId, Row);
 
-    fn decode(frame: &Frame) -> Result<Vec<Self::Item>, String> {
+    fn decode(&self, frame: &Frame) -> Result<Vec<Self::Item>, String> {
         frame
             .items
             .iter()
@@ -121,7 +121,7 @@ impl Materialise for Interactions {
             .map_err(|e| format!("interaction frame {}: {e}", frame.seq))
     }
 
-    fn apply(ctx: &mut WriteContext<'_>, rows: Vec<Self::Item>) -> Result<(), StoreError> {
+    fn apply(&self, ctx: &mut WriteContext<'_>, rows: Vec<Self::Item>) -> Result<(), StoreError> {
         apply_interactions(ctx, rows)
     }
 }

@@ -235,16 +235,26 @@ impl SqliteStore {
         fn start<M: pipeline::Materialise>(
             store: &SqliteStore,
             pipeline: &Pipeline,
+            materialiser: M,
             index: usize,
         ) -> Result<JoinHandle<()>, StoreError> {
             let (store, log) = (store.clone(), pipeline.log.clone());
             let (progress, stop) = (pipeline.progress.clone(), pipeline.stop.clone());
+            let materialiser = Arc::new(materialiser);
             std::thread::Builder::new()
                 .name(format!("tracklog-materialise-{}", MATERIALISERS[index].0))
-                .spawn(move || pipeline::run_materialiser::<M>(index, store, log, progress, stop))
+                .spawn(move || {
+                    pipeline::run_materialiser(materialiser, index, store, log, progress, stop)
+                })
                 .map_err(|e| StoreError::Internal(format!("cannot start a materialiser: {e}")))
         }
-        let threads = vec![start::<events::Interactions>(self, pipeline, 0)?];
+        let audit = audit::AuditRecords {
+            threshold: self.inner.audit_split_threshold,
+        };
+        let threads = vec![
+            start(self, pipeline, events::Interactions, 0)?,
+            start(self, pipeline, audit, 1)?,
+        ];
         if let Ok(mut held) = pipeline.threads.lock() {
             held.extend(threads);
         }

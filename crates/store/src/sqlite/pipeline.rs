@@ -33,8 +33,13 @@ use crate::StoreError;
 use crate::log::{Admission, Frame, Kind, Log};
 
 /// Each materialiser: its name (its row in `materialised`) and the kinds
-/// of frames it applies.
-pub(crate) const MATERIALISERS: [(&str, &[Kind]); 1] = [("interactions", &[Kind::Interactions])];
+/// of frames it applies. The channel materialiser takes both of its kinds,
+/// so that inits and events are applied in the order they were accepted.
+pub(crate) const MATERIALISERS: [(&str, &[Kind]); 3] = [
+    ("interactions", &[Kind::Interactions]),
+    ("audit", &[Kind::Audit]),
+    ("channel", &[Kind::ChannelInit, Kind::ChannelEvents]),
+];
 
 /// The materialiser that applies `kind`.
 pub(crate) fn materialiser_of(kind: Kind) -> usize {
@@ -138,16 +143,16 @@ pub(crate) struct Batch {
 }
 
 /// What one materialiser does with its frames.
-pub(crate) trait Materialise: Send + 'static {
+pub(crate) trait Materialise: Send + Sync + 'static {
     /// One decoded item, with its org.
     type Item: Send + 'static;
     /// The items of one frame, or why it cannot be read. Runs on the
     /// materialiser's thread; a frame that fails is kept in `dead_letters`
     /// instead of being applied.
-    fn decode(frame: &Frame) -> Result<Vec<Self::Item>, String>;
-    /// Applies a batch inside the writer's transaction. It must be
-    /// idempotent: after a crash the same items come again.
-    fn apply(ctx: &mut WriteContext<'_>, items: Vec<Self::Item>) -> Result<(), StoreError>;
+    fn decode(&self, frame: &Frame) -> Result<Vec<Self::Item>, String>;
+    /// Applies a batch, in log order, inside the writer's transaction. It
+    /// must be idempotent: after a crash the same items come again.
+    fn apply(&self, ctx: &mut WriteContext<'_>, items: Vec<Self::Item>) -> Result<(), StoreError>;
 }
 
 /// Each materialiser's durable watermark.
@@ -168,9 +173,12 @@ impl Progress {
     }
 }
 
-/// Reads each materialiser's watermark, creating the rows the first time.
+/// Reads each materialiser's watermark. One that has never run starts
+/// where the slowest of the others is: the frames before that were
+/// written when no materialiser of its kinds existed, so none is of its
+/// kinds, and the log has deleted them.
 pub(crate) fn load_watermarks(conn: &Connection) -> Result<Vec<u64>, StoreError> {
-    MATERIALISERS
+    let found: Vec<Option<u64>> = MATERIALISERS
         .iter()
         .map(|(name, _)| {
             let found: Option<i64> = conn
@@ -181,9 +189,11 @@ pub(crate) fn load_watermarks(conn: &Connection) -> Result<Vec<u64>, StoreError>
                 )
                 .optional()
                 .map_err(sql_error)?;
-            Ok(found.unwrap_or(0) as u64)
+            Ok(found.map(|f| f as u64))
         })
-        .collect()
+        .collect::<Result<_, StoreError>>()?;
+    let slowest = found.iter().flatten().min().copied().unwrap_or(0);
+    Ok(found.into_iter().map(|f| f.unwrap_or(slowest)).collect())
 }
 
 fn save_watermark(conn: &Connection, name: &str, upto: u64) -> Result<(), StoreError> {
@@ -226,6 +236,7 @@ const BATCH_ITEMS: usize = 50_000;
 
 /// Runs one materialiser until `stop` is set and it has caught up.
 pub(crate) fn run_materialiser<M: Materialise>(
+    materialiser: Arc<M>,
     index: usize,
     store: SqliteStore,
     log: Log<Pending>,
@@ -261,17 +272,18 @@ pub(crate) fn run_materialiser<M: Materialise>(
         let mut items = Vec::with_capacity(batch.items);
         let mut unreadable = Vec::new();
         for frame in batch.frames {
-            match M::decode(&frame) {
+            match materialiser.decode(&frame) {
                 Ok(decoded) => items.extend(decoded),
                 Err(error) => unreadable.push((frame, error)),
             }
         }
+        let apply = materialiser.clone();
         let outcome = store.write_blocking(batch.items, move |ctx| {
             for (frame, error) in &unreadable {
                 dead_letter(ctx.conn, name, frame, error)?;
             }
             if !items.is_empty() {
-                M::apply(ctx, items)?;
+                apply.apply(ctx, items)?;
             }
             save_watermark(ctx.conn, name, upto)
         });
