@@ -254,6 +254,7 @@ impl SqliteStore {
         let threads = vec![
             start(self, pipeline, events::Interactions, 0)?,
             start(self, pipeline, audit, 1)?,
+            start(self, pipeline, channel::Channel, 2)?,
         ];
         if let Ok(mut held) = pipeline.threads.lock() {
             held.extend(threads);
@@ -291,8 +292,15 @@ impl SqliteStore {
         let Some(pipeline) = &self.inner.pipeline else {
             return Ok(());
         };
-        let target = pipeline.log.latest(kind, org.0);
+        // Every kind its materialiser applies: those are applied in log
+        // order, so a read of one must wait for the frames of the others.
         let index = pipeline::materialiser_of(kind);
+        let target = MATERIALISERS[index]
+            .1
+            .iter()
+            .map(|kind| pipeline.log.latest(*kind, org.0))
+            .max()
+            .unwrap_or(0);
         let mut watermark = pipeline.progress.watermarks[index].subscribe();
         let reached = tokio::time::timeout(
             pipeline.settle_timeout,

@@ -89,6 +89,9 @@ pub(crate) struct Pending {
     /// A connection for probing the tables again, when a request's probe
     /// is older than `floor`.
     pub probe: Connection,
+    /// The channel records of frames not yet applied, as admission merged
+    /// them.
+    pub channel: super::channel::ChannelState,
 }
 
 fn slot(kind: Kind) -> usize {
@@ -102,6 +105,7 @@ impl Pending {
             keys: Default::default(),
             floor: 0,
             probe,
+            channel: Default::default(),
         }
     }
 
@@ -121,6 +125,7 @@ impl Admission for Pending {
         for keys in &mut self.keys {
             keys.retain(|_, seq| *seq <= durable);
         }
+        self.channel.rollback(durable);
     }
 
     fn passed(&mut self, upto: u64) {
@@ -130,6 +135,7 @@ impl Admission for Pending {
         for keys in &mut self.keys {
             keys.retain(|_, seq| *seq > upto);
         }
+        self.channel.passed(upto);
         self.floor = upto;
     }
 }

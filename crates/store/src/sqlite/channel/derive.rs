@@ -1,0 +1,105 @@
+//! A session's facts and contributions re-derived from its raw records,
+//! and an agent's signed-in time from their presence events. Each moves
+//! the rollups by the difference from what the session or agent
+//! contributed before, so re-deriving is idempotent and order-free.
+
+use rusqlite::{Connection, params};
+use tracklog_domain::channel::facts::{self};
+use tracklog_domain::channel::metrics::{self, Dims, presence_contributions};
+use tracklog_domain::channel::payload::KpiEvent;
+use tracklog_domain::ids::OrgId;
+use tracklog_domain::time::UtcMillis;
+
+use super::super::rollups::apply_contributions;
+use super::super::sql_error;
+use super::{
+    load_conversation, load_events, load_participants, load_records, load_session, thresholds,
+    to_json,
+};
+use crate::StoreError;
+
+fn session_owner(id: &str) -> String {
+    format!("s:{id}")
+}
+
+fn agent_owner(id: &str) -> String {
+    format!("a:{id}")
+}
+
+/// Re-derives one session's facts and contributions from its raw records.
+pub(super) fn rederive_session(
+    conn: &Connection,
+    org: OrgId,
+    id: &str,
+) -> Result<usize, StoreError> {
+    let Some(session) = load_session(conn, org, id)? else {
+        return Ok(0);
+    };
+    let conversation = load_conversation(conn, org, &session.conversation_id)?;
+    let participants = load_participants(conn, org, id)?;
+    let events = load_events(conn, org, id)?;
+    let queue = session
+        .queue_id
+        .clone()
+        .or_else(|| session.queue_name.clone());
+    let thresholds = thresholds(conn, org, queue.as_deref())?;
+    let facts = facts::derive(
+        &session,
+        conversation.as_ref(),
+        &participants,
+        &events,
+        thresholds,
+    );
+    let dims = Dims::of(&facts);
+    let facts_json = to_json(&facts)?;
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO ch_facts (org_id, session_id, queue, channel, agent, provider,
+            queued_at, answered_at, closed_at, status, last_activity, facts)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            org.0,
+            id,
+            dims.queue,
+            dims.channel,
+            dims.agent,
+            dims.provider,
+            facts.queued_at.map(UtcMillis::as_millis),
+            facts.answered_at.map(UtcMillis::as_millis),
+            facts.closed_at.map(UtcMillis::as_millis),
+            facts.status.code(),
+            facts.last_activity.as_millis(),
+            facts_json,
+        ])
+    })
+    .map_err(sql_error)?;
+    let contributions = metrics::session_contributions(&facts, &events);
+    apply_contributions(conn, org, &session_owner(id), &contributions)
+}
+
+pub(super) fn presence_events(
+    conn: &Connection,
+    org: OrgId,
+    agent: &str,
+) -> Result<Vec<KpiEvent>, StoreError> {
+    load_records(
+        conn,
+        "SELECT record FROM ch_events WHERE org_id = ?1 AND participant_id = ?2
+           AND name IN ('AgentSignedIn', 'AgentSignedOut') ORDER BY ts",
+        params![org.0, agent],
+        "KPI event",
+    )
+}
+
+/// Re-derives one agent's signed-in time.
+pub(super) fn rederive_agent(
+    conn: &Connection,
+    org: OrgId,
+    agent: &str,
+) -> Result<usize, StoreError> {
+    let events = presence_events(conn, org, agent)?;
+    let spans = facts::signed_in_spans(&events);
+    let contributions = presence_contributions(agent, &spans, None);
+    apply_contributions(conn, org, &agent_owner(agent), &contributions)
+}

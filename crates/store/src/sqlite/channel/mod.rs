@@ -1,0 +1,578 @@
+//! Channel analytics in SQLite.
+//!
+//! Raw records (conversations, sessions, participants, KPI events) are the
+//! truth. They reach the tables through the log ([`write`]): admission
+//! decides each item's outcome before the 2xx, and the channel
+//! materialiser applies them in batches, re-deriving the facts of every
+//! session a batch touched ([`derive`]) and moving the
+//! rollups ([`super::rollups`]) by the difference between the session's old
+//! contributions (kept in `ch_contrib`) and its new ones. A dashboard query
+//! therefore reads buckets, never events, and the buckets always equal what
+//! [`ChannelStore::rebuild_analytics`] computes from scratch, whatever order
+//! the events came in. Reads wait for what their org had acknowledged when
+//! they began.
+
+mod admin;
+mod derive;
+mod lists;
+mod write;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+use tracklog_domain::channel::alerts::AlertRule;
+use tracklog_domain::channel::definitions::Definition;
+use tracklog_domain::channel::facts::{SessionFacts, Thresholds};
+use tracklog_domain::channel::metrics::Row;
+use tracklog_domain::channel::payload::{Conversation, Init, KpiEvent, Participant, Session};
+use tracklog_domain::ids::OrgId;
+use tracklog_domain::time::UtcMillis;
+
+use super::rollups;
+use super::{SqliteStore, sql_error};
+use crate::log::{Admitted, Kind};
+use crate::{
+    AggregateQuery, Alert, ChannelList, ChannelRules, ChannelStore, FactTime, FactsQuery,
+    ItemOutcome, Page, Provider, QueueSettings, RebuildProgress, RebuildSummary, SessionDetail,
+    StoreError,
+};
+use derive::{rederive_agent, rederive_session};
+pub(crate) use write::{Channel, ChannelState};
+
+/// Sessions re-derived per write job during a rebuild or a threshold change.
+const REBUILD_CHUNK: usize = 500;
+
+pub(super) fn corrupt(what: &str) -> StoreError {
+    StoreError::Internal(format!("stored {what} is not valid"))
+}
+
+pub(super) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Internal(e.to_string()))
+}
+
+pub(super) fn from_json<T: serde::de::DeserializeOwned>(
+    text: &str,
+    what: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|_| corrupt(what))
+}
+
+pub(super) fn fact_column(time: FactTime) -> &'static str {
+    match time {
+        FactTime::Queued => "queued_at",
+        FactTime::Answered => "answered_at",
+        FactTime::Closed => "closed_at",
+    }
+}
+
+// ---- reads inside a connection -------------------------------------------
+
+pub(super) fn load_record<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    what: &str,
+) -> Result<Option<T>, StoreError> {
+    let text: Option<String> = conn
+        .prepare_cached(sql)
+        .and_then(|mut s| s.query_row(params, |r| r.get(0)).optional())
+        .map_err(sql_error)?;
+    text.map(|t| from_json(&t, what)).transpose()
+}
+
+pub(super) fn load_records<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    what: &str,
+) -> Result<Vec<T>, StoreError> {
+    let mut statement = conn.prepare_cached(sql).map_err(sql_error)?;
+    let texts = statement
+        .query_map(params, |r| r.get::<_, String>(0))
+        .map_err(sql_error)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sql_error)?;
+    texts.iter().map(|t| from_json(t, what)).collect()
+}
+
+pub(super) fn load_conversation(
+    conn: &Connection,
+    org: OrgId,
+    id: &str,
+) -> Result<Option<Conversation>, StoreError> {
+    load_record(
+        conn,
+        "SELECT record FROM ch_conversations WHERE org_id = ?1 AND id = ?2",
+        params![org.0, id],
+        "conversation",
+    )
+}
+
+pub(super) fn load_session(
+    conn: &Connection,
+    org: OrgId,
+    id: &str,
+) -> Result<Option<Session>, StoreError> {
+    load_record(
+        conn,
+        "SELECT record FROM ch_sessions WHERE org_id = ?1 AND id = ?2",
+        params![org.0, id],
+        "session",
+    )
+}
+
+pub(super) fn load_participants(
+    conn: &Connection,
+    org: OrgId,
+    session: &str,
+) -> Result<Vec<Participant>, StoreError> {
+    load_records(
+        conn,
+        "SELECT record FROM ch_participants WHERE org_id = ?1 AND session_id = ?2 ORDER BY rid",
+        params![org.0, session],
+        "participant",
+    )
+}
+
+pub(super) fn load_events(
+    conn: &Connection,
+    org: OrgId,
+    session: &str,
+) -> Result<Vec<KpiEvent>, StoreError> {
+    load_records(
+        conn,
+        "SELECT record FROM ch_events WHERE org_id = ?1 AND session_id = ?2 ORDER BY ts, rid",
+        params![org.0, session],
+        "KPI event",
+    )
+}
+
+pub(super) fn load_facts(
+    conn: &Connection,
+    org: OrgId,
+    session: &str,
+) -> Result<Option<SessionFacts>, StoreError> {
+    load_record(
+        conn,
+        "SELECT facts FROM ch_facts WHERE org_id = ?1 AND session_id = ?2",
+        params![org.0, session],
+        "session facts",
+    )
+}
+
+pub(super) fn thresholds(
+    conn: &Connection,
+    org: OrgId,
+    queue: Option<&str>,
+) -> Result<Thresholds, StoreError> {
+    let Some(queue) = queue else {
+        return Ok(Thresholds::default());
+    };
+    let row: Option<(i64, i64)> = conn
+        .prepare_cached(
+            "SELECT service_level_seconds, short_abandon_seconds FROM ch_queues
+             WHERE org_id = ?1 AND queue = ?2",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![org.0, queue], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .map_err(sql_error)?;
+    Ok(
+        row.map_or_else(Thresholds::default, |(sl, short)| Thresholds {
+            service_level_ms: sl * 1000,
+            short_abandon_ms: short * 1000,
+        }),
+    )
+}
+
+#[async_trait]
+impl ChannelStore for SqliteStore {
+    async fn put_provider(&self, org: OrgId, provider: Provider) -> Result<(), StoreError> {
+        self.write(1, move |ctx| admin::put_provider(ctx.conn, org, &provider))
+            .await
+    }
+
+    async fn provider(&self, org: OrgId, id: &str) -> Result<Option<Provider>, StoreError> {
+        // A provider is registered by its first init.
+        self.settle(Kind::ChannelInit, org).await?;
+        let id = id.to_owned();
+        self.read(move |conn| admin::provider(conn, org, &id)).await
+    }
+
+    async fn providers(&self, org: OrgId) -> Result<Vec<Provider>, StoreError> {
+        self.settle(Kind::ChannelInit, org).await?;
+        self.read(move |conn| admin::providers(conn, org)).await
+    }
+
+    async fn delete_provider(&self, org: OrgId, id: &str) -> Result<bool, StoreError> {
+        self.settle(Kind::ChannelInit, org).await?;
+        let id = id.to_owned();
+        self.write(1, move |ctx| admin::delete_provider(ctx.conn, org, &id))
+            .await
+    }
+
+    async fn put_definition(&self, org: OrgId, definition: Definition) -> Result<(), StoreError> {
+        self.write(1, move |ctx| {
+            admin::put_definition(ctx.conn, org, &definition)
+        })
+        .await
+    }
+
+    async fn custom_definitions(&self, org: OrgId) -> Result<Vec<Definition>, StoreError> {
+        self.read(move |conn| admin::custom_definitions(conn, org))
+            .await
+    }
+
+    async fn delete_definition(&self, org: OrgId, name: &str) -> Result<bool, StoreError> {
+        let name = name.to_owned();
+        self.write(1, move |ctx| admin::delete_definition(ctx.conn, org, &name))
+            .await
+    }
+
+    async fn put_queue(&self, org: OrgId, queue: QueueSettings) -> Result<(), StoreError> {
+        let name = queue.queue.clone();
+        // Sessions still in the log are re-derived with the new thresholds
+        // once applied; those in the tables are re-derived here.
+        self.settle(Kind::ChannelInit, org).await?;
+        self.write(1, move |ctx| admin::put_queue(ctx.conn, org, &queue))
+            .await?;
+        let ids: Vec<String> = self
+            .read(move |conn| {
+                let mut statement = conn
+                    .prepare("SELECT id FROM ch_sessions WHERE org_id = ?1 AND queue = ?2")
+                    .map_err(sql_error)?;
+                statement
+                    .query_map(params![org.0, name], |r| r.get(0))
+                    .map_err(sql_error)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(sql_error)
+            })
+            .await?;
+        for chunk in ids.chunks(REBUILD_CHUNK) {
+            let chunk = chunk.to_vec();
+            self.write(chunk.len(), move |ctx| {
+                for id in &chunk {
+                    rederive_session(ctx.conn, org, id)?;
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn queues(&self, org: OrgId) -> Result<Vec<QueueSettings>, StoreError> {
+        self.read(move |conn| admin::queues(conn, org)).await
+    }
+
+    async fn ingest_init(
+        &self,
+        org: OrgId,
+        items: Vec<Init>,
+        rules: ChannelRules,
+    ) -> Result<Vec<ItemOutcome>, StoreError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let log = self.log()?.clone();
+        let at = UtcMillis::now();
+        let encoded: Vec<Vec<u8>> = items.iter().map(|i| write::encode_init(at, i)).collect();
+        // What the tables hold of the records, as of a watermark read first.
+        let probed_at = self.materialised(Kind::ChannelInit);
+        let (items, stored) = self
+            .read(move |conn| {
+                let stored = write::probe_inits(conn, org, &items)?;
+                Ok((items, stored))
+            })
+            .await?;
+        let count = items.len();
+        let (outcomes, _) = log
+            .append(Kind::ChannelInit, org.0, count, move |pending, seq| {
+                let stored = if probed_at < pending.floor {
+                    write::probe_inits(&pending.probe, org, &items)?
+                } else {
+                    stored
+                };
+                let mut outcomes = Vec::with_capacity(count);
+                let mut fresh = Vec::with_capacity(count);
+                for ((init, bytes), stored) in items.iter().zip(encoded).zip(stored) {
+                    let outcome =
+                        write::admit_init(&mut pending.channel, org, init, stored, &rules, seq);
+                    if outcome == ItemOutcome::Accepted {
+                        fresh.push(bytes);
+                    }
+                    outcomes.push(outcome);
+                }
+                Ok(Admitted {
+                    items: fresh,
+                    answer: outcomes,
+                })
+            })
+            .await?;
+        Ok(outcomes)
+    }
+
+    async fn ingest_events(
+        &self,
+        org: OrgId,
+        events: Vec<KpiEvent>,
+        rules: ChannelRules,
+    ) -> Result<Vec<ItemOutcome>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let log = self.log()?.clone();
+        let encoded: Vec<Vec<u8>> = events.iter().map(write::encode_event).collect();
+        let probed_at = self.materialised(Kind::ChannelEvents);
+        let (events, stored) = self
+            .read(move |conn| {
+                let stored = write::probe_events(conn, org, &events)?;
+                Ok((events, stored))
+            })
+            .await?;
+        let count = events.len();
+        let (outcomes, _) = log
+            .append(Kind::ChannelEvents, org.0, count, move |pending, seq| {
+                let stored = if probed_at < pending.floor {
+                    write::probe_events(&pending.probe, org, &events)?
+                } else {
+                    stored
+                };
+                let mut outcomes = Vec::with_capacity(count);
+                let mut fresh = Vec::with_capacity(count);
+                for ((index, event), bytes) in events.iter().enumerate().zip(encoded) {
+                    let provider = write::event_provider(&pending.channel, &stored, org, event);
+                    if provider.is_some()
+                        && let Some(refusal) = write::check_provider(&rules, provider)
+                    {
+                        outcomes.push(refusal);
+                        continue;
+                    }
+                    let key = write::event_key(&pending.hasher, org, event);
+                    if stored.exists[index] || pending.contains(Kind::ChannelEvents, key) {
+                        outcomes.push(ItemOutcome::Duplicate);
+                        continue;
+                    }
+                    pending.insert(Kind::ChannelEvents, key, seq);
+                    fresh.push(bytes);
+                    outcomes.push(ItemOutcome::Accepted);
+                }
+                Ok(Admitted {
+                    items: fresh,
+                    answer: outcomes,
+                })
+            })
+            .await?;
+        Ok(outcomes)
+    }
+
+    async fn conversations(
+        &self,
+        org: OrgId,
+        list: ChannelList,
+    ) -> Result<Page<Conversation>, StoreError> {
+        self.settle(Kind::ChannelInit, org).await?;
+        self.read(move |conn| lists::conversations(conn, org, list))
+            .await
+    }
+
+    async fn conversation(&self, org: OrgId, id: &str) -> Result<Option<Conversation>, StoreError> {
+        self.settle(Kind::ChannelInit, org).await?;
+        let id = id.to_owned();
+        self.read(move |conn| load_conversation(conn, org, &id))
+            .await
+    }
+
+    async fn sessions(
+        &self,
+        org: OrgId,
+        list: ChannelList,
+    ) -> Result<Page<(Session, Option<SessionFacts>)>, StoreError> {
+        self.settle(Kind::ChannelInit, org).await?;
+        self.read(move |conn| lists::sessions(conn, org, list))
+            .await
+    }
+
+    async fn session(&self, org: OrgId, id: &str) -> Result<Option<SessionDetail>, StoreError> {
+        self.settle(Kind::ChannelInit, org).await?;
+        let id = id.to_owned();
+        self.read(move |conn| lists::session(conn, org, &id)).await
+    }
+
+    async fn participants(
+        &self,
+        org: OrgId,
+        list: ChannelList,
+    ) -> Result<Page<Participant>, StoreError> {
+        self.settle(Kind::ChannelInit, org).await?;
+        self.read(move |conn| lists::participants(conn, org, list))
+            .await
+    }
+
+    async fn kpi_events(
+        &self,
+        org: OrgId,
+        list: ChannelList,
+    ) -> Result<Page<KpiEvent>, StoreError> {
+        self.settle(Kind::ChannelEvents, org).await?;
+        self.read(move |conn| lists::kpi_events(conn, org, list))
+            .await
+    }
+
+    async fn aggregate(&self, org: OrgId, query: AggregateQuery) -> Result<Vec<Row>, StoreError> {
+        self.settle(Kind::ChannelEvents, org).await?;
+        self.read(move |conn| rollups::aggregate(conn, org, &query))
+            .await
+    }
+
+    async fn facts(&self, org: OrgId, query: FactsQuery) -> Result<Vec<SessionFacts>, StoreError> {
+        self.settle(Kind::ChannelEvents, org).await?;
+        self.read(move |conn| lists::facts(conn, org, query)).await
+    }
+
+    async fn facts_with_events(
+        &self,
+        org: OrgId,
+        names: Vec<String>,
+        query: FactsQuery,
+    ) -> Result<Vec<SessionFacts>, StoreError> {
+        self.settle(Kind::ChannelEvents, org).await?;
+        self.read(move |conn| lists::facts_with_events(conn, org, names, query))
+            .await
+    }
+
+    async fn live_sessions(
+        &self,
+        org: OrgId,
+        since: UtcMillis,
+    ) -> Result<Vec<SessionFacts>, StoreError> {
+        self.settle(Kind::ChannelEvents, org).await?;
+        self.read(move |conn| lists::live_sessions(conn, org, since))
+            .await
+    }
+
+    async fn agent_spans(
+        &self,
+        org: OrgId,
+        since: UtcMillis,
+    ) -> Result<Vec<(String, Vec<(UtcMillis, Option<UtcMillis>)>)>, StoreError> {
+        self.settle(Kind::ChannelEvents, org).await?;
+        self.read(move |conn| lists::agent_spans(conn, org, since))
+            .await
+    }
+
+    async fn put_alert_rule(&self, org: OrgId, rule: AlertRule) -> Result<(), StoreError> {
+        self.write(1, move |ctx| admin::put_alert_rule(ctx.conn, org, &rule))
+            .await
+    }
+
+    async fn alert_rules(&self, org: OrgId) -> Result<Vec<AlertRule>, StoreError> {
+        self.read(move |conn| admin::alert_rules(conn, org)).await
+    }
+
+    async fn delete_alert_rule(&self, org: OrgId, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.write(1, move |ctx| admin::delete_alert_rule(ctx.conn, org, &id))
+            .await
+    }
+
+    async fn put_alert(&self, org: OrgId, alert: Alert) -> Result<(), StoreError> {
+        self.write(1, move |ctx| admin::put_alert(ctx.conn, org, &alert))
+            .await
+    }
+
+    async fn alerts(
+        &self,
+        org: OrgId,
+        open_only: bool,
+        limit: usize,
+    ) -> Result<Vec<Alert>, StoreError> {
+        self.read(move |conn| admin::alerts(conn, org, open_only, limit))
+            .await
+    }
+
+    async fn rebuild_analytics(
+        &self,
+        org: OrgId,
+        progress: RebuildProgress,
+    ) -> Result<RebuildSummary, StoreError> {
+        // What the log holds for the org is applied first, then rebuilt.
+        self.settle(Kind::ChannelEvents, org).await?;
+        self.write(1, move |ctx| {
+            for table in rollups::TABLES.iter().chain(&["ch_contrib", "ch_facts"]) {
+                ctx.conn
+                    .execute(
+                        &format!("DELETE FROM {table} WHERE org_id = ?1"),
+                        params![org.0],
+                    )
+                    .map_err(sql_error)?;
+            }
+            Ok(())
+        })
+        .await?;
+        let (sessions, agents): (Vec<String>, Vec<String>) = self
+            .read(move |conn| {
+                let ids = |sql: &str| -> Result<Vec<String>, StoreError> {
+                    let mut statement = conn.prepare(sql).map_err(sql_error)?;
+                    statement
+                        .query_map(params![org.0], |r| r.get(0))
+                        .map_err(sql_error)?
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(sql_error)
+                };
+                Ok((
+                    ids("SELECT id FROM ch_sessions WHERE org_id = ?1 ORDER BY rid")?,
+                    ids(
+                        "SELECT DISTINCT participant_id FROM ch_events WHERE org_id = ?1
+                           AND name IN ('AgentSignedIn', 'AgentSignedOut')
+                           AND participant_id IS NOT NULL",
+                    )?,
+                ))
+            })
+            .await?;
+        let total = sessions.len() + agents.len();
+        let mut done = 0;
+        progress(0, total);
+        for chunk in sessions.chunks(REBUILD_CHUNK) {
+            let chunk = chunk.to_vec();
+            let count = chunk.len();
+            self.write(count, move |ctx| {
+                for id in &chunk {
+                    rederive_session(ctx.conn, org, id)?;
+                }
+                Ok(())
+            })
+            .await?;
+            done += count;
+            progress(done, total);
+        }
+        for chunk in agents.chunks(REBUILD_CHUNK) {
+            let chunk = chunk.to_vec();
+            let count = chunk.len();
+            self.write(count, move |ctx| {
+                for agent in &chunk {
+                    rederive_agent(ctx.conn, org, agent)?;
+                }
+                Ok(())
+            })
+            .await?;
+            done += count;
+            progress(done, total);
+        }
+        let buckets: i64 = self
+            .read(move |conn| {
+                conn.query_row(
+                    "SELECT COUNT(*) FROM ch_agg WHERE org_id = ?1",
+                    params![org.0],
+                    |r| r.get(0),
+                )
+                .map_err(sql_error)
+            })
+            .await?;
+        Ok(RebuildSummary {
+            sessions: sessions.len(),
+            agents: agents.len(),
+            buckets: buckets as usize,
+        })
+    }
+}
