@@ -14,6 +14,7 @@ pub mod format;
 pub mod reports;
 pub mod settings;
 pub mod split;
+mod stored;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -343,14 +344,7 @@ impl AuditRecord {
     }
 
     fn stored_value(&self, stored_at: Option<i64>) -> Vec<u8> {
-        let mut value = serde_json::to_value(self).unwrap_or(Value::Null);
-        if let Value::Object(map) = &mut value {
-            map.retain(|_, v| !v.is_null());
-            if let Some(at) = stored_at {
-                map.insert(columns::STORED_AT_KEY.into(), Value::from(at));
-            }
-        }
-        serde_json::to_vec(&value).unwrap_or_default()
+        stored::to_vec(self, stored_at)
     }
 
     /// The text free-text search covers: `Fields` and `Query`.

@@ -574,8 +574,14 @@ pub trait AuditStore: Send + Sync {
     async fn audit_structure(&self, org: OrgId) -> Result<Option<Break>, StoreError>;
     /// The stored link of one record.
     async fn chain_link(&self, org: OrgId, sequence: i64) -> Result<Option<[u8; 32]>, StoreError>;
-    /// The newest record's sequence and link.
+    /// The newest record's sequence and link, once every record the org
+    /// had acknowledged is linked.
     async fn chain_head(&self, org: OrgId) -> Result<Option<(i64, [u8; 32])>, StoreError>;
+    /// The newest record linked so far, without waiting for records still
+    /// on their way in: what a checkpoint signs while ingest runs.
+    async fn applied_chain_head(&self, org: OrgId) -> Result<Option<(i64, [u8; 32])>, StoreError> {
+        self.chain_head(org).await
+    }
     /// The sequence and link the writer last wrote, kept beside the log and
     /// updated in the same transaction as every append; `None` when the org
     /// never wrote a record. Unlike [`AuditStore::chain_head`] it does not
@@ -775,6 +781,10 @@ pub trait ChannelStore: Send + Sync {
     async fn put_provider(&self, org: OrgId, provider: Provider) -> Result<(), StoreError>;
     async fn provider(&self, org: OrgId, id: &str) -> Result<Option<Provider>, StoreError>;
     async fn providers(&self, org: OrgId) -> Result<Vec<Provider>, StoreError>;
+    /// The providers whose `enable_analytics` is false. A provider the
+    /// ingest path registers is enabled, so this does not wait for ingest
+    /// behind the log: it is what decides capture on the ingest path.
+    async fn disabled_providers(&self, org: OrgId) -> Result<HashSet<String>, StoreError>;
     async fn delete_provider(&self, org: OrgId, id: &str) -> Result<bool, StoreError>;
 
     /// Creates or replaces a custom KPI event definition.

@@ -287,7 +287,9 @@ pub async fn checkpoint_if_due(
     policy: CheckpointPolicy,
     force: bool,
 ) -> Result<Option<Checkpoint>, StoreError> {
-    let head = stores.audit.chain_head(org).await?;
+    // What is linked now: a checkpoint does not wait for records the
+    // materialiser has yet to apply; the next one signs them.
+    let head = stores.audit.applied_chain_head(org).await?;
     let anchor = stores.audit.chain_anchor(org).await?;
     let last = stores.audit.latest_checkpoint(org).await?;
     let (sequence, hash) = head.unwrap_or(anchor);

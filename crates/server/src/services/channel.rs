@@ -137,14 +137,7 @@ pub async fn rules(
     org: OrgId,
     scope: Option<String>,
 ) -> Result<ChannelRules, ServiceError> {
-    let disabled_providers: HashSet<String> = stores
-        .channel
-        .providers(org)
-        .await?
-        .into_iter()
-        .filter(|p| !p.enable_analytics)
-        .map(|p| p.id)
-        .collect();
+    let disabled_providers = stores.channel.disabled_providers(org).await?;
     Ok(ChannelRules {
         disabled_providers,
         provider_scope: scope,

@@ -111,6 +111,32 @@ fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
 }
 
+/// The frame at the start of `bytes` and how many bytes it takes, its
+/// items left out: for a reader that skips frames of other kinds, without
+/// checking or copying what it skips. The frame was checked when the log
+/// was opened or written.
+pub fn decode_header(bytes: &[u8]) -> Result<(Frame, usize), FrameError> {
+    let len = u32_at(bytes, 0).ok_or(FrameError::Incomplete)? as usize;
+    if !(BODY_FIXED..=MAX_BODY_BYTES).contains(&len) {
+        return Err(FrameError::Malformed("impossible length"));
+    }
+    let body = bytes
+        .get(HEADER_BYTES..HEADER_BYTES + len)
+        .ok_or(FrameError::Incomplete)?;
+    let seq = u64::from_le_bytes(body[0..8].try_into().expect("8 bytes"));
+    let kind = Kind::from_code(body[8]).ok_or(FrameError::Malformed("unknown kind"))?;
+    let org = i64::from_le_bytes(body[9..17].try_into().expect("8 bytes"));
+    Ok((
+        Frame {
+            seq,
+            kind,
+            org,
+            items: Vec::new(),
+        },
+        HEADER_BYTES + len,
+    ))
+}
+
 /// The frame at the start of `bytes` and how many bytes it takes.
 pub fn decode(bytes: &[u8]) -> Result<(Frame, usize), FrameError> {
     let len = u32_at(bytes, 0).ok_or(FrameError::Incomplete)? as usize;

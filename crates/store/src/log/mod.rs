@@ -341,6 +341,13 @@ impl<A: Admission> Log<A> {
             .max(self.shared.recovered)
     }
 
+    /// The newest frame recovered at open that some consumer had not
+    /// passed then (0 when none): admission knows nothing of the frames up
+    /// to it.
+    pub fn recovered(&self) -> u64 {
+        self.shared.recovered
+    }
+
     /// Wakes on every new durable head.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.shared.heads.subscribe()
@@ -434,6 +441,13 @@ impl LogReader {
 
     /// The next durable frame, or `None` when the reader is at the head.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, StoreError> {
+        self.next_frame_of(None)
+    }
+
+    /// The next durable frame, or `None` at the head; a frame of a kind
+    /// not in `wanted` (when given) comes without its items, read past
+    /// rather than decoded.
+    pub fn next_frame_of(&mut self, wanted: Option<&[Kind]>) -> Result<Option<Frame>, StoreError> {
         let tail = self
             .shared
             .tail
@@ -465,7 +479,7 @@ impl LogReader {
                 self.cursor = Some((meta.clone(), cursor));
             }
             let (_, cursor) = self.cursor.as_mut().expect("just opened");
-            match cursor.next(meta.len)? {
+            match cursor.next_of(meta.len, wanted)? {
                 // Reading forward to the reader's position.
                 Some(frame) if frame.seq < self.next => {}
                 Some(frame) if frame.seq == self.next => {

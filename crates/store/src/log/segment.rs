@@ -239,12 +239,30 @@ impl SegmentCursor {
 
     /// The next frame, if one ends at or before `end`.
     pub fn next(&mut self, end: u64) -> Result<Option<Frame>, StoreError> {
+        self.next_of(end, None)
+    }
+
+    /// The next frame, if one ends at or before `end`; a frame of a kind
+    /// not in `wanted` (when given) comes without its items.
+    pub fn next_of(
+        &mut self,
+        end: u64,
+        wanted: Option<&[frame::Kind]>,
+    ) -> Result<Option<Frame>, StoreError> {
         if self.at >= end {
             return Ok(None);
         }
         loop {
             let offset = (self.at - self.buffer_at) as usize;
-            match frame::decode(&self.buffer[offset..]) {
+            let bytes = &self.buffer[offset..];
+            let decoded = match wanted {
+                Some(kinds) => match frame::decode_header(bytes) {
+                    Ok((header, _)) if kinds.contains(&header.kind) => frame::decode(bytes),
+                    other => other,
+                },
+                None => frame::decode(bytes),
+            };
+            match decoded {
                 Ok((frame, used)) => {
                     self.at += used as u64;
                     return Ok(Some(frame));

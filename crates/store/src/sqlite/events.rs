@@ -137,6 +137,7 @@ impl EventStore for SqliteStore {
             return Ok(AppendSummary::default());
         }
         let log = self.log()?.clone();
+        self.await_recovery().await?;
         let rows: Vec<Row> = items.into_iter().map(Row::from_interaction).collect();
         // Which rows the tables hold already, as of a watermark read first:
         // every frame up to it is in what the probe sees.
@@ -690,6 +691,13 @@ mod tests {
             StoreMetrics::default(),
         )
         .unwrap();
+        // A retry right after the start, before anything waited for the
+        // recovered frame: it is a duplicate, not a new interaction.
+        let retry = store
+            .append_interactions(org, vec![search("b", "c1", 2_000)])
+            .await
+            .unwrap();
+        assert_eq!((retry.inserted, retry.duplicates), (0, 1));
         let contact = ContactId::parse("c1").unwrap();
         let query = TimelineQuery {
             from: None,

@@ -318,6 +318,41 @@ impl SqliteStore {
         }
     }
 
+    /// Waits, after a restart, until every materialiser has applied the
+    /// frames recovered from the log. Admission knows the keys and channel
+    /// records of the frames it admitted itself, not of those it found at
+    /// open: until they are in the tables, where the probe before each
+    /// append sees them, a retry of a recovered item would be taken for
+    /// new. Past the read bound it fails with [`StoreError::Unavailable`]
+    /// (503, to be retried).
+    pub(crate) async fn await_recovery(&self) -> Result<(), StoreError> {
+        let Some(pipeline) = &self.inner.pipeline else {
+            return Ok(());
+        };
+        let recovered = pipeline.log.recovered();
+        if recovered == 0 {
+            return Ok(());
+        }
+        for (index, (name, _)) in MATERIALISERS.iter().enumerate() {
+            let mut watermark = pipeline.progress.watermarks[index].subscribe();
+            let reached = tokio::time::timeout(
+                pipeline.settle_timeout,
+                watermark.wait_for(|w| *w >= recovered),
+            )
+            .await;
+            match reached {
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) => return Err(StoreError::Unavailable("the store is closing".into())),
+                Err(_) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "the {name} materialiser is still applying the log recovered at start; retry shortly"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Each materialiser's name with how many items and seconds it is
     /// behind the log.
     pub fn materialiser_lag(&self) -> Vec<(&'static str, usize, f64)> {

@@ -331,7 +331,7 @@ fn read_batch(
         upto: start - 1,
     };
     while batch.items < BATCH_ITEMS {
-        let Some(frame) = reader.next_frame()? else {
+        let Some(frame) = reader.next_frame_of(Some(kinds))? else {
             break;
         };
         batch.upto = frame.seq;

@@ -171,6 +171,7 @@ impl AuditStore for SqliteStore {
                 .await;
         };
         let log = log.clone();
+        self.await_recovery().await?;
         // Which Ids the tables hold already, as of a watermark read first:
         // every frame up to it is in what the probe sees.
         let probed_at = self.materialised(Kind::Audit);
@@ -439,6 +440,10 @@ impl AuditStore for SqliteStore {
 
     async fn chain_head(&self, org: OrgId) -> Result<Option<(i64, [u8; 32])>, StoreError> {
         self.settle(Kind::Audit, org).await?;
+        self.read(move |conn| chain::newest(conn, org)).await
+    }
+
+    async fn applied_chain_head(&self, org: OrgId) -> Result<Option<(i64, [u8; 32])>, StoreError> {
         self.read(move |conn| chain::newest(conn, org)).await
     }
 

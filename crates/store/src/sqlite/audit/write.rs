@@ -116,10 +116,6 @@ pub(crate) fn apply_records(
         mut record,
     } in items
     {
-        if stored_ids(conn, org, &[record.id.as_str()])?[0] {
-            stored.push(false);
-            continue;
-        }
         let head = match heads.entry(org.0) {
             std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::hash_map::Entry::Vacant(entry) => {
@@ -127,11 +123,16 @@ pub(crate) fn apply_records(
                 entry.insert((sequence, hash, false))
             }
         };
-        head.0 += 1;
-        record.sequence = Some(head.0);
-        head.1 = insert(conn, org, &mut record, &head.1, threshold, stored_at)?;
-        head.2 = true;
-        stored.push(true);
+        record.sequence = Some(head.0 + 1);
+        // The insert itself finds an `Id` the org holds already, and then
+        // the head does not move.
+        match insert(conn, org, &mut record, &head.1, threshold, stored_at)? {
+            Some(hash) => {
+                *head = (head.0 + 1, hash, true);
+                stored.push(true);
+            }
+            None => stored.push(false),
+        }
     }
     for (org, (sequence, hash, moved)) in heads {
         if moved {
@@ -230,7 +231,8 @@ pub(super) fn anchor(conn: &Connection, org: OrgId) -> Result<Anchor, StoreError
 }
 
 /// Inserts one record (already given its sequence and category), stored
-/// at `now`, and links it.
+/// at `now`, and links it; `None`, and nothing written, when the org holds
+/// its `Id` already.
 fn insert(
     conn: &Connection,
     org: OrgId,
@@ -238,7 +240,7 @@ fn insert(
     previous: &[u8; 32],
     threshold: usize,
     now: i64,
-) -> Result<[u8; 32], StoreError> {
+) -> Result<Option<[u8; 32]>, StoreError> {
     let sequence = record.sequence.unwrap_or_default();
     let mut json = record.stored_json_at(now);
     if json.len() > threshold && record.correlation_id.is_none() {
@@ -254,7 +256,8 @@ fn insert(
         "INSERT INTO audit_log (org_id, seq, id, creation_time, stored_at, operation, category,
             user_name, entity_name, entity_id, result_status, client_ip, service_name,
             correlation_id, parts, record, prev_hash, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+         ON CONFLICT (org_id, id) DO NOTHING",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -279,6 +282,9 @@ fn insert(
         ])
     })
     .map_err(sql_error)?;
+    if conn.changes() == 0 {
+        return Ok(None);
+    }
     let rid = conn.last_insert_rowid();
     if let Some(parts) = parts {
         let correlation = record.correlation_id.clone().unwrap_or_default();
@@ -302,8 +308,12 @@ fn insert(
                 .map_err(sql_error)?;
         }
     }
-    index_text(conn, rid, &json)?;
-    Ok(hash)
+    // The words as `audit_text` derives them from the stored bytes (a test
+    // holds the two equal), without parsing the bytes again.
+    conn.prepare_cached("INSERT INTO audit_fts (rowid, body) VALUES (?1, ?2)")
+        .and_then(|mut s| s.execute(params![rid, record.search_text()]))
+        .map_err(sql_error)?;
+    Ok(Some(hash))
 }
 
 /// Adds a record's text to the free-text index, from its stored bytes and

@@ -63,6 +63,20 @@ pub(super) fn providers(conn: &Connection, org: OrgId) -> Result<Vec<Provider>, 
         .map_err(sql_error)
 }
 
+pub(super) fn disabled_providers(
+    conn: &Connection,
+    org: OrgId,
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    let mut statement = conn
+        .prepare_cached("SELECT id FROM ch_providers WHERE org_id = ?1 AND NOT enable_analytics")
+        .map_err(sql_error)?;
+    statement
+        .query_map(params![org.0], |r| r.get(0))
+        .map_err(sql_error)?
+        .collect::<Result<_, _>>()
+        .map_err(sql_error)
+}
+
 pub(super) fn delete_provider(conn: &Connection, org: OrgId, id: &str) -> Result<bool, StoreError> {
     let n = conn
         .execute(

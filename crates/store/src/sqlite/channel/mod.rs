@@ -17,6 +17,8 @@ mod derive;
 mod lists;
 mod write;
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use tracklog_domain::channel::alerts::AlertRule;
@@ -204,6 +206,11 @@ impl ChannelStore for SqliteStore {
         self.read(move |conn| admin::providers(conn, org)).await
     }
 
+    async fn disabled_providers(&self, org: OrgId) -> Result<HashSet<String>, StoreError> {
+        self.read(move |conn| admin::disabled_providers(conn, org))
+            .await
+    }
+
     async fn delete_provider(&self, org: OrgId, id: &str) -> Result<bool, StoreError> {
         self.settle(Kind::ChannelInit, org).await?;
         let id = id.to_owned();
@@ -275,6 +282,7 @@ impl ChannelStore for SqliteStore {
             return Ok(Vec::new());
         }
         let log = self.log()?.clone();
+        self.await_recovery().await?;
         let at = UtcMillis::now();
         let encoded: Vec<Vec<u8>> = items.iter().map(|i| write::encode_init(at, i)).collect();
         // What the tables hold of the records, as of a watermark read first.
@@ -322,6 +330,7 @@ impl ChannelStore for SqliteStore {
             return Ok(Vec::new());
         }
         let log = self.log()?.clone();
+        self.await_recovery().await?;
         let encoded: Vec<Vec<u8>> = events.iter().map(write::encode_event).collect();
         let probed_at = self.materialised(Kind::ChannelEvents);
         let (events, stored) = self
