@@ -35,6 +35,41 @@ pub fn checkpoint_policy(state: &AppState) -> CheckpointPolicy {
     }
 }
 
+/// Derives every org's channel facts and rollups again when they were made
+/// by an older derivation than this build's (after an upgrade), then
+/// records the new version. Queries answer meanwhile, from the old figures
+/// for the sessions not yet derived again.
+pub async fn derive_again_if_outdated(state: AppState) -> anyhow::Result<()> {
+    use tracklog_domain::channel::facts::DERIVATION;
+    let stored = state.stores.channel.derivation().await?;
+    if stored >= DERIVATION {
+        return Ok(());
+    }
+    tracing::info!(
+        from = stored,
+        to = DERIVATION,
+        "channel analytics were derived by an older version; deriving them again"
+    );
+    for org in state.stores.meta.list_orgs().await? {
+        let name = org.name.to_string();
+        let summary = state
+            .stores
+            .channel
+            .rebuild_analytics(
+                org.id,
+                Box::new(move |done, total| {
+                    if total > 0 && (done == total || done % 10_000 == 0) {
+                        tracing::info!(org = %name, done, total, "deriving channel analytics again");
+                    }
+                }),
+            )
+            .await?;
+        tracing::info!(org = %org.name, sessions = summary.sessions, "channel analytics derived again");
+    }
+    state.stores.channel.set_derivation(DERIVATION).await?;
+    Ok(())
+}
+
 /// Starts the jobs; they stop when `stopping` turns true.
 pub fn spawn(state: AppState, stopping: watch::Receiver<bool>) -> Jobs {
     let checkpoint_tick = Duration::from_millis(
@@ -48,7 +83,15 @@ pub fn spawn(state: AppState, stopping: watch::Receiver<bool>) -> Jobs {
         "checkpoint",
         |state| Box::pin(checkpoint_all(state)),
     ));
-    let mut handles = vec![checkpoints];
+    let upgrade = state.clone();
+    let mut handles = vec![
+        checkpoints,
+        tokio::spawn(async move {
+            if let Err(error) = derive_again_if_outdated(upgrade).await {
+                tracing::error!(%error, "could not derive channel analytics again; run `tracklog analytics rebuild`");
+            }
+        }),
+    ];
     for forwarder in state.config.audit.forwarders.clone() {
         handles.push(tokio::spawn(crate::forward::run(
             state.clone(),

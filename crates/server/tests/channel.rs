@@ -476,7 +476,7 @@ async fn providers_definitions_and_refusals() {
 
     // Definitions: built-ins plus custom ones; undefined names refused.
     let all = api.get("/api/v1/kpi-event-definitions").await;
-    assert_eq!(all["items"].as_array().unwrap().len(), 14);
+    assert_eq!(all["items"].as_array().unwrap().len(), 15);
     let reply = api
         .post(
             "/api/v1/channel/events",

@@ -744,6 +744,26 @@ pub struct FactsQuery {
     pub limit: usize,
 }
 
+/// A page of the dissatisfied-conversations report: sessions closed in
+/// `[from, to)` with a CSAT of 2 or less or a negative closing sentiment,
+/// oldest closed first, filtered by dimensions (queue, agent...).
+#[derive(Debug, Clone)]
+pub struct DissatisfiedQuery {
+    pub from: UtcMillis,
+    pub to: UtcMillis,
+    pub filters: Vec<(Dimension, String)>,
+    pub limit: usize,
+    pub cursor: Option<Cursor>,
+}
+
+/// One page of the report, with how many sessions the whole report holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DissatisfiedPage {
+    pub items: Vec<SessionFacts>,
+    pub count: u64,
+    pub next_cursor: Option<Cursor>,
+}
+
 /// What a rebuild did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct RebuildSummary {
@@ -836,6 +856,12 @@ pub trait ChannelStore: Send + Sync {
     async fn aggregate(&self, org: OrgId, query: AggregateQuery) -> Result<Vec<Row>, StoreError>;
     /// Session facts by one of their times: the sessions behind a figure.
     async fn facts(&self, org: OrgId, query: FactsQuery) -> Result<Vec<SessionFacts>, StoreError>;
+    /// The dissatisfied conversations of a period.
+    async fn dissatisfied(
+        &self,
+        org: OrgId,
+        query: DissatisfiedQuery,
+    ) -> Result<DissatisfiedPage, StoreError>;
     /// Facts of sessions with an event named in `names` in `[from, to)`.
     async fn facts_with_events(
         &self,
@@ -871,6 +897,12 @@ pub trait ChannelStore: Send + Sync {
         open_only: bool,
         limit: usize,
     ) -> Result<Vec<Alert>, StoreError>;
+
+    /// The version of the derivation (`facts::DERIVATION`) the stored facts
+    /// and rollups were made by.
+    async fn derivation(&self) -> Result<i64, StoreError>;
+    /// Records that every org's facts and rollups are now of `version`.
+    async fn set_derivation(&self, version: i64) -> Result<(), StoreError>;
 
     /// Re-derives every fact and pre-aggregate of the org from the raw
     /// records.

@@ -22,6 +22,7 @@ pub mod names {
     pub const AGENT_SIGNED_IN: &str = "AgentSignedIn";
     pub const AGENT_SIGNED_OUT: &str = "AgentSignedOut";
     pub const CSAT_SUBMITTED: &str = "CsatSubmitted";
+    pub const SENTIMENT_UPDATED: &str = "SentimentUpdated";
 }
 
 /// A KPI event definition as the API shows it (PRODUCT.md §8).
@@ -37,7 +38,7 @@ pub struct Definition {
 }
 
 /// The built-in definitions: name, display name, description.
-pub const BUILTINS: [(&str, &str, &str); 14] = [
+pub const BUILTINS: [(&str, &str, &str); 15] = [
     (
         names::NOTIFICATION_DISPLAYED,
         "Notification displayed",
@@ -108,6 +109,11 @@ pub const BUILTINS: [(&str, &str, &str); 14] = [
         "CSAT submitted",
         "The customer rated the conversation: customData carries score, 1 to 5.",
     ),
+    (
+        names::SENTIMENT_UPDATED,
+        "Sentiment updated",
+        "The customer's sentiment as the conversation goes: customData carries score, from -1 to 1, and optionally label. The last one at or before closed is the session's closing sentiment.",
+    ),
 ];
 
 /// The built-in definitions as records.
@@ -160,7 +166,7 @@ mod tests {
     #[test]
     fn builtins_are_the_fourteen_of_the_contract() {
         let all = builtins();
-        assert_eq!(all.len(), 14);
+        assert_eq!(all.len(), 15);
         assert!(all.iter().all(|d| d.builtin && d.enabled));
         assert!(is_builtin("CsatSubmitted"));
         assert!(!is_builtin("CallHold"));

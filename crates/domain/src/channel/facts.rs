@@ -22,7 +22,14 @@ use serde::{Deserialize, Serialize};
 
 use super::definitions::names;
 use super::payload::{Conversation, KpiEvent, Participant, Session};
+use super::sentiment::SessionSentiment;
 use crate::time::UtcMillis;
+
+/// The version of what [`derive`] and the contributions compute. Stored
+/// facts and rollups made by an older version are derived again at the
+/// next start; bump it whenever either changes what it computes.
+/// 1: the customer's sentiment, CSAT in the facts, the sentiment band.
+pub const DERIVATION: i64 = 1;
 
 /// A queue's thresholds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -104,6 +111,13 @@ pub struct SessionFacts {
     /// The latest time anything about the session happened.
     #[serde(with = "crate::time::rfc3339")]
     pub last_activity: UtcMillis,
+    /// The customer's sentiment: current, lowest and closing score, time
+    /// spent negative, and whether it dropped.
+    #[serde(default)]
+    pub sentiment: SessionSentiment,
+    /// The latest `CsatSubmitted` score.
+    #[serde(default)]
+    pub csat: Option<u8>,
 }
 
 impl SessionFacts {
@@ -111,6 +125,17 @@ impl SessionFacts {
     /// are over.
     pub fn handled(&self) -> bool {
         self.answered_at.is_some() && self.closed_at.is_some()
+    }
+
+    /// Closed with a CSAT of 2 or less, or with a negative closing
+    /// sentiment: a conversation a supervisor reviews.
+    pub fn dissatisfied(&self) -> bool {
+        self.closed_at.is_some()
+            && (self.csat.is_some_and(|score| score <= 2)
+                || self
+                    .sentiment
+                    .closing_band()
+                    .is_some_and(|band| band.is_negative()))
     }
 }
 
@@ -252,6 +277,12 @@ pub fn derive(
         )
         .max()
         .unwrap_or(UtcMillis::from_millis(0));
+    let sentiment = SessionSentiment::of(&events, closed_at, last_activity);
+    let csat = events
+        .iter()
+        .filter(|e| e.kpi_event_name == names::CSAT_SUBMITTED)
+        .filter_map(|e| e.score())
+        .next_back();
     SessionFacts {
         session_id: session.provider_session_id.clone(),
         conversation_id: session.conversation_id.clone(),
@@ -280,6 +311,8 @@ pub fn derive(
         transferred,
         status,
         last_activity,
+        sentiment,
+        csat,
     }
 }
 

@@ -3,7 +3,8 @@
 //! buckets into a query's intervals.
 //!
 //! A metric is a [`Formula`] over *parts*. A part is a (sum, count) pair kept
-//! per 15-minute bucket and per dimension (queue, channel, agent, provider),
+//! per 15-minute bucket and per dimension (queue, channel, agent, provider,
+//! and the session's closing sentiment band),
 //! attributed to the bucket of the time the metric's definition names. A
 //! session's contributions are a pure function of its facts and events; when
 //! they change the store subtracts the old ones and adds the new, so the
@@ -18,6 +19,7 @@ use super::definitions::names;
 use super::facts::{SessionFacts, sorted};
 use super::interval::{BUCKET_MS, Interval, bucket_of, floor};
 use super::payload::{KpiEvent, ResponseAction};
+use super::sentiment::is_negative;
 use crate::time::UtcMillis;
 
 /// A (sum, count) kept per bucket and dimensions.
@@ -58,10 +60,19 @@ pub enum Part {
     CsatTop2,
     /// An agent's signed-in time (sum ms), split over the buckets it covers.
     SignedIn,
+    /// Closing sentiment scores of handled sessions that have one (sum,
+    /// count), at closed.
+    ClosingSentiment,
+    /// Handled sessions closing below the neutral band, at closed.
+    NegativeClosing,
+    /// Handled sessions with a closing sentiment whose score fell by 0.5 or
+    /// more between two updates, at closed.
+    SentimentDropped,
 }
 
 impl Part {
-    pub const ALL: [Part; 17] = [
+    /// Every part; a part's code is its place here, so new parts go last.
+    pub const ALL: [Part; 20] = [
         Part::Offered,
         Part::Handle,
         Part::Wait,
@@ -79,6 +90,9 @@ impl Part {
         Part::Csat,
         Part::CsatTop2,
         Part::SignedIn,
+        Part::ClosingSentiment,
+        Part::NegativeClosing,
+        Part::SentimentDropped,
     ];
 
     /// The stable code stored with each bucket.
@@ -99,14 +113,18 @@ pub enum Dimension {
     Channel,
     Agent,
     Provider,
+    /// The session's closing sentiment band ([`Band::code`]); empty while
+    /// it has none.
+    SentimentBand,
 }
 
 impl Dimension {
-    pub const ALL: [Dimension; 4] = [
+    pub const ALL: [Dimension; 5] = [
         Dimension::Queue,
         Dimension::Channel,
         Dimension::Agent,
         Dimension::Provider,
+        Dimension::SentimentBand,
     ];
 
     pub fn parse(text: &str) -> Option<Self> {
@@ -115,6 +133,7 @@ impl Dimension {
             "channel" => Some(Self::Channel),
             "agent" => Some(Self::Agent),
             "provider" => Some(Self::Provider),
+            "sentiment_band" => Some(Self::SentimentBand),
             _ => None,
         }
     }
@@ -125,6 +144,7 @@ impl Dimension {
             Self::Channel => "channel",
             Self::Agent => "agent",
             Self::Provider => "provider",
+            Self::SentimentBand => "sentiment_band",
         }
     }
 }
@@ -136,6 +156,8 @@ pub struct Dims {
     pub channel: String,
     pub agent: String,
     pub provider: String,
+    /// The closing sentiment band's code, or empty.
+    pub band: String,
 }
 
 impl Dims {
@@ -145,6 +167,11 @@ impl Dims {
             channel: facts.channel.clone().unwrap_or_default(),
             agent: facts.agent.clone().unwrap_or_default(),
             provider: facts.provider.clone().unwrap_or_default(),
+            band: facts
+                .sentiment
+                .closing_band()
+                .map(|band| band.code().to_owned())
+                .unwrap_or_default(),
         }
     }
 
@@ -154,6 +181,7 @@ impl Dims {
             Dimension::Channel => &self.channel,
             Dimension::Agent => &self.agent,
             Dimension::Provider => &self.provider,
+            Dimension::SentimentBand => &self.band,
         }
     }
 }
@@ -214,6 +242,17 @@ pub fn session_contributions(facts: &SessionFacts, events: &[KpiEvent]) -> Vec<C
         );
         if facts.transferred {
             add(&mut out, Part::Transferred, closed, &dims, 1.0);
+        }
+        if facts.answered_at.is_some()
+            && let Some(score) = facts.sentiment.closing
+        {
+            add(&mut out, Part::ClosingSentiment, closed, &dims, score);
+            if is_negative(score) {
+                add(&mut out, Part::NegativeClosing, closed, &dims, 1.0);
+            }
+            if facts.sentiment.dropped {
+                add(&mut out, Part::SentimentDropped, closed, &dims, 1.0);
+            }
         }
     }
     notification_contributions(&mut out, &dims, events);
@@ -366,7 +405,7 @@ pub struct Metric {
     pub computed: Formula,
 }
 
-const SESSION_DIMENSIONS: [Dimension; 4] = Dimension::ALL;
+const SESSION_DIMENSIONS: [Dimension; 5] = Dimension::ALL;
 
 /// Every metric, in catalogue order.
 pub fn catalogue() -> Vec<Metric> {
@@ -499,6 +538,33 @@ pub fn catalogue() -> Vec<Metric> {
             "submitted",
             true,
             Ratio(Part::CsatTop2, Part::Csat),
+        ),
+        metric(
+            "mean_sentiment",
+            "Mean sentiment",
+            "mean closing sentiment score (-1 to 1) over handled sessions that have one; closing = the last SentimentUpdated at or before closed",
+            "score",
+            "closed",
+            true,
+            Mean(Part::ClosingSentiment, One),
+        ),
+        metric(
+            "negative_sentiment_rate",
+            "Negative sentiment rate",
+            "handled sessions closing below the neutral band (score under -0.1) / handled sessions with a closing sentiment",
+            "ratio",
+            "closed",
+            false,
+            Ratio(Part::NegativeClosing, Part::ClosingSentiment),
+        ),
+        metric(
+            "sentiment_drop_rate",
+            "Sentiment drop rate",
+            "handled sessions whose score fell by 0.5 or more from an earlier to a later SentimentUpdated / handled sessions with a closing sentiment",
+            "ratio",
+            "closed",
+            false,
+            Ratio(Part::SentimentDropped, Part::ClosingSentiment),
         ),
     ];
     all.push(Metric {
@@ -826,7 +892,7 @@ mod order_independence {
     use super::super::facts::{Thresholds, derive};
     use super::*;
 
-    const NAMES: [&str; 9] = [
+    const NAMES: [&str; 10] = [
         names::HOLD_STARTED,
         names::HOLD_ENDED,
         names::WRAP_UP_STARTED,
@@ -836,6 +902,7 @@ mod order_independence {
         names::NOTIFICATION_DISPLAYED,
         names::NOTIFICATION_RESPONSE,
         names::CSAT_SUBMITTED,
+        names::SENTIMENT_UPDATED,
     ];
 
     fn events() -> impl Strategy<Value = Vec<KpiEvent>> {
@@ -853,6 +920,10 @@ mod order_independence {
                         }
                         if NAMES[name] == names::CSAT_SUBMITTED {
                             e.custom_data = Some(serde_json::json!({ "score": score }));
+                        }
+                        if NAMES[name] == names::SENTIMENT_UPDATED {
+                            let sentiment = (score as f64 - 3.0) / 2.0 - f64::from(who) / 10.0;
+                            e.custom_data = Some(serde_json::json!({ "score": sentiment }));
                         }
                         e
                     })

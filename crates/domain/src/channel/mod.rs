@@ -10,6 +10,8 @@
 //! - [`metrics`]: the metric catalogue as data (§6.1) and the contributions
 //!   each session or agent makes to the pre-aggregated buckets.
 //! - [`interval`]: query intervals aligned in an IANA time zone, DST-aware.
+//! - [`sentiment`]: the seven sentiment bands and what a session's
+//!   `SentimentUpdated` events amount to.
 //! - [`alerts`]: threshold rules, their states and the predictive breach.
 
 pub mod alerts;
@@ -18,3 +20,4 @@ pub mod facts;
 pub mod interval;
 pub mod metrics;
 pub mod payload;
+pub mod sentiment;

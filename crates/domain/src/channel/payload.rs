@@ -175,6 +175,19 @@ impl KpiEvent {
         custom_value(self.custom_data.as_ref()?, "score").and_then(score_of)
     }
 
+    /// The sentiment score (−1 to 1) of a `SentimentUpdated`, in
+    /// `customData` as `score`, like CSAT's.
+    pub fn sentiment(&self) -> Option<f64> {
+        custom_value(self.custom_data.as_ref()?, "score")
+            .and_then(number_of)
+            .filter(|score| (-1.0..=1.0).contains(score))
+    }
+
+    /// The provider's own word for the sentiment, when it gives one.
+    pub fn sentiment_label(&self) -> Option<&str> {
+        custom_value(self.custom_data.as_ref()?, "label")?.as_str()
+    }
+
     /// The `Accept` / `Reject` / `Timeout` of a `NotificationResponse`.
     pub fn response_action(&self) -> Option<ResponseAction> {
         self.notification_response_action
@@ -214,12 +227,18 @@ pub fn custom_value<'a>(custom: &'a Value, attribute: &str) -> Option<&'a Value>
     }
 }
 
-fn score_of(value: &Value) -> Option<u8> {
+/// A number given as a JSON number or as a numeric string.
+fn number_of(value: &Value) -> Option<f64> {
     let number = match value {
         Value::Number(n) => n.as_f64()?,
         Value::String(s) => s.trim().parse::<f64>().ok()?,
         _ => return None,
     };
+    number.is_finite().then_some(number)
+}
+
+fn score_of(value: &Value) -> Option<u8> {
+    let number = number_of(value)?;
     (number.fract() == 0.0 && (1.0..=5.0).contains(&number)).then_some(number as u8)
 }
 
@@ -463,6 +482,22 @@ pub fn parse_events(item: &Value, now: UtcMillis) -> Result<EventBatch, RecordEr
                     "must be Accept, Reject or Timeout",
                 ));
             }
+            if event.kpi_event_name == super::definitions::names::SENTIMENT_UPDATED
+                && event.sentiment().is_none()
+            {
+                let score = event
+                    .custom_data
+                    .as_ref()
+                    .and_then(|custom| custom_value(custom, "score"));
+                return Err(RecordError::new(
+                    &format!("{}.score", e.name("customData")),
+                    if score.is_none() {
+                        "is required"
+                    } else {
+                        "must be a number from -1 to 1"
+                    },
+                ));
+            }
             event.event_id = event_id(&event);
             Ok(event)
         })
@@ -627,6 +662,37 @@ mod tests {
         let csat = batch.events[2].as_ref().unwrap();
         assert_eq!(csat.score(), Some(4));
         assert_eq!(csat.event_timestamp, now);
+    }
+
+    #[test]
+    fn a_sentiment_score_out_of_range_refuses_its_event() {
+        let batch = parse_events(
+            &json!({
+                "conversationId": "c1", "providerSessionId": "s1",
+                "events": [
+                    {"kpiEventName": "SentimentUpdated", "customData": {"score": -0.45, "label": "negative"}},
+                    {"kpiEventName": "SentimentUpdated", "customData": [{"attribute": "score", "value": "0.8"}]},
+                    {"kpiEventName": "SentimentUpdated", "customData": {"score": 1.5}},
+                    {"kpiEventName": "SentimentUpdated", "customData": {"score": "high"}},
+                    {"kpiEventName": "SentimentUpdated"}
+                ]
+            }),
+            UtcMillis::from_millis(0),
+        )
+        .unwrap();
+        let first = batch.events[0].as_ref().unwrap();
+        assert_eq!(first.sentiment(), Some(-0.45));
+        assert_eq!(first.sentiment_label(), Some("negative"));
+        assert_eq!(batch.events[1].as_ref().unwrap().sentiment(), Some(0.8));
+        for (index, message) in [
+            (2, "must be a number from -1 to 1"),
+            (3, "must be a number from -1 to 1"),
+            (4, "is required"),
+        ] {
+            let error = batch.events[index].as_ref().unwrap_err();
+            assert_eq!(error.field, format!("events[{index}].customData.score"));
+            assert_eq!(error.message, message);
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod health;
 pub mod interactions;
 pub mod policies;
 pub mod portals;
+pub mod reports;
 pub mod segment;
 pub mod types;
 pub mod users;
@@ -181,6 +182,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(channel::list_metrics))
         .routes(routes!(channel::query_metrics))
         .routes(routes!(channel::drilldown))
+        .routes(routes!(reports::dissatisfied))
         .routes(routes!(channel::realtime))
         .routes(routes!(channel::rebuild))
         .routes(routes!(channel::forecast))

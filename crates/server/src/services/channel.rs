@@ -341,7 +341,8 @@ pub struct MetricsRequest {
     pub interval: Option<String>,
     /// An IANA time zone; UTC by default.
     pub timezone: Option<String>,
-    /// queue, channel, agent or provider (one or a list).
+    /// queue, channel, agent, provider or sentiment_band (the closing
+    /// sentiment's band), one or a list.
     #[schema(value_type = Option<Vec<String>>)]
     pub group_by: Option<OneOrMany>,
     /// `{"queue": "billing"}` or `{"queue": ["billing", "sales"]}`.
@@ -410,7 +411,7 @@ impl MetricsQuery {
             Dimension::parse(text).ok_or_else(|| {
                 RecordError::new(
                     field,
-                    format!("{text:?} is not queue, channel, agent or provider"),
+                    format!("{text:?} is not queue, channel, agent, provider or sentiment_band"),
                 )
             })
         };
@@ -587,6 +588,16 @@ fn drill_rule(metric: &str) -> Option<(FactTime, Rule)> {
         }),
         "abandon_rate" => (FactTime::Queued, |f| {
             (!f.short_abandon).then_some(f.abandoned)
+        }),
+        "mean_sentiment" => (FactTime::Closed, |f| {
+            (f.handled() && f.sentiment.closing.is_some()).then_some(true)
+        }),
+        "negative_sentiment_rate" => (FactTime::Closed, |f| {
+            let band = f.sentiment.closing_band().filter(|_| f.handled())?;
+            Some(band.is_negative())
+        }),
+        "sentiment_drop_rate" => (FactTime::Closed, |f| {
+            (f.handled() && f.sentiment.closing.is_some()).then_some(f.sentiment.dropped)
         }),
         _ => return None,
     };

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod channel;
 pub mod policies;
 pub mod portals;
+pub mod reports;
 pub mod selfaudit;
 pub mod users;
 

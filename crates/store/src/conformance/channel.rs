@@ -430,3 +430,210 @@ pub async fn channel_records_merge_and_refuse_by_provider(stores: Stores) {
         "the refused conversation was not stored"
     );
 }
+
+/// A session: its id, when it closed, its sentiment updates and its CSAT.
+type Scored<'a> = (&'a str, &'a str, &'a [(&'a str, f64)], Option<u8>);
+
+/// Sentiment and CSAT events as a provider sends them, by session.
+fn scored_events(
+    conversation: &str,
+    closed: &str,
+    updates: &[(&str, f64)],
+    csat: Option<u8>,
+) -> Vec<KpiEvent> {
+    let mut events: Vec<Value> = updates
+        .iter()
+        .map(|(at, score)| {
+            json!({"kpiEventName": "SentimentUpdated", "eventTimestamp": at,
+            "customData": {"score": score}})
+        })
+        .collect();
+    events.push(json!({"kpiEventName": "SessionClosed", "eventTimestamp": closed}));
+    if let Some(score) = csat {
+        events.push(
+            json!({"kpiEventName": "CsatSubmitted", "eventTimestamp": closed,
+            "customData": {"score": score}}),
+        );
+    }
+    let body = json!({
+        "conversationId": conversation,
+        "providerSessionId": format!("{conversation}-s"),
+        "participantId": "agent-1",
+        "events": events,
+    });
+    payload::parse_events(&body, UtcMillis::from_millis(0))
+        .unwrap()
+        .events
+        .into_iter()
+        .map(Result::unwrap)
+        .collect()
+}
+
+pub async fn channel_sentiment_bands_and_dissatisfied_sessions(stores: Stores) {
+    let org = default_org(&stores).await;
+    let rules = ChannelRules::default();
+    // s1: negative at close; s2: positive, CSAT 1; s3: positive, CSAT 5;
+    // s4: negative, but only after it closed; s5 and s6 close at the same
+    // time as s2, both negative; s7: open.
+    let cases: [Scored; 6] = [
+        (
+            "s1",
+            "2026-03-01T10:10:00Z",
+            &[
+                ("2026-03-01T10:02:00Z", 0.5),
+                ("2026-03-01T10:08:00Z", -0.4),
+            ],
+            None,
+        ),
+        (
+            "s2",
+            "2026-03-01T10:20:00Z",
+            &[("2026-03-01T10:15:00Z", 0.7)],
+            Some(1),
+        ),
+        (
+            "s3",
+            "2026-03-01T10:30:00Z",
+            &[("2026-03-01T10:25:00Z", 0.2)],
+            Some(5),
+        ),
+        (
+            "s4",
+            "2026-03-01T10:40:00Z",
+            &[
+                ("2026-03-01T10:35:00Z", 0.0),
+                ("2026-03-01T10:45:00Z", -0.9),
+            ],
+            None,
+        ),
+        (
+            "s5",
+            "2026-03-01T10:20:00Z",
+            &[("2026-03-01T10:16:00Z", -0.7)],
+            None,
+        ),
+        (
+            "s6",
+            "2026-03-01T10:20:00Z",
+            &[("2026-03-01T10:17:00Z", -0.2)],
+            None,
+        ),
+    ];
+    for (id, closed, updates, csat) in cases {
+        stores
+            .channel
+            .ingest_init(
+                org,
+                vec![channel_init(
+                    id,
+                    "p",
+                    "2026-03-01T10:00:00Z",
+                    Some("2026-03-01T10:00:10Z"),
+                )],
+                rules.clone(),
+            )
+            .await
+            .unwrap();
+        let mut events = scored_events(id, closed, updates, csat);
+        events.reverse();
+        let outcomes = stores
+            .channel
+            .ingest_events(org, events, rules.clone())
+            .await
+            .unwrap();
+        assert!(
+            outcomes.iter().all(|o| *o == ItemOutcome::Accepted),
+            "{outcomes:?}"
+        );
+    }
+    let detail = stores.channel.session(org, "s1-s").await.unwrap().unwrap();
+    let facts = detail.facts.unwrap();
+    assert_eq!(facts.sentiment.closing, Some(-0.4));
+    assert_eq!(facts.sentiment.lowest, Some(-0.4));
+    assert!(facts.sentiment.dropped, "0.5 to -0.4");
+    assert_eq!(facts.sentiment.negative_ms, 120_000, "10:08 to 10:10");
+    let s4 = stores.channel.session(org, "s4-s").await.unwrap().unwrap();
+    let s4 = s4.facts.unwrap();
+    assert_eq!(
+        (s4.sentiment.closing, s4.sentiment.current),
+        (Some(0.0), Some(-0.9))
+    );
+
+    // AHT by closing band reads the per-agent rows, and equals the sessions'.
+    let rows = stores
+        .channel
+        .aggregate(
+            org,
+            AggregateQuery {
+                parts: vec![Part::Handle, Part::ClosingSentiment, Part::NegativeClosing],
+                from_bucket: 0,
+                to_bucket: i64::MAX,
+                group_by: vec![Dimension::SentimentBand],
+                filters: Vec::new(),
+                granularity_ms: 3_600_000,
+            },
+        )
+        .await
+        .unwrap();
+    let sum = |part: Part, band: &str| -> (f64, i64) {
+        rows.iter()
+            .filter(|r| r.part == part && r.group == [band])
+            .fold((0.0, 0), |(s, c), r| (s + r.sum, c + r.count))
+    };
+    assert_eq!(sum(Part::Handle, "negative").1, 1, "s1 at -0.4");
+    assert_eq!(sum(Part::Handle, "slightly_negative").1, 1, "s6 at -0.2");
+    assert_eq!(sum(Part::Handle, "very_positive").1, 1, "s2");
+    assert_eq!(sum(Part::Handle, "very_negative").1, 1, "s5");
+    assert_eq!(sum(Part::Handle, "neutral").1, 1, "s4 closed neutral");
+    let negative: i64 = ["very_negative", "negative", "slightly_negative"]
+        .iter()
+        .map(|band| sum(Part::NegativeClosing, band).1)
+        .sum();
+    assert_eq!(negative, 3);
+
+    // The report: CSAT of 2 or less, or negative at close; paged through
+    // a tie of three sessions closed at 10:20.
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = stores
+            .channel
+            .dissatisfied(
+                org,
+                DissatisfiedQuery {
+                    from: UtcMillis::parse_rfc3339("2026-03-01T00:00:00Z").unwrap(),
+                    to: UtcMillis::parse_rfc3339("2026-03-02T00:00:00Z").unwrap(),
+                    filters: vec![(Dimension::Queue, "billing".into())],
+                    limit: 2,
+                    cursor,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(page.count, 4);
+        seen.extend(page.items.into_iter().map(|f| f.session_id));
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen, ["s1-s", "s2-s", "s5-s", "s6-s"]);
+    let other_queue = stores
+        .channel
+        .dissatisfied(
+            org,
+            DissatisfiedQuery {
+                from: UtcMillis::from_millis(0),
+                to: UtcMillis::parse_rfc3339("2027-01-01T00:00:00Z").unwrap(),
+                filters: vec![(Dimension::Queue, "sales".into())],
+                limit: 10,
+                cursor: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(other_queue.count, 0);
+    // The derivation version is kept.
+    stores.channel.set_derivation(3).await.unwrap();
+    assert_eq!(stores.channel.derivation().await.unwrap(), 3);
+}

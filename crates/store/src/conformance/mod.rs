@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use tracklog_domain::audit::{AuditRecord, Category};
 use tracklog_domain::auth::{PolicyKey, Rights};
 use tracklog_domain::contact::{Case, CaseStatus, Contact};
@@ -35,8 +35,8 @@ pub use channel::*;
 pub use journeys::*;
 
 use crate::{
-    AggregateQuery, AuditFilter, ChannelList, ChannelRules, ItemOutcome, KeySlot, Policy,
-    StoreError, Stores, TimelineQuery, User, UserChange, WebSession,
+    AggregateQuery, AuditFilter, ChannelList, ChannelRules, DissatisfiedQuery, ItemOutcome,
+    KeySlot, Policy, StoreError, Stores, TimelineQuery, User, UserChange, WebSession,
 };
 
 /// Expands to one `#[tokio::test]` per conformance check.
@@ -74,6 +74,7 @@ macro_rules! conformance_suite {
             channel_rollups_without_the_agent_equal_the_per_agent_buckets,
             journey_summaries_equal_a_fold_of_the_timeline,
             channel_records_merge_and_refuse_by_provider,
+            channel_sentiment_bands_and_dissatisfied_sessions,
         );
     };
     (@tests $make:expr; $($check:ident),* $(,)?) => {

@@ -5,7 +5,7 @@
 //!
 //! | table | bucket | dimensions | read by |
 //! |---|---|---|---|
-//! | `ch_agg` | 15 minutes | queue, channel, agent, provider | queries that filter or group by agent |
+//! | `ch_agg` | 15 minutes | queue, channel, agent, provider, sentiment band | queries that filter or group by agent or band |
 //! | `ch_agg_q` | 15 minutes | queue, channel, provider | queries whose intervals are not whole hours |
 //! | `ch_agg_h` | 1 hour | queue, channel, provider | dashboards: hourly, daily, weekly intervals |
 //!
@@ -31,8 +31,28 @@ pub(super) const TABLES: [&str; 3] = ["ch_agg", "ch_agg_q", "ch_agg_h"];
 const QUARTER_MS: i64 = 900_000;
 const HOUR_MS: i64 = 3_600_000;
 
-/// part, bucket, queue, channel, agent, provider.
-type ContribKey = (u8, i64, String, String, String, String);
+/// part, bucket, queue, channel, agent, provider, sentiment band.
+type ContribKey = (u8, i64, String, String, String, String, String);
+
+/// A stored contribution: as written since the sentiment band, or as
+/// written before it (six fields), whose band is none.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum StoredKey {
+    Banded(ContribKey),
+    Before((u8, i64, String, String, String, String)),
+}
+
+impl From<StoredKey> for ContribKey {
+    fn from(key: StoredKey) -> Self {
+        match key {
+            StoredKey::Banded(key) => key,
+            StoredKey::Before((part, bucket, queue, channel, agent, provider)) => {
+                (part, bucket, queue, channel, agent, provider, String::new())
+            }
+        }
+    }
+}
 
 fn keyed(contributions: &[Contribution]) -> BTreeMap<ContribKey, (f64, i64)> {
     let mut map: BTreeMap<ContribKey, (f64, i64)> = BTreeMap::new();
@@ -44,6 +64,7 @@ fn keyed(contributions: &[Contribution]) -> BTreeMap<ContribKey, (f64, i64)> {
             c.dims.channel.clone(),
             c.dims.agent.clone(),
             c.dims.provider.clone(),
+            c.dims.band.clone(),
         );
         let entry = map.entry(key).or_default();
         entry.0 += c.sum;
@@ -70,7 +91,11 @@ pub(super) fn apply_contributions(
         .and_then(|mut s| s.query_row(params![org.0, owner], |r| r.get(0)).optional())
         .map_err(sql_error)?;
     let old: Vec<(ContribKey, (f64, i64))> = match &old_text {
-        Some(text) => serde_json::from_str(text).map_err(|_| corrupt("contributions"))?,
+        Some(text) => serde_json::from_str::<Vec<(StoredKey, (f64, i64))>>(text)
+            .map_err(|_| corrupt("contributions"))?
+            .into_iter()
+            .map(|(key, value)| (key.into(), value))
+            .collect(),
         None => Vec::new(),
     };
     let new = keyed(new);
@@ -94,7 +119,7 @@ pub(super) fn apply_contributions(
     let mut quarters: BTreeMap<Coarse<'_>, (f64, i64)> = BTreeMap::new();
     let mut hours: BTreeMap<Coarse<'_>, (f64, i64)> = BTreeMap::new();
     for (key, (sum, count)) in &delta {
-        let (part, bucket, queue, channel, _, provider) = key;
+        let (part, bucket, queue, channel, _, provider, _) = key;
         let hour = bucket.div_euclid(HOUR_MS) * HOUR_MS;
         for (map, bucket) in [(&mut quarters, *bucket), (&mut hours, hour)] {
             let entry = map
@@ -107,22 +132,28 @@ pub(super) fn apply_contributions(
 
     for (key, (sum, count)) in &delta {
         conn.prepare_cached(
-            "INSERT INTO ch_agg (org_id, part, bucket, queue, channel, agent, provider, sum, count)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+            "INSERT INTO ch_agg (org_id, part, bucket, queue, channel, agent, provider,
+                sentiment_band, sum, count)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
              ON CONFLICT DO UPDATE SET sum = sum + excluded.sum, count = count + excluded.count",
         )
         .and_then(|mut s| {
             s.execute(params![
-                org.0, key.0, key.1, key.2, key.3, key.4, key.5, sum, count
+                org.0, key.0, key.1, key.2, key.3, key.4, key.5, key.6, sum, count
             ])
         })
         .map_err(sql_error)?;
         if *count < 0 {
             conn.prepare_cached(
                 "DELETE FROM ch_agg WHERE org_id = ?1 AND part = ?2 AND bucket = ?3 AND queue = ?4
-                 AND channel = ?5 AND agent = ?6 AND provider = ?7 AND count <= 0",
+                 AND channel = ?5 AND agent = ?6 AND provider = ?7 AND sentiment_band = ?8
+                 AND count <= 0",
             )
-            .and_then(|mut s| s.execute(params![org.0, key.0, key.1, key.2, key.3, key.4, key.5]))
+            .and_then(|mut s| {
+                s.execute(params![
+                    org.0, key.0, key.1, key.2, key.3, key.4, key.5, key.6
+                ])
+            })
             .map_err(sql_error)?;
         }
     }
@@ -178,15 +209,16 @@ pub(super) fn dimension_column(dimension: Dimension) -> &'static str {
         Dimension::Channel => "channel",
         Dimension::Agent => "agent",
         Dimension::Provider => "provider",
+        Dimension::SentimentBand => "sentiment_band",
     }
 }
 
 /// The coarsest table that answers `query` exactly: per-agent rows only
-/// when it needs the agent, hourly rows when every boundary the caller
-/// folds into is a whole hour.
+/// when it needs the agent or the sentiment band, hourly rows when every
+/// boundary the caller folds into is a whole hour.
 pub(super) fn table_for(query: &AggregateQuery) -> &'static str {
-    let needs_agent = query.group_by.contains(&Dimension::Agent)
-        || query.filters.iter().any(|(d, _)| *d == Dimension::Agent);
+    let fine = |d: &Dimension| matches!(d, Dimension::Agent | Dimension::SentimentBand);
+    let needs_agent = query.group_by.iter().any(fine) || query.filters.iter().any(|(d, _)| fine(d));
     let hourly = |ms: i64| ms.rem_euclid(HOUR_MS) == 0 || ms == i64::MAX;
     if needs_agent {
         "ch_agg"
@@ -269,4 +301,24 @@ pub(super) fn aggregate(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contributions_stored_before_the_sentiment_band_read_as_having_none() {
+        let stored = r#"[[[0,900000,"q","voice","a","p"],[1.0,1]],
+                        [[1,900000,"q","voice","a","p","negative"],[90.5,1]]]"#;
+        let read: Vec<(ContribKey, (f64, i64))> =
+            serde_json::from_str::<Vec<(StoredKey, (f64, i64))>>(stored)
+                .unwrap()
+                .into_iter()
+                .map(|(key, value)| (key.into(), value))
+                .collect();
+        assert_eq!(read[0].0.6, "");
+        assert_eq!(read[1].0.6, "negative");
+        assert_eq!(read[1].1, (90.5, 1));
+    }
 }

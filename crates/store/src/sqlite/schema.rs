@@ -553,6 +553,37 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         WHERE contact_id IS NOT NULL AND json_extract(fields, '$[0]') IS NOT NULL
           AND type_id IN (SELECT id FROM dict WHERE kind = 1 AND text = 'portal_search');
     "#,
+    // 13: the session's closing sentiment band, as a dimension of the
+    // per-agent rollups and a column of the facts; which closed sessions
+    // were dissatisfied; and which derivation the facts were made by, so
+    // that a start after an upgrade derives them again.
+    r#"
+    CREATE TABLE ch_agg_new (
+        org_id         INTEGER NOT NULL,
+        part           INTEGER NOT NULL,
+        bucket         INTEGER NOT NULL,
+        queue          TEXT NOT NULL,
+        channel        TEXT NOT NULL,
+        agent          TEXT NOT NULL,
+        provider       TEXT NOT NULL,
+        sentiment_band TEXT NOT NULL,
+        sum            REAL NOT NULL,
+        count          INTEGER NOT NULL,
+        PRIMARY KEY (org_id, part, bucket, queue, channel, agent, provider, sentiment_band)
+    ) WITHOUT ROWID;
+    INSERT INTO ch_agg_new
+        SELECT org_id, part, bucket, queue, channel, agent, provider, '', sum, count FROM ch_agg;
+    DROP TABLE ch_agg;
+    ALTER TABLE ch_agg_new RENAME TO ch_agg;
+    ALTER TABLE ch_facts ADD COLUMN sentiment_band TEXT NOT NULL DEFAULT '';
+    ALTER TABLE ch_facts ADD COLUMN dissatisfied INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX ch_facts_dissatisfied ON ch_facts(org_id, closed_at) WHERE dissatisfied;
+    CREATE TABLE derivations (
+        name    TEXT PRIMARY KEY,
+        version INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO derivations (name, version) VALUES ('channel', 0);
+    "#,
 ];
 
 /// The schema version this build writes.

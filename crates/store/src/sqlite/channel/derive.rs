@@ -54,8 +54,9 @@ pub(super) fn rederive_session(
     let facts_json = to_json(&facts)?;
     conn.prepare_cached(
         "INSERT OR REPLACE INTO ch_facts (org_id, session_id, queue, channel, agent, provider,
-            queued_at, answered_at, closed_at, status, last_activity, facts)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            queued_at, answered_at, closed_at, status, last_activity, facts, sentiment_band,
+            dissatisfied)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -71,6 +72,8 @@ pub(super) fn rederive_session(
             facts.status.code(),
             facts.last_activity.as_millis(),
             facts_json,
+            dims.band,
+            facts.dissatisfied(),
         ])
     })
     .map_err(sql_error)?;

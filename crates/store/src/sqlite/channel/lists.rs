@@ -17,7 +17,10 @@ use super::{
     fact_column, from_json, load_conversation, load_events, load_facts, load_participants,
     load_records, load_session,
 };
-use crate::{ChannelFilter, ChannelList, Cursor, FactsQuery, Page, SessionDetail, StoreError};
+use crate::{
+    ChannelFilter, ChannelList, Cursor, DissatisfiedPage, DissatisfiedQuery, FactsQuery, Page,
+    SessionDetail, StoreError,
+};
 
 /// A WHERE clause built from fixed column names and bound values only.
 struct Where {
@@ -247,6 +250,89 @@ pub(super) fn facts(
         query.limit
     );
     load_records(conn, &sql, params_from_iter(w.values), "session facts")
+}
+
+/// The report of dissatisfied conversations, through the partial index of
+/// dissatisfied sessions by closed time. Pages are ordered by (closed,
+/// session); a cursor holds the last page's closed time and how many
+/// sessions closed at that very time it already gave.
+pub(super) fn dissatisfied(
+    conn: &Connection,
+    org: OrgId,
+    query: DissatisfiedQuery,
+) -> Result<DissatisfiedPage, StoreError> {
+    let mut w = Where::new(org, "org_id");
+    // As the partial index's own term, so the planner can use it.
+    w.clauses.push("dissatisfied".into());
+    w.push("closed_at >= ?", SqlValue::Integer(query.from.as_millis()));
+    w.push("closed_at < ?", SqlValue::Integer(query.to.as_millis()));
+    for (dimension, value) in &query.filters {
+        w.push(
+            &format!("{} = ?", dimension_column(*dimension)),
+            SqlValue::Text(value.clone()),
+        );
+    }
+    let count: i64 = conn
+        .prepare_cached(&format!("SELECT count(*) FROM ch_facts WHERE {}", w.sql()))
+        .and_then(|mut s| s.query_row(params_from_iter(w.values.iter()), |r| r.get(0)))
+        .map_err(sql_error)?;
+    let (skip, after) = match query.cursor {
+        Some(cursor) => {
+            w.push("closed_at >= ?", SqlValue::Integer(cursor.time));
+            (cursor.seq.max(0) as usize, Some(cursor.time))
+        }
+        None => (0, None),
+    };
+    let sql = format!(
+        "SELECT closed_at, facts FROM ch_facts WHERE {} ORDER BY closed_at, session_id LIMIT {}",
+        w.sql(),
+        skip + query.limit + 1
+    );
+    let mut statement = conn.prepare_cached(&sql).map_err(sql_error)?;
+    let rows = statement
+        .query_map(params_from_iter(w.values.iter()), |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })
+        .map_err(sql_error)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sql_error)?;
+    // Skip the sessions of the cursor's closed time that were given before.
+    let mut seen_at_cursor = 0;
+    let rows: Vec<(i64, String)> = rows
+        .into_iter()
+        .filter(|(closed, _)| {
+            if Some(*closed) == after && seen_at_cursor < skip {
+                seen_at_cursor += 1;
+                false
+            } else {
+                true
+            }
+        })
+        .collect();
+    let more = rows.len() > query.limit;
+    let mut items = Vec::with_capacity(query.limit.min(rows.len()));
+    for (_, text) in rows.iter().take(query.limit) {
+        items.push(from_json(text, "session facts")?);
+    }
+    let next_cursor = if more {
+        let last = rows[query.limit - 1].0;
+        let tied = rows[..query.limit]
+            .iter()
+            .filter(|(c, _)| *c == last)
+            .count();
+        let before = if Some(last) == after { skip } else { 0 };
+        Some(Cursor {
+            time: last,
+            seq: (tied + before) as i64,
+        })
+    } else {
+        None
+    };
+    Ok(DissatisfiedPage {
+        items,
+        count: count as u64,
+        next_cursor,
+    })
 }
 
 pub(super) fn facts_with_events(

@@ -33,9 +33,9 @@ use super::rollups;
 use super::{SqliteStore, sql_error};
 use crate::log::{Admitted, Kind};
 use crate::{
-    AggregateQuery, Alert, ChannelList, ChannelRules, ChannelStore, FactTime, FactsQuery,
-    ItemOutcome, Page, Provider, QueueSettings, RebuildProgress, RebuildSummary, SessionDetail,
-    StoreError,
+    AggregateQuery, Alert, ChannelList, ChannelRules, ChannelStore, DissatisfiedPage,
+    DissatisfiedQuery, FactTime, FactsQuery, ItemOutcome, Page, Provider, QueueSettings,
+    RebuildProgress, RebuildSummary, SessionDetail, StoreError,
 };
 use derive::{rederive_agent, rederive_session};
 pub(crate) use write::{Channel, ChannelState};
@@ -439,6 +439,16 @@ impl ChannelStore for SqliteStore {
         self.read(move |conn| lists::facts(conn, org, query)).await
     }
 
+    async fn dissatisfied(
+        &self,
+        org: OrgId,
+        query: DissatisfiedQuery,
+    ) -> Result<DissatisfiedPage, StoreError> {
+        self.settle(Kind::ChannelEvents, org).await?;
+        self.read(move |conn| lists::dissatisfied(conn, org, query))
+            .await
+    }
+
     async fn facts_with_events(
         &self,
         org: OrgId,
@@ -498,6 +508,34 @@ impl ChannelStore for SqliteStore {
     ) -> Result<Vec<Alert>, StoreError> {
         self.read(move |conn| admin::alerts(conn, org, open_only, limit))
             .await
+    }
+
+    async fn derivation(&self) -> Result<i64, StoreError> {
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT version FROM derivations WHERE name = 'channel'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(|found| found.unwrap_or(0))
+            .map_err(sql_error)
+        })
+        .await
+    }
+
+    async fn set_derivation(&self, version: i64) -> Result<(), StoreError> {
+        self.write(1, move |ctx| {
+            ctx.conn
+                .execute(
+                    "INSERT INTO derivations (name, version) VALUES ('channel', ?1)
+                     ON CONFLICT (name) DO UPDATE SET version = ?1",
+                    params![version],
+                )
+                .map_err(sql_error)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn rebuild_analytics(

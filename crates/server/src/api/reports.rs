@@ -1,0 +1,66 @@
+//! Reports over channel analytics: `GET /api/v1/reports/dissatisfied`, the
+//! conversations that closed with a low CSAT or a negative sentiment, as
+//! JSON pages or as one CSV.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::response::{IntoResponse, Response};
+use tracklog_domain::auth::Right;
+use tracklog_domain::time::UtcMillis;
+
+use super::extract::{ApiQuery, Caller};
+use crate::error::ApiError;
+use crate::services::reports::{self, DissatisfiedParams, DissatisfiedReport, DissatisfiedRequest};
+use crate::state::AppState;
+
+/// Sessions that closed in the period with a CSAT of 2 or less or a
+/// sentiment below neutral at close, for a queue or an agent, oldest
+/// closed first, each with its facts, why it is in the report and a link
+/// to its timeline. `format=csv` gives the whole report as CSV, one row
+/// per session. Opening it is recorded in the activity log.
+#[utoipa::path(get, path = "/api/v1/reports/dissatisfied", tag = "analytics",
+    params(DissatisfiedParams),
+    responses(
+        (status = 200, body = DissatisfiedReport, content_type = "application/json"),
+        (status = 200, description = "The whole report, one row per session", content_type = "text/csv"),
+        (status = 400, body = super::ErrorEnvelope),
+        (status = 401, body = super::ErrorEnvelope),
+        (status = 403, body = super::ErrorEnvelope),
+        (status = 503, body = super::ErrorEnvelope)),
+    security(("sas" = []), ("basic" = [])))]
+pub async fn dissatisfied(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<DissatisfiedParams>,
+) -> Result<Response, ApiError> {
+    caller.principal.require(Right::Read)?;
+    let request = DissatisfiedRequest::parse(&params, UtcMillis::now())
+        .map_err(|e| ApiError::bad_field(&e.field, format!("{} {}", e.field, e.message)))?;
+    let org = caller.principal.org;
+    match params.format.as_deref().unwrap_or("json") {
+        "json" => {
+            let report = reports::dissatisfied(&state.stores, org, &caller.actor, &request).await?;
+            Ok(Json(report).into_response())
+        }
+        "csv" => {
+            let csv =
+                reports::dissatisfied_csv(&state.stores, org, &caller.actor, &request).await?;
+            Ok((
+                [
+                    (CONTENT_TYPE, "text/csv; charset=utf-8"),
+                    (
+                        CONTENT_DISPOSITION,
+                        "attachment; filename=\"dissatisfied-conversations.csv\"",
+                    ),
+                ],
+                csv,
+            )
+                .into_response())
+        }
+        other => Err(ApiError::bad_field(
+            "format",
+            format!("{other:?} is not a format: json or csv"),
+        )),
+    }
+}
