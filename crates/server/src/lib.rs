@@ -82,6 +82,8 @@ pub fn app(state: AppState) -> Router {
         .routes(routes!(ui::analytics::session_page))
         .routes(routes!(ui::analytics::history_page))
         .routes(routes!(ui::analytics::me_page))
+        .routes(routes!(ui::sentiment::my_stream))
+        .routes(routes!(ui::sentiment::dissatisfied_page))
         .routes(routes!(ui::audit::audit_page))
         .routes(routes!(ui::audit::record_page))
         .routes(routes!(ui::audit::export_download))

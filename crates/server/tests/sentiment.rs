@@ -308,3 +308,69 @@ async fn sentiment_metrics_bands_and_the_dissatisfied_report() {
     assert_eq!(opened["count"], pages + 1, "{opened}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_alert_fires_when_sentiment_turns_negative_and_on_drops() {
+    let server = TestServer::start().await;
+    let auth = basic(&server.policy("ops", "manage").await);
+    let now = jiff::Timestamp::now().as_millisecond();
+    let at = |ms: i64| tracklog_domain::time::UtcMillis::from_millis(ms).to_rfc3339();
+    // Three sessions closed in the last minutes: two negative at close, one
+    // of them after a drop from 0.6.
+    for (id, scores) in [
+        ("a1", vec![0.6, -0.4]),
+        ("a2", vec![-0.7]),
+        ("a3", vec![0.5]),
+    ] {
+        let start = now - 10 * 60_000;
+        post(&server, &auth, "/api/v1/channel/init", json!({"conversation": {
+            "conversationId": id, "providerId": "contoso", "session": {
+                "providerSessionId": format!("{id}-s"), "queueId": "care",
+                "queueAssignedTimestamp": at(start), "agentAssignedTimestamp": at(start + 5_000)}}})).await;
+        let mut list: Vec<Value> = scores
+            .iter()
+            .enumerate()
+            .map(|(i, score)| json!({"kpiEventName": "SentimentUpdated",
+                "eventTimestamp": at(start + 60_000 * (i as i64 + 1)), "customData": {"score": score}}))
+            .collect();
+        list.push(json!({"kpiEventName": "SessionClosed", "eventTimestamp": at(now - 60_000)}));
+        post(
+            &server,
+            &auth,
+            "/api/v1/channel/events",
+            json!({"conversationId": id,
+            "providerSessionId": format!("{id}-s"), "events": list}),
+        )
+        .await;
+    }
+    for (id, metric, threshold) in [
+        ("negative", "negative_sentiment_rate", 0.5),
+        ("drops", "sentiment_drop_rate", 0.2),
+        ("calm", "sentiment_drop_rate", 0.5),
+    ] {
+        post(
+            &server,
+            &auth,
+            "/api/v1/alert-rules",
+            json!({"id": id, "metric": metric,
+            "comparison": "above", "threshold": threshold, "window_minutes": 60}),
+        )
+        .await;
+    }
+    let checks = post(&server, &auth, "/api/v1/alerts/evaluate", json!({})).await;
+    let state = |id: &str| {
+        checks["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["rule_id"] == id)
+            .unwrap_or_else(|| panic!("{id}: {checks}"))["state"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(state("negative"), "firing", "2 of 3 negative: {checks}");
+    assert_eq!(state("drops"), "firing", "1 of 3 dropped: {checks}");
+    assert_eq!(state("calm"), "ok", "{checks}");
+    server.stop().await;
+}

@@ -719,6 +719,9 @@ pub struct Snapshot {
     /// Waiting sessions already past their queue's service-level threshold:
     /// flagged before they are answered late.
     pub breaching: Vec<Value>,
+    /// Ongoing sessions whose customer's sentiment is now below neutral,
+    /// most negative first.
+    pub turned_negative: Vec<SessionFacts>,
     /// The current interval so far and the last closed one, from the same
     /// pre-aggregates as `POST /api/v1/metrics/query`.
     pub current: MetricsAnswer,
@@ -796,6 +799,7 @@ pub async fn snapshot(
             })
         })
         .collect();
+    let turned_negative = turned_negative(&live);
     let spans = stores
         .channel
         .agent_spans(
@@ -839,9 +843,33 @@ pub async fn snapshot(
         agents_signed_in,
         queues,
         breaching,
+        turned_negative,
         current,
         previous,
     })
+}
+
+/// The live sessions whose sentiment turned negative: not closed, with a
+/// current score below the neutral band; most negative first.
+pub fn turned_negative(live: &[SessionFacts]) -> Vec<SessionFacts> {
+    let mut flagged: Vec<SessionFacts> = live
+        .iter()
+        .filter(|f| f.status != Status::Closed)
+        .filter(|f| {
+            f.sentiment
+                .current_band()
+                .is_some_and(|band| band.is_negative())
+        })
+        .cloned()
+        .collect();
+    flagged.sort_by(|a, b| {
+        a.sentiment
+            .current
+            .partial_cmp(&b.sentiment.current)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| a.session_id.cmp(&b.session_id))
+    });
+    flagged
 }
 
 // ---- forecast and staffing -------------------------------------------------------------

@@ -189,6 +189,8 @@ pub struct LiveView {
     /// The current interval's start, for the drill-down links.
     pub interval_start: String,
     pub queues: Vec<QueueRow>,
+    /// Ongoing conversations whose sentiment turned negative.
+    pub negative: Vec<super::sentiment::SentimentRow>,
 }
 
 pub fn live_view(snapshot: &Snapshot) -> LiveView {
@@ -225,6 +227,11 @@ pub fn live_view(snapshot: &Snapshot) -> LiveView {
                 wrapping_up: q.wrapping_up,
                 longest_wait: duration(q.longest_wait_seconds),
             })
+            .collect(),
+        negative: snapshot
+            .turned_negative
+            .iter()
+            .map(super::sentiment::row)
             .collect(),
     }
 }
@@ -1229,6 +1236,8 @@ struct MePage {
     assigned: usize,
     closed: usize,
     error: Option<String>,
+    at: String,
+    conversations: Vec<super::sentiment::SentimentRow>,
 }
 
 /// `/ui/analytics/me`: the signed-in agent's CSAT and AHT, today and over
@@ -1326,6 +1335,12 @@ pub async fn me_page(State(state): State<AppState>, user: WebUser) -> Response {
         "Sessions today",
         &|v| format!("{v:.0}"),
     );
+    let conversations = super::sentiment::my_conversations(&state, &user, now)
+        .await
+        .unwrap_or_else(|e| {
+            error = Some(e.to_string());
+            Vec::new()
+        });
     let shell = shell(&state, &user, "/ui/analytics/me").await;
     render(&MePage {
         user: shell.user,
@@ -1346,6 +1361,8 @@ pub async fn me_page(State(state): State<AppState>, user: WebUser) -> Response {
         assigned: day.assigned.last().map_or(0, |v| *v as usize),
         closed: day.closed.last().map_or(0, |v| *v as usize),
         error,
+        at: short_time(&now.to_rfc3339()),
+        conversations,
     })
 }
 

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod charts;
 pub mod journeys;
 pub mod pages;
+pub mod sentiment;
 pub mod session;
 pub mod users;
 
@@ -49,7 +50,7 @@ pub struct NavSection {
 /// The navigation a role sees; `current` is the path being shown.
 pub fn navigation(role: Role, current: &str) -> Vec<NavSection> {
     use Role::*;
-    let entries: [(&str, &str, &str, bool, &[Role]); 9] = [
+    let entries: [(&str, &str, &str, bool, &[Role]); 10] = [
         (
             "Home",
             "Overview",
@@ -82,6 +83,13 @@ pub fn navigation(role: Role, current: &str) -> Vec<NavSection> {
             "Contact centre",
             "History",
             "/ui/analytics/history",
+            true,
+            &[Admin, Supervisor],
+        ),
+        (
+            "Contact centre",
+            "Dissatisfied conversations",
+            "/ui/reports/dissatisfied",
             true,
             &[Admin, Supervisor],
         ),
