@@ -190,6 +190,9 @@ pub struct ChannelConfig {
     pub sdk_allowed_origins: Vec<String>,
     /// Seconds between evaluations of the alert rules.
     pub alert_interval_seconds: u64,
+    /// A provider that has sent nothing for this many seconds is silent:
+    /// its health shows it, and the alerts job raises an alert.
+    pub provider_silence_seconds: u64,
 }
 
 impl Default for ChannelConfig {
@@ -197,6 +200,7 @@ impl Default for ChannelConfig {
         Self {
             sdk_allowed_origins: Vec::new(),
             alert_interval_seconds: 30,
+            provider_silence_seconds: 900,
         }
     }
 }

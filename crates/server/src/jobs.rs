@@ -166,9 +166,18 @@ pub async fn checkpoint_all(state: AppState) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Evaluates every org's alert rules.
+/// Evaluates every org's alert rules, and raises or resolves the alerts of
+/// silent channel providers.
 pub async fn alerts_all(state: AppState) -> anyhow::Result<()> {
     let now = tracklog_domain::time::UtcMillis::now();
+    crate::channel_health::raise_silence_alerts(
+        &state.stores,
+        &state.channel_health,
+        &state.metrics,
+        now,
+        state.config.channel.provider_silence_seconds as i64 * 1000,
+    )
+    .await?;
     for org in state.stores.meta.list_orgs().await? {
         let checks =
             crate::services::channel::evaluate_alerts(&state.stores, org.id, now, &state.http)
@@ -182,7 +191,6 @@ pub async fn alerts_all(state: AppState) -> anyhow::Result<()> {
 
 /// Applies every org's retention.
 pub async fn purge_all(state: AppState) -> anyhow::Result<()> {
-    let policy = checkpoint_policy(&state);
     for org in state.stores.meta.list_orgs().await? {
         let purged = audit::purge(
             &state.stores,
@@ -190,7 +198,6 @@ pub async fn purge_all(state: AppState) -> anyhow::Result<()> {
             org.id,
             org.name.as_str(),
             state.config.audit.retention_days,
-            policy,
         )
         .await?;
         if purged > 0 {

@@ -21,6 +21,7 @@
 pub mod api;
 pub mod auth;
 pub mod catalogue;
+pub mod channel_health;
 pub mod config;
 pub mod cors;
 pub mod edge;
@@ -84,6 +85,7 @@ pub fn app(state: AppState) -> Router {
         .routes(routes!(ui::analytics::me_page))
         .routes(routes!(ui::sentiment::my_stream))
         .routes(routes!(ui::sentiment::dissatisfied_page))
+        .routes(routes!(ui::health::health_page))
         .routes(routes!(ui::audit::audit_page))
         .routes(routes!(ui::audit::record_page))
         .routes(routes!(ui::audit::export_download))

@@ -20,11 +20,18 @@
 //! | `tracklog_audit_exported_total` | counter | `format` | records written by exports |
 //! | `tracklog_audit_forwarded_total` | counter | `forwarder` | records sent to a SIEM (resends included) |
 //! | `tracklog_audit_forward_failures_total` | counter | `forwarder` | failed deliveries to a SIEM (each is retried) |
+//! | `tracklog_channel_provider_events_total` | counter | `org`, `provider` | KPI events that arrived from a provider (duplicates included) |
+//! | `tracklog_channel_provider_rejected_total` | counter | `org`, `provider`, `reason` | a provider's KPI events refused, by reason |
+//! | `tracklog_channel_notification_timeouts_total` | counter | `org`, `provider` | `NotificationResponse` events with `Timeout` |
+//! | `tracklog_channel_provider_last_event_timestamp_seconds` | gauge | `org`, `provider` | when a provider's last event arrived (Unix seconds) |
+//! | `tracklog_channel_provider_silent` | gauge | `org`, `provider` | 1 while a provider is silent past `channel.provider_silence_seconds` |
+//! | `tracklog_channel_event_lag_seconds` | histogram | `org`, `provider` | arrival minus `eventTimestamp` |
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 use tracklog_store::StoreMetrics;
@@ -81,6 +88,32 @@ pub struct Metrics {
     pub materialiser_lag_items: Family<MaterialiserLabel, Gauge>,
     pub materialiser_lag_seconds: Family<MaterialiserLabel, Gauge<f64, AtomicU64>>,
     pub log_bytes: Gauge,
+    pub provider_events: Family<ProviderLabel, Counter>,
+    pub provider_rejected: Family<ProviderReasonLabel, Counter>,
+    pub provider_timeouts: Family<ProviderLabel, Counter>,
+    pub provider_last_event: Family<ProviderLabel, Gauge<f64, AtomicU64>>,
+    pub provider_silent: Family<ProviderLabel, Gauge>,
+    pub provider_lag: Family<ProviderLabel, Histogram, fn() -> Histogram>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderLabel {
+    pub org: String,
+    pub provider: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderReasonLabel {
+    pub org: String,
+    pub provider: String,
+    pub reason: String,
+}
+
+/// Arrival lag buckets, in seconds: from sub-second to an hour late.
+fn lag_histogram() -> Histogram {
+    Histogram::new([
+        0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+    ])
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -126,7 +159,43 @@ impl Metrics {
             materialiser_lag_items: Family::default(),
             materialiser_lag_seconds: Family::default(),
             log_bytes: Gauge::default(),
+            provider_events: Family::default(),
+            provider_rejected: Family::default(),
+            provider_timeouts: Family::default(),
+            provider_last_event: Family::default(),
+            provider_silent: Family::default(),
+            provider_lag: Family::new_with_constructor(lag_histogram),
         };
+        registry.register(
+            "channel_provider_events",
+            "KPI events that arrived from a provider, duplicates included",
+            metrics.provider_events.clone(),
+        );
+        registry.register(
+            "channel_provider_rejected",
+            "A provider's KPI events refused, by reason",
+            metrics.provider_rejected.clone(),
+        );
+        registry.register(
+            "channel_notification_timeouts",
+            "NotificationResponse events with Timeout, by provider",
+            metrics.provider_timeouts.clone(),
+        );
+        registry.register(
+            "channel_provider_last_event_timestamp_seconds",
+            "When a provider's last KPI event arrived, in Unix seconds",
+            metrics.provider_last_event.clone(),
+        );
+        registry.register(
+            "channel_provider_silent",
+            "1 while a provider has sent nothing for longer than channel.provider_silence_seconds",
+            metrics.provider_silent.clone(),
+        );
+        registry.register(
+            "channel_event_lag_seconds",
+            "Seconds from a KPI event's eventTimestamp to its arrival",
+            metrics.provider_lag.clone(),
+        );
         registry.register(
             "materialiser_lag_items",
             "Items in the write-ahead log a materialiser has not applied",

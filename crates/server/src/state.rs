@@ -22,6 +22,8 @@ pub struct AppState {
     pub audit_key: Arc<ed25519_dalek::SigningKey>,
     /// Outgoing HTTP (alert webhooks).
     pub http: reqwest::Client,
+    /// Each provider's health, recorded by the KPI event ingest path.
+    pub channel_health: Arc<crate::channel_health::ChannelHealth>,
 }
 
 impl AppState {
@@ -38,6 +40,7 @@ impl AppState {
                 .timeout(std::time::Duration::from_secs(10))
                 .build()
                 .unwrap_or_default(),
+            channel_health: Arc::default(),
         }
     }
 }

@@ -870,12 +870,8 @@ async fn verification_still_passes_after_a_retention_purge() {
     let (server, auth) = chained_server().await;
     let org = server.org("default").await;
     let key = audit_service::load_or_create_key(server.dir.path()).unwrap();
-    let policy = CheckpointPolicy {
-        every_records: 1_000_000,
-        every_millis: i64::MAX,
-    };
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    let purged = audit_service::purge(&server.stores, &key, org, "default", 0, policy)
+    let purged = audit_service::purge(&server.stores, &key, org, "default", 0)
         .await
         .unwrap();
     assert_eq!(purged, 10);

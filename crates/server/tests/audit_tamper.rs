@@ -213,13 +213,14 @@ async fn written_log() -> (tempfile::TempDir, [(OrgId, &'static str); 2]) {
     server
         .stores
         .audit
-        .purge_audit(default, cutoff)
+        .purge_audit(
+            default,
+            cutoff,
+            Some(audit_service::purge_signer(&key, "default")),
+        )
         .await
         .unwrap()
         .expect("a prefix was purged");
-    audit_service::checkpoint_if_due(&server.stores, &key, default, "default", policy, true)
-        .await
-        .unwrap();
 
     // The records an insider would hide, one of them split into parts.
     post(

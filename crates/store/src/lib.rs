@@ -491,6 +491,21 @@ pub struct AuditPage {
 /// record's sequence and link; `(0, GENESIS)` before any.
 pub type Anchor = (i64, [u8; 32]);
 
+/// What the checkpoint written with a purge signs: the next number, the
+/// chain's head after the purge and the new anchor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointDraft {
+    pub number: i64,
+    pub sequence: i64,
+    pub hash: [u8; 32],
+    pub anchor_sequence: i64,
+    pub anchor_hash: [u8; 32],
+}
+
+/// Signs the checkpoint a purge writes in its own transaction, so that no
+/// reader ever sees an anchor that no checkpoint vouches for.
+pub type PurgeSigner = Box<dyn FnOnce(CheckpointDraft) -> Checkpoint + Send>;
+
 /// The activity log.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
@@ -594,11 +609,15 @@ pub trait AuditStore: Send + Sync {
     async fn latest_checkpoint(&self, org: OrgId) -> Result<Option<Checkpoint>, StoreError>;
     async fn add_checkpoint(&self, org: OrgId, checkpoint: Checkpoint) -> Result<(), StoreError>;
     /// Deletes the oldest records stored before `stored_before`, as a prefix
-    /// of the chain, and returns the new anchor when anything went.
+    /// of the chain, and returns the new anchor when anything went. With a
+    /// `signer`, the checkpoint of the new anchor is written in the same
+    /// transaction; without one (tests of what verification reports) the
+    /// purge is left unsigned.
     async fn purge_audit(
         &self,
         org: OrgId,
         stored_before: UtcMillis,
+        signer: Option<PurgeSigner>,
     ) -> Result<Option<Anchor>, StoreError>;
     /// The org's retention in days, when set.
     async fn retention_days(&self, org: OrgId) -> Result<Option<u32>, StoreError>;
@@ -659,6 +678,14 @@ pub struct ChannelRules {
     pub disabled_providers: HashSet<String>,
     /// The only provider a provider-scoped credential may write for.
     pub provider_scope: Option<String>,
+}
+
+/// A KPI event's outcome, with the provider of its conversation when the
+/// outcome was decided: none before the conversation's init arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventOutcome {
+    pub outcome: ItemOutcome,
+    pub provider: Option<String>,
 }
 
 /// One item's outcome.
@@ -824,13 +851,14 @@ pub trait ChannelStore: Send + Sync {
         items: Vec<Init>,
         rules: ChannelRules,
     ) -> Result<Vec<ItemOutcome>, StoreError>;
-    /// Stores KPI events; an event already stored is a duplicate.
+    /// Stores KPI events; an event already stored is a duplicate. Each
+    /// outcome comes with the provider the event's conversation had.
     async fn ingest_events(
         &self,
         org: OrgId,
         events: Vec<KpiEvent>,
         rules: ChannelRules,
-    ) -> Result<Vec<ItemOutcome>, StoreError>;
+    ) -> Result<Vec<EventOutcome>, StoreError>;
 
     async fn conversations(
         &self,

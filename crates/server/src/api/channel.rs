@@ -18,12 +18,13 @@ use tracklog_domain::channel::payload::{self, KpiEvent};
 use tracklog_domain::contact::RecordError;
 use tracklog_domain::ingest::{IngestReport, RawItem, Reason, Rejection, split_items};
 use tracklog_domain::time::UtcMillis;
-use tracklog_store::{ChannelFilter, ChannelList, Cursor, ItemOutcome, Page};
+use tracklog_store::{ChannelFilter, ChannelList, Cursor, EventOutcome, ItemOutcome, Page};
 use utoipa::IntoParams;
 
 use super::extract::{ApiJson, ApiQuery, Caller};
 use super::interactions::{limit_param, read_ingest_body, refuse_body, time_param};
 use crate::auth::Principal;
+use crate::channel_health::Arrival;
 use crate::edge;
 use crate::error::ApiError;
 use crate::metrics::KindLabel;
@@ -235,6 +236,7 @@ async fn ingest_events(
         }
     }
     let rules = service::rules(&state.stores, principal.org, principal.provider.clone()).await?;
+    let arrivals: Vec<Arrival> = good.iter().map(Arrival::of).collect();
     let outcomes = if good.is_empty() {
         Vec::new()
     } else {
@@ -244,12 +246,56 @@ async fn ingest_events(
             .ingest_events(principal.org, good, rules)
             .await?
     };
+    record_health(state, principal, &rejected, &arrivals, &outcomes);
     let outcomes = places
         .into_iter()
         .zip(outcomes)
-        .map(|((index, id), outcome)| (index, id, outcome))
+        .map(|((index, id), outcome)| (index, id, outcome.outcome))
         .collect();
     Ok(report(state, "kpi_event", rejected, outcomes))
+}
+
+/// Tells the providers' health what arrived: accepted events by provider,
+/// and refusals by reason. An event refused at the edge is put down to the
+/// credential's provider, or to the one provider the request's other
+/// events had, when there is one.
+fn record_health(
+    state: &AppState,
+    principal: &Principal,
+    edge_rejections: &[Rejection],
+    arrivals: &[Arrival],
+    outcomes: &[EventOutcome],
+) {
+    let now = UtcMillis::now();
+    let health = &state.channel_health;
+    let mut by_provider: std::collections::BTreeMap<Option<&str>, Vec<Arrival>> =
+        std::collections::BTreeMap::new();
+    for (arrival, outcome) in arrivals.iter().zip(outcomes) {
+        let provider = outcome.provider.as_deref();
+        match &outcome.outcome {
+            ItemOutcome::Refused { reason, .. } => {
+                health.rejected(&state.metrics, principal.org, provider, reason.code());
+            }
+            ItemOutcome::Accepted | ItemOutcome::Duplicate => {
+                by_provider.entry(provider).or_default().push(*arrival);
+            }
+        }
+    }
+    for (provider, arrived) in &by_provider {
+        health.accepted(&state.metrics, principal.org, *provider, arrived, now);
+    }
+    let sole = (by_provider.len() == 1)
+        .then(|| by_provider.keys().next().copied().flatten())
+        .flatten();
+    let blamed = principal.provider.as_deref().or(sole);
+    for rejection in edge_rejections {
+        health.rejected(
+            &state.metrics,
+            principal.org,
+            blamed,
+            rejection.reason.code(),
+        );
+    }
 }
 
 /// `initLogAnalytics`: a conversation with its session and participants

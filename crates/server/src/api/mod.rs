@@ -183,6 +183,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(channel::query_metrics))
         .routes(routes!(channel::drilldown))
         .routes(routes!(reports::dissatisfied))
+        .routes(routes!(reports::provider_health))
         .routes(routes!(channel::realtime))
         .routes(routes!(channel::rebuild))
         .routes(routes!(channel::forecast))

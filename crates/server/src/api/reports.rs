@@ -1,6 +1,7 @@
-//! Reports over channel analytics: `GET /api/v1/reports/dissatisfied`, the
-//! conversations that closed with a low CSAT or a negative sentiment, as
-//! JSON pages or as one CSV.
+//! Reports over channel analytics for supervisors and managers:
+//! `GET /api/v1/reports/dissatisfied`, the conversations that closed with a
+//! low CSAT or a negative sentiment, as JSON pages or as one CSV; and
+//! `GET /api/v1/providers/health`, each provider's channel health.
 
 use axum::Json;
 use axum::extract::State;
@@ -10,6 +11,7 @@ use tracklog_domain::auth::Right;
 use tracklog_domain::time::UtcMillis;
 
 use super::extract::{ApiQuery, Caller};
+use crate::channel_health::ProviderHealth;
 use crate::error::ApiError;
 use crate::services::reports::{self, DissatisfiedParams, DissatisfiedReport, DissatisfiedRequest};
 use crate::state::AppState;
@@ -63,4 +65,37 @@ pub async fn dissatisfied(
             format!("{other:?} is not a format: json or csv"),
         )),
     }
+}
+
+/// Each provider's channel health, by id.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct HealthReport {
+    /// `channel.provider_silence_seconds`: past it a provider is silent.
+    pub silence_threshold_seconds: u64,
+    pub items: Vec<ProviderHealth>,
+}
+
+/// Per provider: seconds since its last event, events a minute over the
+/// last five minutes, rejected events by reason, notification timeouts,
+/// and the p50/p99 of the lag from `eventTimestamp` to arrival, as this
+/// server has seen them since it started.
+#[utoipa::path(get, path = "/api/v1/providers/health", tag = "analytics",
+    responses((status = 200, body = HealthReport),
+        (status = 401, body = super::ErrorEnvelope),
+        (status = 403, body = super::ErrorEnvelope)),
+    security(("sas" = []), ("basic" = [])))]
+pub async fn provider_health(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<HealthReport>, ApiError> {
+    caller.principal.require(Right::Read)?;
+    let silence = state.config.channel.provider_silence_seconds;
+    Ok(Json(HealthReport {
+        silence_threshold_seconds: silence,
+        items: state.channel_health.providers(
+            caller.principal.org,
+            UtcMillis::now(),
+            silence as i64 * 1000,
+        ),
+    }))
 }

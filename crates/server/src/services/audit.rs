@@ -18,7 +18,7 @@ use tracklog_domain::audit::settings::{
 use tracklog_domain::ids::OrgId;
 use tracklog_domain::ingest::Rejection;
 use tracklog_domain::time::UtcMillis;
-use tracklog_store::{AuditFilter, StoreError, Stores};
+use tracklog_store::{AuditFilter, CheckpointDraft, PurgeSigner, StoreError, Stores};
 
 use super::selfaudit::{self, Action, Actor};
 
@@ -327,7 +327,6 @@ pub async fn purge(
     org: OrgId,
     org_name: &str,
     default_days: u32,
-    policy: CheckpointPolicy,
 ) -> Result<u64, StoreError> {
     let days = stores
         .audit
@@ -336,11 +335,33 @@ pub async fn purge(
         .unwrap_or(default_days);
     let cutoff = UtcMillis::now().saturating_add_millis(-(i64::from(days) * 86_400_000));
     let before = stores.audit.chain_anchor(org).await?.0;
-    let Some(anchor) = stores.audit.purge_audit(org, cutoff).await? else {
+    let Some(anchor) = stores
+        .audit
+        .purge_audit(org, cutoff, Some(purge_signer(key, org_name)))
+        .await?
+    else {
         return Ok(0);
     };
-    checkpoint_if_due(stores, key, org, org_name, policy, true).await?;
     Ok((anchor.0 - before).max(0) as u64)
+}
+
+/// Signs the checkpoint a purge writes with its deletion: verification
+/// never sees an anchor that no checkpoint vouches for.
+pub fn purge_signer(key: &SigningKey, org_name: &str) -> PurgeSigner {
+    let key = key.clone();
+    let org_name = org_name.to_owned();
+    Box::new(move |draft: CheckpointDraft| {
+        Checkpoint::sign(
+            &key,
+            &org_name,
+            draft.number,
+            draft.sequence,
+            draft.hash,
+            draft.anchor_sequence,
+            draft.anchor_hash,
+            UtcMillis::now().as_millis(),
+        )
+    })
 }
 
 /// `filter` narrowed to one report: its predicate, and the org's own

@@ -4,6 +4,7 @@
 pub mod analytics;
 pub mod audit;
 pub mod charts;
+pub mod health;
 pub mod journeys;
 pub mod pages;
 pub mod sentiment;
@@ -50,7 +51,7 @@ pub struct NavSection {
 /// The navigation a role sees; `current` is the path being shown.
 pub fn navigation(role: Role, current: &str) -> Vec<NavSection> {
     use Role::*;
-    let entries: [(&str, &str, &str, bool, &[Role]); 10] = [
+    let entries: [(&str, &str, &str, bool, &[Role]); 11] = [
         (
             "Home",
             "Overview",
@@ -90,6 +91,13 @@ pub fn navigation(role: Role, current: &str) -> Vec<NavSection> {
             "Contact centre",
             "Dissatisfied conversations",
             "/ui/reports/dissatisfied",
+            true,
+            &[Admin, Supervisor],
+        ),
+        (
+            "Contact centre",
+            "Channel health",
+            "/ui/analytics/health",
             true,
             &[Admin, Supervisor],
         ),

@@ -387,12 +387,13 @@ pub async fn channel_records_merge_and_refuse_by_provider(stores: Stores) {
         .await
         .unwrap();
     assert!(matches!(
-        &outcome[0],
+        &outcome[0].outcome,
         ItemOutcome::Refused {
             reason: Reason::AnalyticsDisabled,
             ..
         }
     ));
+    assert_eq!(outcome[0].provider.as_deref(), Some("p"));
     let scoped = ChannelRules {
         disabled_providers: Default::default(),
         provider_scope: Some("q".into()),
@@ -542,7 +543,9 @@ pub async fn channel_sentiment_bands_and_dissatisfied_sessions(stores: Stores) {
             .await
             .unwrap();
         assert!(
-            outcomes.iter().all(|o| *o == ItemOutcome::Accepted),
+            outcomes
+                .iter()
+                .all(|o| o.outcome == ItemOutcome::Accepted && o.provider.as_deref() == Some("p")),
             "{outcomes:?}"
         );
     }

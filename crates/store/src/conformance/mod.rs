@@ -953,7 +953,7 @@ pub async fn audit_chain_links_checkpoints_and_purges(stores: Stores) {
     // Purge everything stored so far: the anchor keeps the last link.
     let anchor = stores
         .audit
-        .purge_audit(org, UtcMillis::now().saturating_add_millis(1))
+        .purge_audit(org, UtcMillis::now().saturating_add_millis(1), None)
         .await
         .unwrap()
         .unwrap();
@@ -972,6 +972,54 @@ pub async fn audit_chain_links_checkpoints_and_purges(stores: Stores) {
     let (head, head_hash) = stores.audit.chain_head(org).await.unwrap().unwrap();
     let signed = Checkpoint::sign(&key, "default", 2, head, head_hash, anchor.0, anchor.1, 2);
     stores.audit.add_checkpoint(org, signed).await.unwrap();
+    let result = verify(stores.clone()).await;
+    assert!(result.ok, "{result:?}");
+    assert_eq!(result.records_checked, 1);
+
+    // A purge with a signer writes its checkpoint with the deletion: the
+    // chain verifies at once, with no checkpoint added afterwards.
+    stores
+        .audit
+        .append_audit(org, vec![record_at("c7", "Create", 8, "ana")])
+        .await
+        .unwrap();
+    let (kept, kept_hash) = stores.audit.chain_head(org).await.unwrap().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let cutoff = UtcMillis::now();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    stores
+        .audit
+        .append_audit(org, vec![record_at("c8", "Create", 9, "ana")])
+        .await
+        .unwrap();
+    let signing_key = key.clone();
+    let signer: crate::PurgeSigner = Box::new(move |draft: crate::CheckpointDraft| {
+        Checkpoint::sign(
+            &signing_key,
+            "default",
+            draft.number,
+            draft.sequence,
+            draft.hash,
+            draft.anchor_sequence,
+            draft.anchor_hash,
+            3,
+        )
+    });
+    let anchor = stores
+        .audit
+        .purge_audit(org, cutoff, Some(signer))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(anchor, (kept, kept_hash), "c6 and c7 went, c8 stays");
+    let latest = stores.audit.latest_checkpoint(org).await.unwrap().unwrap();
+    assert_eq!(latest.number, 3);
+    assert_eq!((latest.anchor_sequence, latest.anchor_hash), anchor);
+    assert_eq!(
+        latest.sequence,
+        kept + 1,
+        "it signs the head after the purge"
+    );
     let result = verify(stores.clone()).await;
     assert!(result.ok, "{result:?}");
     assert_eq!(result.records_checked, 1);

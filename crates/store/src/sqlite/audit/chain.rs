@@ -13,7 +13,7 @@ use tracklog_domain::time::UtcMillis;
 use super::super::audit_integrity::{CHAIN_COLUMNS, column_mismatch, stored_columns};
 use super::super::{is_unique_violation, sql_error};
 use super::{hash32, read_parts};
-use crate::{Anchor, StoreError};
+use crate::{Anchor, CheckpointDraft, PurgeSigner, StoreError};
 
 pub(super) fn rows(
     conn: &Connection,
@@ -176,6 +176,28 @@ pub(super) fn purge(
     )
     .map_err(sql_error)?;
     Ok(Some((boundary, hash32(hash)?)))
+}
+
+/// Writes the checkpoint of a purge that left `anchor`: it signs the head
+/// as applied now (the anchor itself when nothing is left).
+pub(super) fn sign_purge(
+    conn: &Connection,
+    org: OrgId,
+    anchor: Anchor,
+    signer: PurgeSigner,
+) -> Result<(), StoreError> {
+    let (sequence, hash) = newest(conn, org)?.unwrap_or(anchor);
+    let number = read_checkpoints(conn, org, true)?
+        .pop()
+        .map_or(1, |c| c.number + 1);
+    let checkpoint = signer(CheckpointDraft {
+        number,
+        sequence,
+        hash,
+        anchor_sequence: anchor.0,
+        anchor_hash: anchor.1,
+    });
+    add_checkpoint(conn, org, &checkpoint)
 }
 
 /// The org's checkpoints by number, or only the newest.

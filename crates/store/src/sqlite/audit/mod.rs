@@ -35,7 +35,8 @@ use tracklog_domain::time::UtcMillis;
 use super::{SqliteStore, audit_integrity, sql_error};
 use crate::log::{Admitted, Kind};
 use crate::{
-    Anchor, AuditFilter, AuditHit, AuditPage, AuditStore, Cursor, PartsIntegrity, StoreError,
+    Anchor, AuditFilter, AuditHit, AuditPage, AuditStore, Cursor, PartsIntegrity, PurgeSigner,
+    StoreError,
 };
 use search::{Source, Where, filter_sql, fts_or_sql, renumber};
 use write::Accepted;
@@ -477,9 +478,16 @@ impl AuditStore for SqliteStore {
         &self,
         org: OrgId,
         stored_before: UtcMillis,
+        signer: Option<PurgeSigner>,
     ) -> Result<Option<Anchor>, StoreError> {
-        self.write(1, move |ctx| chain::purge(ctx.conn, org, stored_before))
-            .await
+        self.write(1, move |ctx| {
+            let anchor = chain::purge(ctx.conn, org, stored_before)?;
+            if let (Some(anchor), Some(signer)) = (anchor, signer) {
+                chain::sign_purge(ctx.conn, org, anchor, signer)?;
+            }
+            Ok(anchor)
+        })
+        .await
     }
 
     async fn retention_days(&self, org: OrgId) -> Result<Option<u32>, StoreError> {

@@ -34,8 +34,8 @@ use super::{SqliteStore, sql_error};
 use crate::log::{Admitted, Kind};
 use crate::{
     AggregateQuery, Alert, ChannelList, ChannelRules, ChannelStore, DissatisfiedPage,
-    DissatisfiedQuery, FactTime, FactsQuery, ItemOutcome, Page, Provider, QueueSettings,
-    RebuildProgress, RebuildSummary, SessionDetail, StoreError,
+    DissatisfiedQuery, EventOutcome, FactTime, FactsQuery, ItemOutcome, Page, Provider,
+    QueueSettings, RebuildProgress, RebuildSummary, SessionDetail, StoreError,
 };
 use derive::{rederive_agent, rederive_session};
 pub(crate) use write::{Channel, ChannelState};
@@ -325,7 +325,7 @@ impl ChannelStore for SqliteStore {
         org: OrgId,
         events: Vec<KpiEvent>,
         rules: ChannelRules,
-    ) -> Result<Vec<ItemOutcome>, StoreError> {
+    ) -> Result<Vec<EventOutcome>, StoreError> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
@@ -350,21 +350,26 @@ impl ChannelStore for SqliteStore {
                 let mut outcomes = Vec::with_capacity(count);
                 let mut fresh = Vec::with_capacity(count);
                 for ((index, event), bytes) in events.iter().enumerate().zip(encoded) {
-                    let provider = write::event_provider(&pending.channel, &stored, org, event);
+                    let provider = write::event_provider(&pending.channel, &stored, org, event)
+                        .map(str::to_owned);
+                    let decided = |outcome| EventOutcome {
+                        outcome,
+                        provider: provider.clone(),
+                    };
                     if provider.is_some()
-                        && let Some(refusal) = write::check_provider(&rules, provider)
+                        && let Some(refusal) = write::check_provider(&rules, provider.as_deref())
                     {
-                        outcomes.push(refusal);
+                        outcomes.push(decided(refusal));
                         continue;
                     }
                     let key = write::event_key(&pending.hasher, org, event);
                     if stored.exists[index] || pending.contains(Kind::ChannelEvents, key) {
-                        outcomes.push(ItemOutcome::Duplicate);
+                        outcomes.push(decided(ItemOutcome::Duplicate));
                         continue;
                     }
                     pending.insert(Kind::ChannelEvents, key, seq);
                     fresh.push(bytes);
-                    outcomes.push(ItemOutcome::Accepted);
+                    outcomes.push(decided(ItemOutcome::Accepted));
                 }
                 Ok(Admitted {
                     items: fresh,
