@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 use tracklog_store::Stores;
 
 /// The lag figures of one load.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct LagFigures {
     /// Of the lag sampled during the load: the age of the oldest item some
     /// materialiser had not applied.

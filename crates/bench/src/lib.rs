@@ -99,6 +99,10 @@ pub struct BenchArgs {
     /// The system's temporary directory by default.
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
+    /// Datasets of more events than this render each batch's JSON when it
+    /// is sent instead of holding every event's JSON in memory.
+    #[arg(long, default_value_t = payload::PRERENDER_MAX_EVENTS)]
+    pub prerender_max_events: usize,
 }
 
 /// Runs the benchmark and writes the report. Ctrl-C stops it cleanly: the
@@ -124,6 +128,7 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<(PathBuf, PathBuf)> {
             repeat: args.repeat,
             queries: args.queries,
             seed: args.seed,
+            clients: args.clients,
             peers: settings.peers.clone(),
         };
         return audit::run(&audit, &work_dir, &args.out).await;
@@ -149,7 +154,16 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<(PathBuf, PathBuf)> {
         args.events, args.seed
     ));
     let dataset = Arc::new(workload.generate(args.events, args.seed));
-    let payloads = Arc::new(payload::Payloads::render(&dataset));
+    let payloads = Arc::new(payload::Payloads::new(
+        dataset.clone(),
+        args.prerender_max_events,
+    ));
+    if payloads.on_the_fly() {
+        progress.say(format!(
+            "more than {} events: each batch's JSON is rendered when it is sent",
+            args.prerender_max_events
+        ));
+    }
     let mut query_rng = StdRng::seed_from_u64(args.seed.rotate_left(32));
     let query_sets: Vec<_> = queries::query_sets()
         .iter()
@@ -203,6 +217,7 @@ fn settings(args: &BenchArgs) -> anyhow::Result<Settings> {
         queries: args.queries,
         peers,
         workload: args.workload.clone(),
+        prerender_max_events: args.prerender_max_events,
     })
 }
 
@@ -218,7 +233,12 @@ fn build_report(
         .iter()
         .map(|s| s.name.to_owned())
         .collect();
-    let ratios = report::ratios(&medians, &context.settings.peers, &set_names);
+    let ratios = report::ratios(
+        &medians,
+        &context.settings.peers,
+        &set_names,
+        report::full_batch(&context.settings),
+    );
     Report {
         date: jiff::Timestamp::now().strftime("%Y-%m-%d").to_string(),
         command_line: command_line(),
@@ -230,6 +250,7 @@ fn build_report(
             .iter()
             .map(|set| (set.name.to_owned(), set.description.to_owned()))
             .collect(),
+        rendered_on_the_fly: context.payloads.on_the_fly(),
         medians,
         ratios,
         repetitions,

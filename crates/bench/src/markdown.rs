@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::peers::PeerKind;
-use crate::report::{Report, format_number, format_ratio, headline_ingest_key, keys};
+use crate::report::{Report, format_number, format_ratio, full_batch, headline_ingest_key, keys};
 
 /// Renders the whole report.
 pub fn render(report: &Report) -> String {
@@ -13,6 +13,7 @@ pub fn render(report: &Report) -> String {
     headline(&mut out, report);
     targets(&mut out, report);
     ingest(&mut out, report);
+    peer_loads(&mut out, report);
     queries(&mut out, report);
     limits(&mut out, report);
     workload(&mut out, report);
@@ -99,6 +100,26 @@ fn headline(out: &mut String, report: &Report) {
         &|peer| keys::peer_load(peer, "rows_per_sec"),
         "ingest_per_sec",
     );
+    let _ = write!(
+        out,
+        "| durable ingest, events/s (fsync, batches of 500; ClickHouse: the same rows in {}-row `INSERT ... FORMAT JSONEachRow` requests from {} clients) — higher is better | {} |",
+        crate::peers::clickhouse::SMALL_INSERT_ROWS,
+        report.settings.clients,
+        format_number(report.median(&headline_ingest_key()))
+    );
+    for peer in &peers {
+        if *peer == PeerKind::ClickHouse {
+            let _ = write!(
+                out,
+                " {} | {} |",
+                format_number(report.median(&keys::peer_small_inserts(peer.key(), "rows_per_sec"))),
+                format_ratio(report.ratio(&keys::ratio("small_inserts_per_sec", peer.key())))
+            );
+        } else {
+            out.push_str(" n/a | n/a |");
+        }
+    }
+    out.push('\n');
     headline_row(
         out,
         report,
@@ -201,6 +222,86 @@ fn ingest(out: &mut String, report: &Report) {
         format_number(Some(report.settings.small_batch_max_events as f64)),
         report.settings.run_budget_seconds
     );
+    tenths(out, report);
+}
+
+/// The full run's rate over its first and last tenth of events.
+fn tenths(out: &mut String, report: &Report) {
+    let batch = full_batch(&report.settings);
+    let tenth = |field: &str| report.median(&keys::ingest("fsync", batch, field));
+    let batches = (report.dataset.events / 10).div_ceil(batch);
+    let per_client = batches as f64 / report.settings.clients.max(1) as f64;
+    let _ = writeln!(
+        out,
+        "Over the durable run with batches of {batch}, which sends the whole dataset: the rate while the first 10 % of the events were acknowledged, and over the last 10 % (from the moment 90 % were acknowledged to the end of the run). A ratio near 1 means ingest stays flat as the tables grow. Each tenth holds {} batches, {per_client:.1} per client; with only a few per client, the first tenth mostly shows the server starting up and the last the acknowledgements of the final group commits, not the tables' growth.\n",
+        format_number(Some(batches as f64)),
+    );
+    let (first, last) = (
+        tenth("first_tenth_events_per_sec"),
+        tenth("last_tenth_events_per_sec"),
+    );
+    if first.is_none() || last.is_none() {
+        let _ = writeln!(
+            out,
+            "The run was too short for these rates: the acknowledgement that reached 90 % of the events was the last.\n"
+        );
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "| first 10 %, events/s | last 10 %, events/s | last ÷ first |\n|---:|---:|---:|\n| {} | {} | {} |\n",
+        format_number(first),
+        format_number(last),
+        format_ratio(report.ratio(keys::INGEST_LAST_OVER_FIRST_TENTH)),
+    );
+}
+
+/// Each peer's loads beside Tracklog's durable ingest.
+fn peer_loads(out: &mut String, report: &Report) {
+    let peers = peers(report);
+    if peers.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "## Peer loads\n");
+    let _ = writeln!(
+        out,
+        "| peer | how | rows | seconds | rows/s | retries after \"Too many parts\" | inserts delayed by the server | Tracklog's durable ingest ÷ this |\n|---|---|---:|---:|---:|---:|---:|---:|"
+    );
+    for peer in peers {
+        let key = peer.key();
+        let bulk = match peer {
+            PeerKind::ClickHouse => "bulk load: `JSONEachRow`, 50,000 rows per INSERT, 2 in flight",
+            _ => "bulk load: one `COPY`",
+        };
+        let load = |field: &str| format_number(report.median(&keys::peer_load(key, field)));
+        let _ = writeln!(
+            out,
+            "| {} | {bulk} | {} | {} | {} | n/a | n/a | {} |",
+            peer.display_name(),
+            format_number(Some(report.dataset.events as f64)),
+            load("seconds"),
+            load("rows_per_sec"),
+            format_ratio(report.ratio(&keys::ratio("ingest_per_sec", key))),
+        );
+        if peer == PeerKind::ClickHouse {
+            let small =
+                |field: &str| format_number(report.median(&keys::peer_small_inserts(key, field)));
+            let _ = writeln!(
+                out,
+                "| {} | {}-row `INSERT ... FORMAT JSONEachRow` requests from {} clients | {} | {} | {} | {} | {} | {} |",
+                peer.display_name(),
+                crate::peers::clickhouse::SMALL_INSERT_ROWS,
+                report.settings.clients,
+                small("rows"),
+                small("seconds"),
+                small("rows_per_sec"),
+                small("retries"),
+                small("delayed"),
+                format_ratio(report.ratio(&keys::ratio("small_inserts_per_sec", key))),
+            );
+        }
+    }
+    out.push('\n');
 }
 
 fn queries(out: &mut String, report: &Report) {
@@ -244,7 +345,7 @@ fn limits(out: &mut String, report: &Report) {
     let _ = writeln!(out, "## The machine's limits, measured in this run\n");
     let _ = writeln!(
         out,
-        "| limit | value | Tracklog's durable ingest as a fraction |\n|---|---:|---:|"
+        "| limit | value | Tracklog's durable ingest ÷ limit |\n|---|---:|---:|"
     );
     let _ = writeln!(
         out,

@@ -6,6 +6,7 @@
 //! that Tracklog stores, so the stores hold equivalent data.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use serde::Serialize;
 use tracklog_domain::interaction::Builtin;
@@ -88,18 +89,33 @@ struct ClickHouseRow<'a> {
     fields: String,
 }
 
-/// Every event's API JSON, rendered once so that the ingest clients only
-/// copy bytes while they are being timed.
+/// Above this many events, a batch's JSON is rendered when it is sent
+/// instead of once for the whole dataset (about 360 bytes an event would
+/// not fit in memory at 100 M events).
+pub const PRERENDER_MAX_EVENTS: usize = 20_000_000;
+
+/// The events' API JSON as the ingest clients send it. Up to a size, every
+/// event is rendered once, so that the clients only copy bytes while they
+/// are being timed; above it, each batch is rendered from the compact
+/// events when a client takes it, and nothing per event is kept.
 pub struct Payloads {
+    dataset: Arc<Dataset>,
+    /// `None` when batches are rendered on the fly.
+    rendered: Option<Rendered>,
+}
+
+/// Events' JSON, back to back, and where each ends.
+#[derive(Debug, Clone, Default)]
+pub struct Rendered {
     text: String,
     ends: Vec<usize>,
 }
 
-impl Payloads {
-    pub fn render(dataset: &Dataset) -> Self {
-        let mut text = String::with_capacity(dataset.events.len() * 360);
-        let mut ends = Vec::with_capacity(dataset.events.len());
-        for event in &dataset.events {
+impl Rendered {
+    fn of(dataset: &Dataset, events: &[Event]) -> Self {
+        let mut text = String::with_capacity(events.len() * 360);
+        let mut ends = Vec::with_capacity(events.len());
+        for event in events {
             text.push_str(&api_json(dataset, event));
             ends.push(text.len());
         }
@@ -120,34 +136,94 @@ impl Payloads {
         &self.text[start..self.ends[index]]
     }
 
-    /// A JSON array of the events in `range`.
-    pub fn array(&self, range: std::ops::Range<usize>) -> Vec<u8> {
-        let start = if range.start == 0 {
-            0
-        } else {
-            self.ends[range.start - 1]
-        };
-        let end = self.ends[range.end - 1];
-        let mut body = Vec::with_capacity(end - start + range.len() + 2);
-        body.push(b'[');
-        for index in range {
-            if body.len() > 1 {
-                body.push(b',');
-            }
-            body.extend_from_slice(self.item(index).as_bytes());
-        }
-        body.push(b']');
-        body
-    }
-
     /// Average bytes of one event's JSON.
     pub fn average_bytes(&self) -> f64 {
         self.text.len() as f64 / self.len().max(1) as f64
     }
 }
 
+impl Payloads {
+    /// Pre-renders every event unless there are more than
+    /// `prerender_max_events`.
+    pub fn new(dataset: Arc<Dataset>, prerender_max_events: usize) -> Self {
+        let rendered = (dataset.events.len() <= prerender_max_events)
+            .then(|| Rendered::of(&dataset, &dataset.events));
+        Self { dataset, rendered }
+    }
+
+    /// Every event pre-rendered, whatever the size.
+    pub fn render(dataset: Arc<Dataset>) -> Self {
+        Self::new(dataset, usize::MAX)
+    }
+
+    /// Whether batches are rendered when they are sent.
+    pub fn on_the_fly(&self) -> bool {
+        self.rendered.is_none()
+    }
+
+    pub fn len(&self) -> usize {
+        self.dataset.events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.dataset.events.is_empty()
+    }
+
+    /// The JSON of the first `n` events (or of every event, when they are
+    /// pre-rendered): what the parse probe reads.
+    pub fn sample(&self, n: usize) -> std::borrow::Cow<'_, Rendered> {
+        match &self.rendered {
+            Some(rendered) => std::borrow::Cow::Borrowed(rendered),
+            None => {
+                let events = &self.dataset.events[..n.min(self.len())];
+                std::borrow::Cow::Owned(Rendered::of(&self.dataset, events))
+            }
+        }
+    }
+
+    /// A JSON array of the events in `range`.
+    pub fn array(&self, range: std::ops::Range<usize>) -> Vec<u8> {
+        let Some(rendered) = &self.rendered else {
+            let events = &self.dataset.events[range];
+            let mut body = Vec::with_capacity(events.len() * 380 + 2);
+            body.push(b'[');
+            for event in events {
+                if body.len() > 1 {
+                    body.push(b',');
+                }
+                push_api_json(&mut body, &self.dataset, event);
+            }
+            body.push(b']');
+            return body;
+        };
+        let start = if range.start == 0 {
+            0
+        } else {
+            rendered.ends[range.start - 1]
+        };
+        let end = rendered.ends[range.end - 1];
+        let mut body = Vec::with_capacity(end - start + range.len() + 2);
+        body.push(b'[');
+        for index in range {
+            if body.len() > 1 {
+                body.push(b',');
+            }
+            body.extend_from_slice(rendered.item(index).as_bytes());
+        }
+        body.push(b']');
+        body
+    }
+}
+
 /// The §4.1 JSON of one event.
 pub fn api_json(dataset: &Dataset, event: &Event) -> String {
+    let mut out = Vec::with_capacity(380);
+    push_api_json(&mut out, dataset, event);
+    String::from_utf8(out).expect("serde_json writes UTF-8")
+}
+
+/// Appends the §4.1 JSON of one event.
+pub fn push_api_json(out: &mut Vec<u8>, dataset: &Dataset, event: &Event) {
     let item = ApiItem {
         portal_interactionid: dataset.interaction_id(event),
         interaction_type: event.kind.name(),
@@ -157,7 +233,7 @@ pub fn api_json(dataset: &Dataset, event: &Event) -> String {
         session_id: dataset.session_id(event),
         fields: type_fields(event),
     };
-    serde_json::to_string(&item).expect("plain structs serialise")
+    serde_json::to_writer(out, &item).expect("plain structs serialise");
 }
 
 /// The type-specific fields as stored JSON text.
@@ -224,8 +300,8 @@ mod tests {
 
     #[test]
     fn every_payload_decodes_and_stores_the_same_fields_text() {
-        let dataset = PortalWorkload.generate(2_000, 3);
-        let payloads = Payloads::render(&dataset);
+        let dataset = Arc::new(PortalWorkload.generate(2_000, 3));
+        let payloads = Payloads::render(dataset.clone());
         let limits = Limits::default();
         let ctx = DecodeContext {
             limits: &limits,
@@ -238,6 +314,21 @@ mod tests {
             let stored = serde_json::to_string(&decoded.fields).unwrap();
             assert_eq!(stored, fields_json(event));
         }
+    }
+
+    #[test]
+    fn batches_rendered_on_the_fly_are_the_pre_rendered_bytes() {
+        let dataset = Arc::new(PortalWorkload.generate(3_000, 5));
+        let ahead = Payloads::new(dataset.clone(), 3_000);
+        let on_the_fly = Payloads::new(dataset, 2_999);
+        assert!(!ahead.on_the_fly() && on_the_fly.on_the_fly());
+        for range in [0..1, 0..500, 1..2, 499..1_000, 2_500..3_000] {
+            assert_eq!(ahead.array(range.clone()), on_the_fly.array(range));
+        }
+        let sample = on_the_fly.sample(100);
+        assert_eq!(sample.len(), 100);
+        assert_eq!(sample.item(42), ahead.sample(100).item(42));
+        assert_eq!(ahead.sample(100).len(), 3_000);
     }
 
     #[test]

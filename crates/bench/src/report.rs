@@ -37,12 +37,19 @@ pub mod keys {
         format!("{peer}.load.{field}")
     }
 
+    /// The same rows inserted 500 at a time by concurrent clients.
+    pub fn peer_small_inserts(peer: &str, field: &str) -> String {
+        format!("{peer}.small_inserts.{field}")
+    }
+
     pub const TRACKLOG_BYTES_PER_EVENT: &str = "tracklog.disk.bytes_per_event";
     pub const WRITE_MB_PER_SEC: &str = "machine.write_mb_per_sec";
     pub const PARSE_EVENTS_PER_SEC: &str = "machine.json_parse_events_per_sec";
     pub const JSON_BYTES_PER_EVENT: &str = "machine.json_bytes_per_event";
     pub const FRACTION_OF_PARSE: &str = "fraction.ingest_of_json_parse";
     pub const FRACTION_OF_WRITE: &str = "fraction.ingest_of_write_bandwidth";
+    /// Events/s over the last tenth of the full run ÷ over its first tenth.
+    pub const INGEST_LAST_OVER_FIRST_TENTH: &str = "ratio.ingest_last_tenth_over_first_tenth";
 
     pub fn ratio(figure: &str, peer: &str) -> String {
         format!("ratio.{figure}.{peer}")
@@ -62,6 +69,8 @@ pub struct Settings {
     pub queries: usize,
     pub peers: Vec<PeerKind>,
     pub workload: String,
+    /// Datasets larger than this render each batch's JSON when it is sent.
+    pub prerender_max_events: usize,
 }
 
 /// The whole report, as written to JSON.
@@ -74,6 +83,9 @@ pub struct Report {
     pub dataset: DatasetSummary,
     /// The query sets, by name, with what each asks.
     pub query_sets: Vec<(String, String)>,
+    /// Whether each batch's JSON was rendered when it was sent (more
+    /// events than `settings.prerender_max_events`).
+    pub rendered_on_the_fly: bool,
     pub medians: Figures,
     pub ratios: Figures,
     pub repetitions: Vec<Figures>,
@@ -99,9 +111,20 @@ pub fn headline_ingest_key() -> String {
     keys::ingest("fsync", 500, "events_per_sec")
 }
 
-/// Tracklog ÷ peer for every comparable figure, and Tracklog's ingest as a
-/// fraction of the machine's limits.
-pub fn ratios(medians: &Figures, peers: &[PeerKind], query_sets: &[String]) -> Figures {
+/// The batch of the ingest run that sends the whole dataset.
+pub fn full_batch(settings: &Settings) -> usize {
+    settings.batches.iter().copied().max().unwrap_or(500)
+}
+
+/// Tracklog ÷ peer for every comparable figure, Tracklog's ingest as a
+/// fraction of the machine's limits, and how the ingest rate of the full
+/// run (batches of `full_batch`) changed from its first tenth to its last.
+pub fn ratios(
+    medians: &Figures,
+    peers: &[PeerKind],
+    query_sets: &[String],
+    full_batch: usize,
+) -> Figures {
     let mut ratios = Figures::new();
     let ingest = medians.get(&headline_ingest_key()).copied();
     for peer in peers.iter().map(|peer| peer.key()) {
@@ -116,6 +139,11 @@ pub fn ratios(medians: &Figures, peers: &[PeerKind], query_sets: &[String]) -> F
             "ingest_per_sec".into(),
             ingest,
             medians.get(&keys::peer_load(peer, "rows_per_sec")),
+        );
+        pair(
+            "small_inserts_per_sec".into(),
+            ingest,
+            medians.get(&keys::peer_small_inserts(peer, "rows_per_sec")),
         );
         pair(
             "bytes_per_event".into(),
@@ -135,6 +163,14 @@ pub fn ratios(medians: &Figures, peers: &[PeerKind], query_sets: &[String]) -> F
         }
     }
     add_fractions(&mut ratios, medians, ingest);
+    let tenth = |field: &str| medians.get(&keys::ingest("fsync", full_batch, field));
+    if let (Some(first), Some(last)) = (
+        tenth("first_tenth_events_per_sec"),
+        tenth("last_tenth_events_per_sec"),
+    ) && *first > 0.0
+    {
+        ratios.insert(keys::INGEST_LAST_OVER_FIRST_TENTH.into(), last / first);
+    }
     ratios
 }
 
@@ -232,12 +268,29 @@ mod tests {
                 Figures::from([
                     (headline_ingest_key(), *rate),
                     (keys::peer_load("clickhouse", "rows_per_sec"), 400.0),
+                    (
+                        keys::peer_small_inserts("clickhouse", "rows_per_sec"),
+                        100.0,
+                    ),
+                    (
+                        keys::ingest("fsync", 500, "first_tenth_events_per_sec"),
+                        250.0,
+                    ),
+                    (
+                        keys::ingest("fsync", 500, "last_tenth_events_per_sec"),
+                        200.0,
+                    ),
                 ])
             })
             .collect();
         let medians = medians(&runs);
         assert_eq!(medians[&headline_ingest_key()], 200.0);
-        let ratios = ratios(&medians, &[PeerKind::ClickHouse], &[]);
+        let ratios = ratios(&medians, &[PeerKind::ClickHouse], &[], 500);
         assert_eq!(ratios[&keys::ratio("ingest_per_sec", "clickhouse")], 0.5);
+        assert_eq!(
+            ratios[&keys::ratio("small_inserts_per_sec", "clickhouse")],
+            2.0
+        );
+        assert_eq!(ratios[keys::INGEST_LAST_OVER_FIRST_TENTH], 0.8);
     }
 }

@@ -1,6 +1,7 @@
 //! One repetition of the bench, end to end: the machine's limits, Tracklog's
 //! ingest matrix (durability × batch size) and queries, then each peer's load
-//! and queries. Every step adds named figures to the repetition's map.
+//! and queries, and ClickHouse's small inserts. Every step adds named figures
+//! to the repetition's map.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,8 +13,8 @@ use tracklog_store::Durability;
 use crate::ingest::{self, Endpoint, IngestFigures, IngestPlan};
 use crate::lag::{LagFigures, LagSampler};
 use crate::machine::Limits;
-use crate::payload::Payloads;
-use crate::peers::clickhouse::ClickHouse;
+use crate::payload::{Payloads, push_clickhouse_row};
+use crate::peers::clickhouse::{ClickHouse, SMALL_INSERT_ROWS, SmallInserts};
 use crate::peers::postgres::Postgres;
 use crate::peers::{Peer, PeerKind};
 use crate::queries::{self, QueryFigures, QuerySet};
@@ -124,6 +125,7 @@ impl Repetition {
         let reference = tracklog_runs(context, &mut figures).await?;
         if let Some(peer) = &context.peers.clickhouse {
             peer_run(context, peer, &reference, &mut figures).await?;
+            small_inserts(context, peer, &mut figures).await?;
         }
         if let Some(peer) = &context.peers.postgres {
             peer_run(context, peer, &reference, &mut figures).await?;
@@ -171,7 +173,7 @@ async fn tracklog_runs(
 ) -> anyhow::Result<Vec<QueryFigures>> {
     let settings = &context.settings;
     let http = ingest::http_client(settings.clients)?;
-    let full_batch = settings.batches.iter().copied().max().unwrap_or(500);
+    let full_batch = crate::report::full_batch(settings);
     let mut reference = Vec::new();
     for durability in [Durability::Fsync, Durability::Os] {
         for &batch in &settings.batches {
@@ -273,6 +275,12 @@ fn record_ingest(
     put("ack_p50_ms", result.ack_p50_ms);
     put("ack_p99_ms", result.ack_p99_ms);
     put("retries", result.retries as f64);
+    if let Some(rate) = result.first_tenth_events_per_sec {
+        put("first_tenth_events_per_sec", rate);
+    }
+    if let Some(rate) = result.last_tenth_events_per_sec {
+        put("last_tenth_events_per_sec", rate);
+    }
 }
 
 async fn tracklog_queries(
@@ -383,6 +391,74 @@ async fn peer_run<P: Peer>(
     Ok(())
 }
 
+/// Once its bulk-loaded table has been measured and queried: the table
+/// recreated and the same rows inserted as an application without Tracklog
+/// would, 500 at a time from `--clients` clients; then emptied, since
+/// nothing later reads it.
+async fn small_inserts(
+    context: &RunContext,
+    peer: &ClickHouse,
+    figures: &mut Figures,
+) -> anyhow::Result<()> {
+    let key = peer.kind().key();
+    peer.reset().await?;
+    let dataset = &context.dataset;
+    let bar = context
+        .progress
+        .bar(&format!("{key} 500-row inserts"), dataset.events.len());
+    let mut next = 0;
+    let result = peer
+        .insert_small(
+            "INSERT INTO interactions FORMAT JSONEachRow",
+            |body: &mut Vec<u8>, rows: usize| {
+                let chunk = &dataset.events[next..(next + rows).min(dataset.events.len())];
+                for event in chunk {
+                    push_clickhouse_row(body, dataset, event);
+                }
+                next += chunk.len();
+                Ok(chunk.len())
+            },
+            SMALL_INSERT_ROWS,
+            context.settings.clients,
+            &bar,
+        )
+        .await;
+    bar.finish_and_clear();
+    let result = result?;
+    peer.reset().await?;
+    say_small_inserts(&context.progress, key, &result);
+    record_small_inserts(figures, key, &result);
+    Ok(())
+}
+
+/// The progress line of a peer's small inserts.
+pub fn say_small_inserts(progress: &Progress, key: &str, result: &SmallInserts) {
+    progress.say(format!(
+        "{key} 500-row inserts: {} rows, {:.0} rows/s, {} retries after \"Too many parts\", {} delayed{}",
+        result.rows,
+        result.rows_per_sec,
+        result.retries,
+        result.delayed,
+        if result.stopped_at_budget {
+            "; stopped at the time budget"
+        } else {
+            ""
+        }
+    ));
+}
+
+fn record_small_inserts(figures: &mut Figures, peer: &str, result: &SmallInserts) {
+    let mut put = |field: &str, value: f64| {
+        figures.insert(keys::peer_small_inserts(peer, field), value);
+    };
+    put("rows", result.rows as f64);
+    put("requests", result.requests as f64);
+    put("seconds", result.seconds);
+    put("rows_per_sec", result.rows_per_sec);
+    put("retries", result.retries as f64);
+    put("delayed", result.delayed as f64);
+}
+
 impl RunContext {
     /// How the figures were taken, for the report's notes.
     pub fn notes(&self) -> Vec<String> {
@@ -405,7 +481,8 @@ impl RunContext {
         for (kind, version) in &self.peers.versions {
             notes.push(match kind {
                 PeerKind::ClickHouse => format!(
-                    "ClickHouse {version}: MergeTree partitioned by month and ordered by (org, contact, ts); loaded over HTTP as JSONEachRow, 50,000 rows per INSERT, 2 in flight; queried through the clickhouse crate (RowBinary)."
+                    "ClickHouse {version}: MergeTree partitioned by month and ordered by (org, contact, ts); loaded over HTTP as JSONEachRow, 50,000 rows per INSERT, 2 in flight; queried through the clickhouse crate (RowBinary). After the queries, the table is recreated and the same rows inserted as an application without Tracklog would: `INSERT INTO interactions FORMAT JSONEachRow` requests of {SMALL_INSERT_ROWS} rows from {} concurrent clients, in time order; an insert refused with \"Too many parts\" (code 252) is sent again after 100 ms and counted as a retry, and \"delayed\" counts the inserts the server held back while merges caught up.",
+                    settings.clients
                 ),
                 PeerKind::Postgres => format!(
                     "PostgreSQL {version}: primary key (org_id, id) and an index on (org_id, contact_id, ts); one COPY FROM STDIN in text format; shared_buffers 1 GB, max_wal_size 4 GB, fsync and synchronous_commit at their defaults (on); queried with prepared statements through tokio-postgres."
@@ -415,6 +492,13 @@ impl RunContext {
         }
         if self.peers.versions.is_empty() {
             notes.push("No peers ran.".into());
+        }
+        if self.payloads.on_the_fly() {
+            notes.push(format!(
+                "The dataset has more than {} events, so each batch's JSON was rendered from the compact events when a client took it, instead of once before the runs: the clients' rendering shares the cores with the server during ingest. The JSON parse limit and the bytes per event come from the first {} events.",
+                crate::report::format_number(Some(settings.prerender_max_events as f64)),
+                crate::report::format_number(Some(crate::machine::PARSE_SAMPLE as f64)),
+            ));
         }
         notes
     }

@@ -77,6 +77,7 @@ fn args(out: &Path, work_dir: &Path, peers: Vec<PeerKind>) -> BenchArgs {
         dashboard_runs: 3,
         out: out.to_path_buf(),
         work_dir: Some(work_dir.to_path_buf()),
+        prerender_max_events: tracklog_bench::payload::PRERENDER_MAX_EVENTS,
     }
 }
 
@@ -90,11 +91,19 @@ fn expected_figures(peers: &[PeerKind]) -> Vec<String> {
     ];
     for durability in ["fsync", "os"] {
         for batch in [1, 50, 500] {
-            for field in ["events_per_sec", "ack_p50_ms", "ack_p99_ms"] {
+            for field in [
+                "events_per_sec",
+                "ack_p50_ms",
+                "ack_p99_ms",
+                "lag_p99_ms",
+                "settled_ms",
+            ] {
                 names.push(keys::ingest(durability, batch, field));
             }
         }
     }
+    // At 2,000 events in batches of 500, only the first tenth has a window.
+    names.push(keys::ingest("fsync", 500, "first_tenth_events_per_sec"));
     let mut targets = vec![keys::TRACKLOG_IN_PROCESS, keys::TRACKLOG_HTTP];
     targets.extend(peers.iter().map(|peer| peer.key()));
     for set in ["journey", "timeline"] {
@@ -107,6 +116,11 @@ fn expected_figures(peers: &[PeerKind]) -> Vec<String> {
     for peer in peers {
         names.push(keys::peer_load(peer.key(), "rows_per_sec"));
         names.push(keys::peer_load(peer.key(), "bytes_per_event"));
+        if *peer == PeerKind::ClickHouse {
+            for field in ["rows", "rows_per_sec", "retries", "delayed"] {
+                names.push(keys::peer_small_inserts(peer.key(), field));
+            }
+        }
     }
     names
 }
@@ -118,6 +132,9 @@ fn expected_ratios(peers: &[PeerKind]) -> Vec<String> {
     ];
     for peer in peers {
         names.push(keys::ratio("ingest_per_sec", peer.key()));
+        if *peer == PeerKind::ClickHouse {
+            names.push(keys::ratio("small_inserts_per_sec", peer.key()));
+        }
         names.push(keys::ratio("bytes_per_event", peer.key()));
         for set in ["journey", "timeline"] {
             names.push(keys::ratio(
@@ -161,6 +178,10 @@ async fn the_bench_runs_end_to_end_and_reports_every_figure() {
             "ratio {name} is missing"
         );
     }
+    if peers.contains(&PeerKind::ClickHouse) {
+        let rows = report["medians"][&keys::peer_small_inserts("clickhouse", "rows")].as_f64();
+        assert_eq!(rows, Some(EVENTS as f64), "ClickHouse's small inserts");
+    }
     for set in ["journey", "timeline"] {
         for target in peers.iter().map(|p| p.key()).chain([keys::TRACKLOG_HTTP]) {
             let mismatches = report["medians"][&keys::query(set, target, "mismatches")].as_f64();
@@ -179,6 +200,7 @@ async fn the_bench_runs_end_to_end_and_reports_every_figure() {
         "## Tracklog ingest",
         "## Queries",
         "limits",
+        "first 10 %",
     ] {
         assert!(text.contains(heading), "the markdown lacks {heading}");
     }
@@ -237,6 +259,28 @@ async fn the_audit_workload_runs_at_a_small_scale_beside_the_peers() {
     }
     // Tracklog also holds the record of the bench policy's creation.
     assert!(figure("export.tracklog.lines".into()) > 1_200.0);
+    for field in [
+        "lag_p50_ms",
+        "lag_p99_ms",
+        "settled_ms",
+        "applied_records_per_sec",
+    ] {
+        assert!(figure(format!("load.tracklog.{field}")) >= 0.0);
+    }
+    assert!(figure("machine.json_parse_records_per_sec".into()) > 0.0);
+    assert!(
+        report["ratios"]["fraction.load_of_json_parse"]
+            .as_f64()
+            .is_some()
+    );
+    if peers.contains(&PeerKind::ClickHouse) {
+        assert_eq!(figure("small_inserts.clickhouse.records".into()), 1_200.0);
+        assert!(
+            report["ratios"]["ratio.small_inserts.x.records_per_sec.clickhouse"]
+                .as_f64()
+                .is_some()
+        );
+    }
     // The chain verified: every record, plus the export's own record.
     assert!(figure("verify.tracklog.records_checked".into()) >= 1_201.0);
     for peer in &peers {
@@ -250,6 +294,7 @@ async fn the_audit_workload_runs_at_a_small_scale_beside_the_peers() {
     }
     let text = std::fs::read_to_string(markdown).unwrap();
     assert!(text.contains("Command: `"));
+    assert!(text.contains("lag p99, ms") && text.contains("The machine's limit"));
     for peer in &peers {
         assert!(text.contains(&format!("Tracklog ÷ {}", peer.display_name())));
     }
@@ -268,10 +313,35 @@ async fn the_channel_workload_agrees_with_every_peer_it_can_start() {
     assert_eq!(report["dataset"]["conversations"], 300);
     let repetition = &report["repetitions"][0];
     assert!(repetition["ingest"]["events_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(repetition["ingest"]["events_ack_p99_ms"].as_f64().unwrap() > 0.0);
+    assert!(repetition["ingest"]["lag"]["settled_ms"].as_f64().is_some());
+    assert!(repetition["parse"]["events_per_sec"].as_f64().unwrap() > 0.0);
+    let median = |name: &str| {
+        report["medians"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|pair| pair[0] == name)
+            .and_then(|pair| pair[1].as_f64())
+    };
+    for name in [
+        "tracklog.ingest.lag_p99_ms",
+        "tracklog.ingest.applied_events_per_sec",
+        "fraction.events_of_json_parse",
+        "fraction.init_of_json_parse",
+    ] {
+        assert!(median(name).is_some(), "{name} is missing");
+    }
     assert!(repetition["tracklog_query"]["cells"].as_u64().unwrap() > 0);
     let measured = repetition["peers"].as_array().unwrap();
     assert_eq!(measured.len(), peers.len());
     for peer in measured {
+        if peer["peer"] == "clickhouse" {
+            assert_eq!(
+                peer["small_inserts"]["rows"], peer["load"]["rows"],
+                "ClickHouse's small inserts hold every row of its bulk load"
+            );
+        }
         let agreement = &peer["agreement"];
         assert_eq!(
             agreement["differing"].as_u64().unwrap()

@@ -14,8 +14,11 @@
 //! differs from Tracklog's is reported as a mismatch.
 //!
 //! - [`targets`]: Tracklog over HTTP, and the audit table of each peer.
+//! - [`baselines`]: the records' parse limit, and ClickHouse's 500-row
+//!   inserts.
 //! - [`report`]: figures, medians, ratios and the markdown rendering.
 
+pub mod baselines;
 pub mod report;
 pub mod targets;
 
@@ -236,6 +239,8 @@ pub struct AuditSettings {
     pub repeat: usize,
     pub queries: usize,
     pub seed: u64,
+    /// Concurrent clients of ClickHouse's 500-row inserts.
+    pub clients: usize,
     pub peers: Vec<PeerKind>,
 }
 
@@ -261,6 +266,19 @@ pub mod keys {
         format!("verify.tracklog.{field}")
     }
 
+    /// The same records inserted 500 at a time by concurrent clients.
+    pub fn small_inserts(target: &str, field: &str) -> String {
+        format!("small_inserts.{target}.{field}")
+    }
+
+    /// The machine's limits, measured in the run.
+    pub fn machine(field: &str) -> String {
+        format!("machine.{field}")
+    }
+
+    /// Tracklog's durable ingest ÷ the records' single-core parse rate.
+    pub const FRACTION_OF_PARSE: &str = "fraction.load_of_json_parse";
+
     pub fn ratio(figure: &str, peer: &str) -> String {
         format!("ratio.{figure}.{peer}")
     }
@@ -274,8 +292,8 @@ pub async fn run(
     out: &Path,
 ) -> anyhow::Result<(PathBuf, PathBuf)> {
     anyhow::ensure!(
-        settings.records > 0 && settings.repeat > 0 && settings.queries > 0,
-        "--events, --repeat and --queries must be greater than 0"
+        settings.records > 0 && settings.repeat > 0 && settings.queries > 0 && settings.clients > 0,
+        "--events, --repeat, --queries and --clients must be greater than 0"
     );
     let progress = Progress::new();
     let peers = Peers::start(&settings.peers, work_dir, &progress).await?;
@@ -301,6 +319,10 @@ async fn repetition(
     progress: &Progress,
 ) -> anyhow::Result<Figures> {
     let mut figures = Figures::new();
+    let parse = baselines::parse_limit(settings, &mut figures).await?;
+    progress.say(format!(
+        "machine: JSON parse {parse:.0} records/s on one core"
+    ));
     let tracklog = TracklogAudit::start(work_dir).await?;
     let reference = measure_target(
         &tracklog,
@@ -339,8 +361,9 @@ async fn repetition(
             &mut figures,
         )
         .await?;
-        // Empty again, so that its disk is free before the next target loads.
-        peer.reset().await?;
+        // Recreated for the small inserts, then emptied again, so that its
+        // disk is free before the next target loads.
+        baselines::clickhouse_small_inserts(peer, settings, progress, &mut figures).await?;
     }
     if let Some(peer) = &peers.postgres {
         measure_target(
@@ -389,6 +412,20 @@ async fn measure_target<T: AuditTarget>(
     figures.insert(keys::load(key, "seconds"), load.seconds);
     figures.insert(keys::load(key, "records_per_sec"), load.rows_per_sec);
     figures.insert(keys::load(key, "bytes_per_record"), load.bytes_per_event);
+    if let Some(lag) = load.lag {
+        progress.say(format!(
+            "{key} materialiser lag p50 {:.0} ms, p99 {:.0} ms, all applied {:.0} ms after the last ack",
+            lag.p50_ms, lag.p99_ms, lag.settled_ms
+        ));
+        figures.insert(keys::load(key, "lag_p50_ms"), lag.p50_ms);
+        figures.insert(keys::load(key, "lag_p99_ms"), lag.p99_ms);
+        figures.insert(keys::load(key, "lag_max_ms"), lag.max_ms);
+        figures.insert(keys::load(key, "settled_ms"), lag.settled_ms);
+        figures.insert(
+            keys::load(key, "applied_records_per_sec"),
+            load.rows as f64 / (load.seconds + lag.settled_ms / 1000.0).max(1e-9),
+        );
+    }
 
     let mut sets: [Answers; 2] = [Vec::new(), Vec::new()];
     for (index, (set, cases)) in keys::SETS.iter().zip([users, texts]).enumerate() {

@@ -13,6 +13,7 @@ use super::targets::{BATCH, CLIENTS};
 use super::{AuditSettings, PAGE, PERIOD_DAYS, USERS, WORDS};
 use crate::machine::Machine;
 use crate::peers::PeerKind;
+use crate::peers::clickhouse::SMALL_INSERT_ROWS;
 use crate::report::{Figures, format_number, format_ratio, medians};
 use crate::runner::Peers;
 
@@ -71,9 +72,32 @@ fn for_target(template: &str, target: &str) -> String {
     template.replace("{}", target)
 }
 
-/// Tracklog ÷ peer for every compared figure.
+/// The ratio of Tracklog's load to ClickHouse's 500-row inserts.
+fn small_inserts_ratio() -> String {
+    keys::ratio(&keys::small_inserts("x", "records_per_sec"), "clickhouse")
+}
+
+/// Tracklog ÷ peer for every compared figure, Tracklog's load ÷
+/// ClickHouse's 500-row inserts, and Tracklog's load as a fraction of the
+/// records' parse limit.
 pub fn ratios(medians: &Figures, peers: &[PeerKind]) -> Figures {
     let mut ratios = Figures::new();
+    let load = medians.get(&keys::load(keys::TRACKLOG, "records_per_sec"));
+    let mut divide = |name: String, theirs: Option<&f64>| {
+        if let (Some(ours), Some(theirs)) = (load, theirs)
+            && *theirs > 0.0
+        {
+            ratios.insert(name, ours / theirs);
+        }
+    };
+    divide(
+        small_inserts_ratio(),
+        medians.get(&keys::small_inserts("clickhouse", "records_per_sec")),
+    );
+    divide(
+        keys::FRACTION_OF_PARSE.into(),
+        medians.get(&keys::machine("json_parse_records_per_sec")),
+    );
     for peer in peers {
         for (template, _, _) in compared() {
             let ours = medians.get(&for_target(&template, keys::TRACKLOG));
@@ -155,7 +179,8 @@ fn notes(settings: &AuditSettings, versions: &[(PeerKind, String)]) -> Vec<Strin
     for (kind, version) in versions {
         notes.push(match kind {
             PeerKind::ClickHouse => format!(
-                "ClickHouse {version}: MergeTree partitioned by month and ordered by (org, user, creation_time); loaded over HTTP as JSONEachRow, 50,000 rows per INSERT, 2 in flight; queried through the clickhouse crate (RowBinary); the export may spill its sort to disk past 2 GB."
+                "ClickHouse {version}: MergeTree partitioned by month and ordered by (org, user, creation_time); loaded over HTTP as JSONEachRow, 50,000 rows per INSERT, 2 in flight; queried through the clickhouse crate (RowBinary); the export may spill its sort to disk past 2 GB. After the export, the table is recreated and the same records inserted as an application without Tracklog would: `INSERT INTO audit FORMAT JSONEachRow` requests of {SMALL_INSERT_ROWS} records from {} concurrent clients; an insert refused with \"Too many parts\" (code 252) is sent again after 100 ms and counted as a retry.",
+                settings.clients
             ),
             PeerKind::Postgres => format!(
                 "PostgreSQL {version}: one COPY FROM STDIN in text format, then a primary key (org_id, seq), a unique index on (org_id, id), indexes on (org_id, creation_time, seq), (org_id, user_name, creation_time), (org_id, entity_name, creation_time), (org_id, operation, creation_time) and the GIN text index, built with maintenance_work_mem 1 GB, then ANALYZE, all inside the load time; shared_buffers 1 GB, fsync and synchronous_commit on; prepared statements through tokio-postgres."
@@ -245,6 +270,9 @@ pub fn render(report: &AuditReport) -> String {
             );
         }
         out.push('\n');
+        if template == keys::load("{}", "records_per_sec") {
+            small_inserts_row(&mut out, report, &peers);
+        }
     }
     let _ = writeln!(
         out,
@@ -273,8 +301,31 @@ pub fn render(report: &AuditReport) -> String {
             f("records_per_sec"),
             f("bytes_per_record")
         );
+        if key == "clickhouse" {
+            let f = |field: &str| format_number(report.median(&keys::small_inserts(key, field)));
+            let _ = writeln!(
+                out,
+                "| {name}, {SMALL_INSERT_ROWS}-row inserts from {} clients | {} | {} | {} | n/a |",
+                settings.clients,
+                f("records"),
+                f("seconds"),
+                f("records_per_sec"),
+            );
+        }
     }
     out.push('\n');
+    if peers.contains(&PeerKind::ClickHouse) {
+        let f =
+            |field: &str| format_number(report.median(&keys::small_inserts("clickhouse", field)));
+        let _ = writeln!(
+            out,
+            "ClickHouse's {SMALL_INSERT_ROWS}-row inserts: {} refused with \"Too many parts\" and sent again after 100 ms, {} delayed by the server while merges caught up.\n",
+            f("retries"),
+            f("delayed"),
+        );
+    }
+    lag(&mut out, report);
+    limits(&mut out, report);
 
     for (set, description) in [
         (
@@ -349,6 +400,64 @@ pub fn render(report: &AuditReport) -> String {
     }
     out.push('\n');
     out
+}
+
+/// The headline row of Tracklog's load beside ClickHouse's 500-row inserts.
+fn small_inserts_row(out: &mut String, report: &AuditReport, peers: &[PeerKind]) {
+    let _ = write!(
+        out,
+        "| load, records/s (Tracklog as above; ClickHouse: the same records in {SMALL_INSERT_ROWS}-row `INSERT ... FORMAT JSONEachRow` requests from {} clients) — higher is better | {} |",
+        report.settings.clients,
+        format_number(report.median(&keys::load(keys::TRACKLOG, "records_per_sec")))
+    );
+    for peer in peers {
+        if *peer == PeerKind::ClickHouse {
+            let _ = write!(
+                out,
+                " {} | {} |",
+                format_number(report.median(&keys::small_inserts(peer.key(), "records_per_sec"))),
+                format_ratio(report.ratios.get(&small_inserts_ratio()).copied())
+            );
+        } else {
+            out.push_str(" n/a | n/a |");
+        }
+    }
+    out.push('\n');
+}
+
+/// How far Tracklog's materialisers fell behind during the load.
+fn lag(out: &mut String, report: &AuditReport) {
+    let f = |field: &str| format_number(report.median(&keys::load(keys::TRACKLOG, field)));
+    let _ = writeln!(
+        out,
+        "Tracklog's materialisers during the load (sampled every 20 ms: the age of the oldest acknowledged record not yet linked, split and indexed), and the rate once everything acknowledged was applied:\n"
+    );
+    let _ = writeln!(
+        out,
+        "| lag p50, ms | lag p99, ms | lag max, ms | all applied after the last ack, ms | records/s applied |\n|---:|---:|---:|---:|---:|\n| {} | {} | {} | {} | {} |\n",
+        f("lag_p50_ms"),
+        f("lag_p99_ms"),
+        f("lag_max_ms"),
+        f("settled_ms"),
+        f("applied_records_per_sec"),
+    );
+}
+
+/// The records' parse limit, and Tracklog's load as a fraction of it.
+fn limits(out: &mut String, report: &AuditReport) {
+    let _ = writeln!(out, "## The machine's limit, measured in this run\n");
+    let _ = writeln!(
+        out,
+        "| limit | value | Tracklog's durable load ÷ limit |\n|---|---:|---:|\n| single-core serde_json parse of the records as posted, records/s | {} | {} |\n",
+        format_number(report.median(&keys::machine("json_parse_records_per_sec"))),
+        format_ratio(report.ratios.get(keys::FRACTION_OF_PARSE).copied()),
+    );
+    let _ = writeln!(
+        out,
+        "The parse probe reads the run's first records (at most {}; {} JSON bytes a record on average) into `serde_json::Value` on one thread.\n",
+        format_number(Some(crate::machine::PARSE_SAMPLE as f64)),
+        format_number(report.median(&keys::machine("json_bytes_per_record"))),
+    );
 }
 
 #[cfg(test)]

@@ -254,6 +254,7 @@ impl AuditTarget for TracklogAudit {
     ) -> anyhow::Result<LoadFigures> {
         let started = Instant::now();
         let deadline = started + LOAD_BUDGET;
+        let sampler = crate::lag::LagSampler::start(self.server.stores.clone());
         let mut generator = Records::new(seed, records);
         let batches = futures::stream::iter(std::iter::from_fn(move || {
             let batch = generator.chunk_values(BATCH);
@@ -274,11 +275,11 @@ impl AuditTarget for TracklogAudit {
             .try_collect::<()>()
             .await?;
         let seconds = started.elapsed().as_secs_f64();
-        Ok(LoadFigures::new(
-            records,
-            seconds,
-            self.server.disk_bytes()?,
-        ))
+        // Bytes and queries once everything acknowledged is applied.
+        let lag = sampler.finish(crate::runner::SETTLE_BOUND).await;
+        let mut figures = LoadFigures::new(records, seconds, self.server.disk_bytes()?);
+        figures.lag = Some(lag);
+        Ok(figures)
     }
 
     async fn query(&self, case: &Case) -> anyhow::Result<Answer> {
@@ -354,7 +355,7 @@ fn clickhouse_bind(mut query: clickhouse::query::Query, case: &Case) -> clickhou
     }
 }
 
-fn push_clickhouse_row(out: &mut Vec<u8>, row: &super::Row) -> anyhow::Result<()> {
+pub(crate) fn push_clickhouse_row(out: &mut Vec<u8>, row: &super::Row) -> anyhow::Result<()> {
     serde_json::to_writer(
         &mut *out,
         &serde_json::json!({

@@ -1,7 +1,7 @@
 //! The channel workload's data: seeded contact-centre conversations over 30
 //! days, each with one session and its KPI events, and the agents' sign-in
-//! and sign-out events; rendered as the two API payloads and as the peers'
-//! raw rows.
+//! and sign-out events (rendered as request items and raw rows in
+//! [`super::items`]).
 //!
 //! The data is well formed in the ways a real provider's usually is: hold
 //! starts and ends alternate (the last hold of a few sessions never ends, so
@@ -13,7 +13,6 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Exp, LogNormal};
 use serde::Serialize;
-use serde_json::{Value, json};
 
 /// 2026-03-02T00:00:00Z, a Monday.
 pub const PERIOD_START_MS: i64 = 1_772_409_600_000;
@@ -65,6 +64,7 @@ pub enum Kind {
     WrapUpEnded,
     ConversationEnded,
     CsatSubmitted,
+    SentimentUpdated,
     AgentSignedIn,
     AgentSignedOut,
 }
@@ -84,6 +84,7 @@ impl Kind {
             Kind::WrapUpEnded => "WrapUpEnded",
             Kind::ConversationEnded => "ConversationEnded",
             Kind::CsatSubmitted => "CsatSubmitted",
+            Kind::SentimentUpdated => "SentimentUpdated",
             Kind::AgentSignedIn => "AgentSignedIn",
             Kind::AgentSignedOut => "AgentSignedOut",
         }
@@ -117,6 +118,17 @@ pub struct Event {
     pub agent: Option<u16>,
     pub action: Option<Action>,
     pub score: Option<u8>,
+    /// A `SentimentUpdated` score in hundredths: an odd multiple of 5 from
+    /// −95 to 95, so that no score sits on a band's edge.
+    pub sentiment: Option<i16>,
+}
+
+impl Event {
+    /// The sentiment score, from −1 to 1.
+    pub fn sentiment_score(&self) -> Option<f64> {
+        self.sentiment
+            .map(|hundredths| f64::from(hundredths) / 100.0)
+    }
 }
 
 /// One conversation with its one session.
@@ -168,6 +180,7 @@ pub struct DataSummary {
     pub transferred: usize,
     pub with_holds: usize,
     pub csat_submitted: usize,
+    pub with_sentiment: usize,
     pub notifications_displayed: usize,
     pub by_channel: Vec<(String, usize)>,
 }
@@ -283,6 +296,7 @@ impl ChannelData {
             transferred: count(&|c| has(c, Kind::TransferRequested)),
             with_holds: count(&|c| has(c, Kind::HoldStarted)),
             csat_submitted: count(&|c| has(c, Kind::CsatSubmitted)),
+            with_sentiment: count(&|c| has(c, Kind::SentimentUpdated)),
             notifications_displayed: self
                 .conversations
                 .iter()
@@ -305,7 +319,28 @@ fn event(kind: Kind, ts: i64, agent: Option<u16>) -> Event {
         agent,
         action: None,
         score: None,
+        sentiment: None,
     }
+}
+
+/// Two to five sentiment readings of the customer, spread over the talk
+/// (all before it closes, at distinct times): a random walk over the
+/// scores, which falls by 0.5 or more in some sessions.
+fn sentiment_readings(rng: &mut StdRng, answer: i64, talk: i64) -> Vec<Event> {
+    let readings = rng.random_range(2..=5i64);
+    let mut level: i16 = rng.random_range(-4..=8);
+    (0..readings)
+        .map(|k| {
+            let mut reading = event(
+                Kind::SentimentUpdated,
+                answer + talk * (k + 1) / (readings + 1),
+                None,
+            );
+            reading.sentiment = Some(level * 10 + 5);
+            level = (level + rng.random_range(-4..=3)).clamp(-10, 9);
+            reading
+        })
+        .collect()
 }
 
 /// Up to `count` offers that fail (Reject or Timeout), one after the other
@@ -434,6 +469,10 @@ fn conversation(rng: &mut StdRng, index: u32, created: i64, load: f64) -> Conver
         for at in switched {
             events.push(event(Kind::SessionSwitched, at, Some(chosen)));
         }
+        // Sentiment analysis runs on most voice and chat sessions.
+        if channel < 2 && rng.random_bool(0.7) {
+            events.extend(sentiment_readings(rng, answer, talk));
+        }
         if rng.random_bool(0.05) {
             let at = answer + rng.random_range(talk / 2..talk - 1_000);
             events.push(event(Kind::TransferRequested, at, Some(chosen)));
@@ -509,140 +548,6 @@ fn presence(rng: &mut StdRng) -> Vec<Presence> {
     out
 }
 
-// ---- payloads -------------------------------------------------------------------
-
-/// The `/api/v1/channel/init` item of a conversation.
-pub fn init_item(c: &Conversation) -> Value {
-    let (provider_id, provider_name) = PROVIDERS[usize::from(c.provider)];
-    let mut participants = vec![json!({
-        "participantId": format!("cust-{:07}", c.index),
-        "type": "customer",
-        "mode": "external",
-        "addedTimestamp": c.created,
-    })];
-    if let (Some(agent), Some(answered)) = (c.agent, c.answered) {
-        participants.push(json!({
-            "participantId": agent_id(agent),
-            "name": format!("Agent {agent}"),
-            "type": "agent",
-            "mode": "internal",
-            "addedTimestamp": answered,
-            "assignReason": "routed",
-        }));
-    }
-    if let Some((agent, added)) = c.transfer_agent {
-        participants.push(json!({
-            "participantId": agent_id(agent),
-            "type": "agent",
-            "mode": "internal",
-            "addedTimestamp": added,
-            "assignReason": "transfer",
-        }));
-    }
-    let queue = QUEUES[usize::from(c.queue)];
-    let mut session = json!({
-        "providerSessionId": session_id(c.index),
-        "channel": CHANNELS[usize::from(c.channel)],
-        "creationReason": "inbound",
-        "createdTimestamp": c.created,
-        "queueAssignedTimestamp": c.queued,
-        "queueId": queue,
-        "queueName": queue,
-        "participants": participants,
-    });
-    if let Some(answered) = c.answered {
-        session["agentAssignedTimestamp"] = json!(answered);
-    }
-    json!({
-        "conversation": {
-            "conversationId": conversation_id(c.index),
-            "channel": CHANNELS[usize::from(c.channel)],
-            "providerId": provider_id,
-            "providerName": provider_name,
-            "accountId": format!("acct-{}", c.index % 5_000),
-            "contactId": format!("contact-{}", c.index % 40_000),
-            "createdTimestamp": c.created,
-            "session": session,
-        },
-        "correlationId": format!("corr-{:07}", c.index),
-    })
-}
-
-/// The `/api/v1/channel/events` item with every event of a conversation.
-pub fn events_item(c: &Conversation) -> Value {
-    let events: Vec<Value> = c
-        .events
-        .iter()
-        .map(|e| {
-            let mut item = json!({"kpiEventName": e.kind.name(), "eventTimestamp": e.ts});
-            if let Some(agent) = e.agent {
-                item["participantId"] = json!(agent_id(agent));
-            }
-            if let Some(action) = e.action {
-                item["notificationResponseAction"] = json!(action.name());
-            }
-            if let Some(score) = e.score {
-                item["customData"] = json!({"score": score});
-            }
-            item
-        })
-        .collect();
-    json!({
-        "conversationId": conversation_id(c.index),
-        "providerSessionId": session_id(c.index),
-        "correlationId": format!("corr-{:07}", c.index),
-        "events": events,
-    })
-}
-
-/// The `/api/v1/channel/events` item with one agent's sign-ins and outs.
-pub fn presence_item(agent: u16, presence: &[&Presence]) -> Value {
-    let events: Vec<Value> = presence
-        .iter()
-        .map(|p| json!({"kpiEventName": p.kind.name(), "eventTimestamp": p.ts}))
-        .collect();
-    json!({"participantId": agent_id(agent), "events": events})
-}
-
-/// One raw KPI event as the peers store it. `session` and `participant` are
-/// empty when the event has none; `action` too; `score` is 0 without one.
-pub struct RawEvent<'a> {
-    pub conversation: String,
-    pub session: String,
-    pub participant: String,
-    pub name: &'a str,
-    pub ts: i64,
-    pub action: &'a str,
-    pub score: u8,
-}
-
-impl ChannelData {
-    /// Every KPI event as a peer row, session events then presence.
-    pub fn raw_events(&self) -> impl Iterator<Item = RawEvent<'_>> {
-        let sessions = self.conversations.iter().flat_map(|c| {
-            c.events.iter().map(move |e| RawEvent {
-                conversation: conversation_id(c.index),
-                session: session_id(c.index),
-                participant: e.agent.map(agent_id).unwrap_or_default(),
-                name: e.kind.name(),
-                ts: e.ts,
-                action: e.action.map_or("", Action::name),
-                score: e.score.unwrap_or(0),
-            })
-        });
-        let presence = self.presence.iter().map(|p| RawEvent {
-            conversation: String::new(),
-            session: String::new(),
-            participant: agent_id(p.agent),
-            name: p.kind.name(),
-            ts: p.ts,
-            action: "",
-            score: 0,
-        });
-        sessions.chain(presence)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -687,6 +592,33 @@ mod tests {
         }
         let summary = a.summary();
         assert!(summary.answered > summary.abandoned);
+        assert!(summary.with_sentiment > 0);
+        // Sentiment readings: in range, off the bands' edges, at distinct
+        // times before the session closes; some sessions drop by 0.5.
+        let mut dropped = 0;
+        for c in &a.conversations {
+            let closed = c.events.iter().find(|e| e.kind == Kind::SessionClosed);
+            let readings: Vec<&Event> = c
+                .events
+                .iter()
+                .filter(|e| e.kind == Kind::SentimentUpdated)
+                .collect();
+            let mut highest: Option<i16> = None;
+            for (i, reading) in readings.iter().enumerate() {
+                let score = reading.sentiment.unwrap();
+                assert!((-95..=95).contains(&score) && score % 10 != 0);
+                assert!(closed.is_some_and(|closed| reading.ts < closed.ts));
+                if i > 0 {
+                    assert!(reading.ts > readings[i - 1].ts);
+                }
+                if highest.is_some_and(|high| high - score >= 50) {
+                    dropped += 1;
+                    break;
+                }
+                highest = Some(highest.map_or(score, |high| high.max(score)));
+            }
+        }
+        assert!(dropped > 0);
         assert!(summary.events_per_conversation > 10.0);
     }
 }

@@ -2,51 +2,57 @@
 //! channel`): seeded conversations with their sessions and KPI events,
 //! loaded into Tracklog through `POST /api/v1/channel/init` and
 //! `/api/v1/channel/events` by concurrent clients, then the dashboard query
-//! — ten metrics over 30 days, hourly, by queue — timed through
+//! — thirteen metrics over 30 days, hourly, by queue — timed through
 //! `POST /api/v1/metrics/query`. The same conversations, sessions and events
 //! are bulk-loaded raw into ClickHouse and PostgreSQL, whose SQL
 //! ([`sql`]) computes the same metrics from the raw events; the run checks
 //! that every peer's cells agree with Tracklog's and reports those that do
 //! not.
+//!
+//! - [`data`]: the seeded conversations and their request items.
+//! - [`ingest`]: Tracklog's ingest, with its acknowledgement latency and
+//!   the materialisers' lag.
+//! - [`dashboard`]: the dashboard query on Tracklog, and timed runs.
+//! - [`sql`]: the peers' tables, loads and SQL.
+//! - [`baselines`]: the request items' parse limits, and ClickHouse's
+//!   500-row inserts.
+//! - [`medians`] and [`report`]: the figures and their rendering.
 
+pub mod baselines;
+pub mod dashboard;
 pub mod data;
+pub mod ingest;
+pub mod items;
+pub mod medians;
+pub mod postgres_sql;
 pub mod report;
 pub mod sql;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
-use serde::{Deserialize, Serialize};
+use anyhow::bail;
+use serde::Serialize;
 use serde_json::{Value, json};
-use tracklog_domain::time::UtcMillis;
-use tracklog_server::services::channel::{self as service, MetricsQuery, MetricsRequest};
 use tracklog_store::Durability;
 
+use self::baselines::ParseLimits;
+use self::dashboard::{timed, tracklog_in_process, tracklog_query};
 use self::data::{ChannelData, DataSummary, PERIOD_END_MS, PERIOD_START_MS};
+use self::ingest::IngestFigures;
 use self::sql::{Cells, LoadStats, METRICS};
 use crate::machine::Machine;
 use crate::peers::PeerKind;
-use crate::peers::clickhouse::ClickHouse;
+use crate::peers::clickhouse::{ClickHouse, SmallInserts};
 use crate::peers::postgres::Postgres;
-use crate::stats::{Latencies, median};
 use crate::tracklog::TracklogServer;
 
-/// Conversations per init request, and per events request.
-const INIT_BATCH: usize = 200;
-const EVENTS_BATCH: usize = 50;
-/// Agents per presence request.
-const PRESENCE_BATCH: usize = 10;
-/// A 503 or 429 is retried after this pause, at most this many times.
-const RETRY_PAUSE: Duration = Duration::from_millis(5);
-const MAX_RETRIES: usize = 200;
-/// The longest the timed runs of one target may take; fewer runs are
-/// reported if it is spent.
-const QUERY_BUDGET: Duration = Duration::from_secs(600);
 /// Relative difference beyond which two cells disagree.
 pub const TOLERANCE: f64 = 1e-6;
+/// Absolute difference within which two cells agree whatever their ratio:
+/// a mean sentiment whose true value is 0 comes out as ±1e-17 from sums
+/// taken in different orders.
+pub const ABSOLUTE_TOLERANCE: f64 = 1e-12;
 
 /// What the channel workload is asked to do.
 #[derive(Debug, Clone, Serialize)]
@@ -57,23 +63,6 @@ pub struct ChannelSettings {
     pub dashboard_runs: usize,
     pub repeat: usize,
     pub peers: Vec<PeerKind>,
-}
-
-/// Ingest through the API.
-#[derive(Debug, Clone, Serialize)]
-pub struct IngestFigures {
-    pub conversations: usize,
-    pub kpi_events: usize,
-    pub init_seconds: f64,
-    pub init_conversations_per_sec: f64,
-    pub events_seconds: f64,
-    pub events_per_sec: f64,
-    pub total_seconds: f64,
-    pub requests: u64,
-    pub retries: u64,
-    pub duplicates: u64,
-    pub ack_p50_ms: f64,
-    pub ack_p99_ms: f64,
 }
 
 /// Timed runs of the dashboard query.
@@ -89,7 +78,7 @@ pub struct QueryFigures {
 }
 
 /// How a peer's cells compare with Tracklog's.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Agreement {
     pub tracklog_cells: usize,
     pub peer_cells: usize,
@@ -116,6 +105,9 @@ pub struct PeerFigures {
     pub peer: PeerKind,
     pub version: String,
     pub load: LoadStats,
+    /// ClickHouse only: the same rows in 500-row inserts from `--clients`
+    /// clients.
+    pub small_inserts: Option<SmallInserts>,
     pub query: QueryFigures,
     pub agreement: Agreement,
 }
@@ -123,6 +115,8 @@ pub struct PeerFigures {
 /// One repetition.
 #[derive(Debug, Clone, Serialize)]
 pub struct Repetition {
+    /// The request items' single-core parse rates, measured first.
+    pub parse: ParseLimits,
     pub ingest: IngestFigures,
     pub disk_bytes: u64,
     /// Over HTTP: `POST /api/v1/metrics/query`.
@@ -227,7 +221,7 @@ pub async fn run(
         load_average: (load_before, load_average()),
         dataset,
         query: dashboard_request(),
-        medians: medians(&settings, &repetitions),
+        medians: medians::medians(&settings, &repetitions),
         settings,
         repetitions,
     };
@@ -252,14 +246,27 @@ async fn repetition(
     clickhouse: Option<&ClickHouse>,
     postgres: Option<&Postgres>,
 ) -> anyhow::Result<Repetition> {
+    let parse = baselines::parse_limits(data).await?;
+    eprintln!(
+        "  machine: JSON parse {:.0} inits/s, {:.0} KPI events/s on one core",
+        parse.inits_per_sec, parse.events_per_sec
+    );
     let server = TracklogServer::start(work_dir, Durability::Fsync).await?;
     let http = crate::ingest::http_client(settings.clients)?;
     eprintln!("  Tracklog: ingest through the API");
-    let ingest = ingest(&server, &http, data, settings.clients).await?;
+    let ingest = ingest::ingest(&server, &http, data, settings.clients).await?;
+    let lag = &ingest.lag;
     eprintln!(
-        "  Tracklog: {:.0} inits/s, {:.0} events/s",
-        ingest.init_conversations_per_sec, ingest.events_per_sec
+        "  Tracklog: {:.0} inits/s, {:.0} events/s, events ack p50 {:.1} ms, p99 {:.1} ms; materialiser lag p50 {:.0} ms, p99 {:.0} ms, all applied {:.0} ms after the last ack",
+        ingest.init_conversations_per_sec,
+        ingest.events_per_sec,
+        ingest.events_ack_p50_ms,
+        ingest.events_ack_p99_ms,
+        lag.p50_ms,
+        lag.p99_ms,
+        lag.settled_ms
     );
+    // Everything acknowledged is applied by now.
     let disk_bytes = server.disk_bytes()?;
     let body = serde_json::to_vec(&dashboard_request())?;
     let (_, tracklog_cells) = tracklog_query(&server, &http, &body).await?;
@@ -296,21 +303,30 @@ async fn repetition(
             .query("SELECT version()")
             .fetch_one::<String>()
             .await?;
-        peers.push(peer_figures(
+        let mut figures = peer_figures(
             PeerKind::ClickHouse,
             version,
             load,
             query,
             &tracklog_cells,
             &cells,
-        ));
+        );
+        // The tables are recreated: nothing later reads the bulk load.
+        eprintln!("  ClickHouse: 500-row inserts");
+        let small = baselines::clickhouse_small_inserts(peer, data, settings.clients).await?;
+        eprintln!(
+            "  ClickHouse: {} rows in 500-row inserts, {:.0} rows/s, {} retries after \"Too many parts\", {} delayed",
+            small.rows, small.rows_per_sec, small.retries, small.delayed
+        );
+        figures.small_inserts = Some(small);
+        peers.push(figures);
     }
     if let Some(peer) = postgres {
         eprintln!("  PostgreSQL: bulk load");
-        let load = sql::postgres_load(peer, data).await?;
-        let (_, cells) = sql::postgres_query(peer, PERIOD_START_MS, PERIOD_END_MS).await?;
+        let load = postgres_sql::postgres_load(peer, data).await?;
+        let (_, cells) = postgres_sql::postgres_query(peer, PERIOD_START_MS, PERIOD_END_MS).await?;
         let query = timed(settings.dashboard_runs, &cells, move || {
-            sql::postgres_query(peer, PERIOD_START_MS, PERIOD_END_MS)
+            postgres_sql::postgres_query(peer, PERIOD_START_MS, PERIOD_END_MS)
         })
         .await?;
         let version: String = peer
@@ -328,6 +344,7 @@ async fn repetition(
         ));
     }
     Ok(Repetition {
+        parse,
         ingest,
         disk_bytes,
         tracklog_query,
@@ -357,319 +374,10 @@ fn peer_figures(
         peer,
         version,
         load,
+        small_inserts: None,
         query,
         agreement,
     }
-}
-
-// ---- ingest ---------------------------------------------------------------------------
-
-#[derive(Deserialize)]
-struct IngestReport {
-    accepted: usize,
-    duplicates: usize,
-    rejected: Vec<Value>,
-}
-
-/// One request body and the items the server must accept from it.
-struct Body {
-    bytes: bytes::Bytes,
-    expected: usize,
-}
-
-#[derive(Default)]
-struct Tally {
-    latencies: Latencies,
-    requests: u64,
-    retries: u64,
-    duplicates: u64,
-}
-
-async fn ingest(
-    server: &TracklogServer,
-    http: &reqwest::Client,
-    data: &ChannelData,
-    clients: usize,
-) -> anyhow::Result<IngestFigures> {
-    let inits: Vec<Body> = data
-        .conversations
-        .chunks(INIT_BATCH)
-        .map(|chunk| {
-            let items: Vec<Value> = chunk.iter().map(data::init_item).collect();
-            Ok(Body {
-                bytes: serde_json::to_vec(&items)?.into(),
-                expected: chunk.len(),
-            })
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let mut events: Vec<Body> = data
-        .conversations
-        .chunks(EVENTS_BATCH)
-        .map(|chunk| {
-            let items: Vec<Value> = chunk.iter().map(data::events_item).collect();
-            Ok(Body {
-                bytes: serde_json::to_vec(&items)?.into(),
-                expected: chunk.iter().map(|c| c.events.len()).sum(),
-            })
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let agents: Vec<u16> = (0..data::AGENTS as u16).collect();
-    for group in agents.chunks(PRESENCE_BATCH) {
-        let mut items = Vec::new();
-        let mut expected = 0;
-        for agent in group {
-            let mine: Vec<_> = data.presence.iter().filter(|p| p.agent == *agent).collect();
-            expected += mine.len();
-            items.push(data::presence_item(*agent, &mine));
-        }
-        events.push(Body {
-            bytes: serde_json::to_vec(&items)?.into(),
-            expected,
-        });
-    }
-    let kpi_events: usize = events.iter().map(|b| b.expected).sum();
-    let started = Instant::now();
-    let mut tally = drive(server, http, "/api/v1/channel/init", inits, clients).await?;
-    let init_seconds = started.elapsed().as_secs_f64();
-    let events_started = Instant::now();
-    let more = drive(server, http, "/api/v1/channel/events", events, clients).await?;
-    let events_seconds = events_started.elapsed().as_secs_f64();
-    tally.absorb(more);
-    let conversations = data.conversations.len();
-    Ok(IngestFigures {
-        conversations,
-        kpi_events,
-        init_seconds,
-        init_conversations_per_sec: conversations as f64 / init_seconds,
-        events_seconds,
-        events_per_sec: kpi_events as f64 / events_seconds,
-        total_seconds: started.elapsed().as_secs_f64(),
-        requests: tally.requests,
-        retries: tally.retries,
-        duplicates: tally.duplicates,
-        ack_p50_ms: tally.latencies.quantile_ms(0.5),
-        ack_p99_ms: tally.latencies.quantile_ms(0.99),
-    })
-}
-
-impl Tally {
-    fn absorb(&mut self, other: Tally) {
-        self.latencies.merge(&other.latencies);
-        self.requests += other.requests;
-        self.retries += other.retries;
-        self.duplicates += other.duplicates;
-    }
-}
-
-/// Posts every body with `clients` concurrent clients; any rejection is an
-/// error.
-async fn drive(
-    server: &TracklogServer,
-    http: &reqwest::Client,
-    path: &str,
-    bodies: Vec<Body>,
-    clients: usize,
-) -> anyhow::Result<Tally> {
-    let bodies = Arc::new(bodies);
-    let next = Arc::new(AtomicUsize::new(0));
-    let url = server.url(path);
-    let mut tasks = Vec::with_capacity(clients);
-    for _ in 0..clients {
-        let (bodies, next, url) = (bodies.clone(), next.clone(), url.clone());
-        let http = http.clone();
-        let authorization = server.authorization.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut tally = Tally::default();
-            // Bounded by the number of bodies.
-            loop {
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                let Some(body) = bodies.get(index) else { break };
-                let sent = Instant::now();
-                let (retries, duplicates) = post(&http, &url, &authorization, body).await?;
-                tally.latencies.record(sent.elapsed());
-                tally.requests += 1;
-                tally.retries += retries;
-                tally.duplicates += duplicates;
-            }
-            anyhow::Ok(tally)
-        }));
-    }
-    let mut total = Tally::default();
-    for task in tasks {
-        total.absorb(task.await.context("an ingest client panicked")??);
-    }
-    Ok(total)
-}
-
-/// Posts one body until it is acknowledged; returns the retries and the
-/// duplicates the server reported.
-async fn post(
-    http: &reqwest::Client,
-    url: &str,
-    authorization: &str,
-    body: &Body,
-) -> anyhow::Result<(u64, u64)> {
-    for retry in 0..=MAX_RETRIES {
-        let response = http
-            .post(url)
-            .header("authorization", authorization)
-            .header("content-type", "application/json")
-            .body(body.bytes.clone())
-            .send()
-            .await?;
-        let status = response.status();
-        if status.as_u16() == 503 || status.as_u16() == 429 {
-            tokio::time::sleep(RETRY_PAUSE).await;
-            continue;
-        }
-        if !status.is_success() {
-            bail!("{url} answered {status}: {}", response.text().await?);
-        }
-        let report: IngestReport = response.json().await?;
-        if report.accepted != body.expected || !report.rejected.is_empty() {
-            bail!(
-                "{url} accepted {} of {} items; first rejection: {:?}",
-                report.accepted,
-                body.expected,
-                report.rejected.first()
-            );
-        }
-        return Ok((retry as u64, report.duplicates as u64));
-    }
-    bail!("{url} stayed overloaded after {MAX_RETRIES} retries")
-}
-
-// ---- the dashboard query ----------------------------------------------------------
-
-#[derive(Deserialize)]
-struct Answer {
-    series: Vec<AnswerSeries>,
-}
-
-#[derive(Deserialize)]
-struct AnswerSeries {
-    metric: String,
-    group: std::collections::BTreeMap<String, String>,
-    points: Vec<AnswerPoint>,
-}
-
-#[derive(Deserialize)]
-struct AnswerPoint {
-    start: String,
-    value: Option<f64>,
-}
-
-/// `POST /api/v1/metrics/query`; returns the time to the last byte of the
-/// answer, and the answer's cells.
-async fn tracklog_query(
-    server: &TracklogServer,
-    http: &reqwest::Client,
-    body: &[u8],
-) -> anyhow::Result<(Duration, Cells)> {
-    let sent = Instant::now();
-    let bytes = http
-        .post(server.url("/api/v1/metrics/query"))
-        .header("authorization", &server.authorization)
-        .header("content-type", "application/json")
-        .body(body.to_vec())
-        .send()
-        .await?
-        .error_for_status()?
-        .bytes()
-        .await?;
-    let elapsed = sent.elapsed();
-    let answer: Answer = serde_json::from_slice(&bytes)?;
-    let mut cells = Cells::new();
-    for series in answer.series {
-        let metric = METRICS
-            .iter()
-            .position(|m| *m == series.metric)
-            .with_context(|| format!("unexpected metric {}", series.metric))?;
-        let queue = series.group.get("queue").cloned().unwrap_or_default();
-        for point in series.points {
-            let start: jiff::Timestamp = point.start.parse()?;
-            sql::put(
-                &mut cells,
-                metric,
-                &queue,
-                start.as_millisecond(),
-                point.value,
-            );
-        }
-    }
-    Ok((elapsed, cells))
-}
-
-/// The same query through the service the API calls (the store's
-/// pre-aggregates and the fold into intervals), without HTTP and JSON.
-async fn tracklog_in_process(server: &TracklogServer) -> anyhow::Result<(Duration, Cells)> {
-    let request: MetricsRequest = serde_json::from_value(dashboard_request())?;
-    let query = MetricsQuery::parse(request, UtcMillis::now())?;
-    let sent = Instant::now();
-    let answer = service::query_metrics(&server.stores, server.org, &query).await?;
-    let elapsed = sent.elapsed();
-    let mut cells = Cells::new();
-    for series in answer.series {
-        let metric = METRICS
-            .iter()
-            .position(|m| *m == series.metric)
-            .with_context(|| format!("unexpected metric {}", series.metric))?;
-        let queue = series.group.get("queue").cloned().unwrap_or_default();
-        for point in series.points {
-            sql::put(
-                &mut cells,
-                metric,
-                &queue,
-                point.start.as_millis(),
-                point.value,
-            );
-        }
-    }
-    Ok((elapsed, cells))
-}
-
-/// Times `runs` runs of `query` (after the untimed first run the caller
-/// made); each gives its own time to the last byte or row of its answer,
-/// before the answer is turned into cells. Every run must agree with the
-/// first.
-async fn timed<F, Fut>(runs: usize, first: &Cells, mut query: F) -> anyhow::Result<QueryFigures>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<(Duration, Cells)>>,
-{
-    let started = Instant::now();
-    let mut times = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        if started.elapsed() > QUERY_BUDGET {
-            break;
-        }
-        let (elapsed, answer) = query().await?;
-        times.push(elapsed.as_secs_f64() * 1000.0);
-        let drift = compare(first, &answer).disagreements();
-        if drift > 0 {
-            bail!(
-                "a run disagreed with the first run in {drift} cells: the answers are not stable"
-            );
-        }
-    }
-    times.sort_by(f64::total_cmp);
-    Ok(QueryFigures {
-        runs: times.len(),
-        p50_ms: nearest_rank(&times, 0.5),
-        p99_ms: nearest_rank(&times, 0.99),
-        max_ms: times.last().copied().unwrap_or(0.0),
-        mean_ms: times.iter().sum::<f64>() / times.len().max(1) as f64,
-        cells: first.len(),
-    })
-}
-
-/// The nearest-rank quantile of sorted values.
-pub fn nearest_rank(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
 }
 
 /// Compares a peer's cells with Tracklog's.
@@ -712,8 +420,11 @@ pub fn compare(tracklog: &Cells, peer: &Cells) -> Agreement {
                 } else {
                     (ours - theirs).abs() / scale
                 };
-                max_relative = max_relative.max(relative);
-                if relative > TOLERANCE {
+                let absolute = (ours - theirs).abs();
+                if absolute > ABSOLUTE_TOLERANCE {
+                    max_relative = max_relative.max(relative);
+                }
+                if relative > TOLERANCE && absolute > ABSOLUTE_TOLERANCE {
                     differing += 1;
                     by_metric[*metric] += 1;
                     note(
@@ -760,83 +471,6 @@ pub fn compare(tracklog: &Cells, peer: &Cells) -> Agreement {
     }
 }
 
-/// The medians over the repetitions, and Tracklog ÷ peer ratios of them.
-fn medians(settings: &ChannelSettings, repetitions: &[Repetition]) -> Vec<(String, f64)> {
-    let mut out = Vec::new();
-    let mut put = |key: String, values: Vec<f64>| {
-        if let Some(value) = median(&values) {
-            out.push((key, value));
-        }
-    };
-    let of = |f: &dyn Fn(&Repetition) -> f64| repetitions.iter().map(f).collect::<Vec<_>>();
-    put(
-        "tracklog.ingest.init_conversations_per_sec".into(),
-        of(&|r| r.ingest.init_conversations_per_sec),
-    );
-    put(
-        "tracklog.ingest.events_per_sec".into(),
-        of(&|r| r.ingest.events_per_sec),
-    );
-    put(
-        "tracklog.ingest.total_seconds".into(),
-        of(&|r| r.ingest.total_seconds),
-    );
-    put(
-        "tracklog.ingest.ack_p99_ms".into(),
-        of(&|r| r.ingest.ack_p99_ms),
-    );
-    put(
-        "tracklog.disk_bytes_per_event".into(),
-        of(&|r| r.disk_bytes as f64 / r.ingest.kpi_events.max(1) as f64),
-    );
-    for field in ["p50_ms", "p99_ms", "max_ms"] {
-        put(
-            format!("tracklog.dashboard.{field}"),
-            of(&|r| query_field(&r.tracklog_query, field)),
-        );
-        put(
-            format!("tracklog_in_process.dashboard.{field}"),
-            of(&|r| query_field(&r.tracklog_in_process, field)),
-        );
-    }
-    for peer in &settings.peers {
-        let find = |r: &Repetition| r.peers.iter().find(|p| p.peer == *peer).cloned();
-        let key = peer.key();
-        let figures: Vec<PeerFigures> = repetitions.iter().filter_map(find).collect();
-        for field in ["p50_ms", "p99_ms", "max_ms"] {
-            let theirs: Vec<f64> = figures
-                .iter()
-                .map(|p| query_field(&p.query, field))
-                .collect();
-            put(format!("{key}.dashboard.{field}"), theirs);
-            let ratios: Vec<f64> = repetitions
-                .iter()
-                .zip(&figures)
-                .map(|(r, p)| query_field(&r.tracklog_query, field) / query_field(&p.query, field))
-                .collect();
-            put(format!("ratio.{key}.dashboard.{field}"), ratios);
-        }
-        put(
-            format!("{key}.load.rows_per_sec"),
-            figures.iter().map(|p| p.load.rows_per_sec).collect(),
-        );
-        put(
-            format!("{key}.load.seconds"),
-            figures.iter().map(|p| p.load.seconds).collect(),
-        );
-    }
-    out
-}
-
-fn query_field(q: &QueryFigures, field: &str) -> f64 {
-    match field {
-        "p50_ms" => q.p50_ms,
-        "p99_ms" => q.p99_ms,
-        "max_ms" => q.max_ms,
-        _ => q.mean_ms,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -861,13 +495,5 @@ mod tests {
         assert_eq!(agreement.only_in_peer, 1);
         assert_eq!(agreement.disagreements(), 3);
         assert_eq!(agreement.tracklog_cells, 3);
-    }
-
-    #[test]
-    fn nearest_rank_quantiles() {
-        let times: Vec<f64> = (1..=20).map(f64::from).collect();
-        assert_eq!(nearest_rank(&times, 0.5), 10.0);
-        assert_eq!(nearest_rank(&times, 0.99), 20.0);
-        assert_eq!(nearest_rank(&[], 0.5), 0.0);
     }
 }

@@ -6,8 +6,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::sql::{CLICKHOUSE_QUERY, CLICKHOUSE_TABLES, POSTGRES_QUERY, POSTGRES_WORK_MEM};
-use super::{ChannelReport, TOLERANCE};
+use super::postgres_sql::{POSTGRES_QUERY, POSTGRES_WORK_MEM};
+use super::sql::{CLICKHOUSE_QUERY, CLICKHOUSE_TABLES};
+use super::{ABSOLUTE_TOLERANCE, ChannelReport, TOLERANCE};
+use crate::peers::PeerKind;
+use crate::peers::clickhouse::SMALL_INSERT_ROWS;
 use crate::report::{format_number, format_ratio};
 
 /// Writes `<date>-channel-<conversations>.md` and `.json` under `out`.
@@ -95,6 +98,7 @@ pub fn render(report: &ChannelReport) -> String {
         }
         out.push('\n');
     }
+    headline_ingest(&mut out, report);
     out.push('\n');
     let _ = writeln!(
         out,
@@ -109,7 +113,8 @@ pub fn render(report: &ChannelReport) -> String {
         out,
         "Each peer's cells (metric × queue × hour with a value; zero counts and empty ratios \
          left out) against Tracklog's. A cell disagrees when the values differ by more than \
-         {TOLERANCE:e} relative, or when only one side has it.\n"
+         {TOLERANCE:e} relative and {ABSOLUTE_TOLERANCE:e} absolute, or when only one side \
+         has it.\n"
     );
     let _ = writeln!(
         out,
@@ -160,8 +165,9 @@ pub fn render(report: &ChannelReport) -> String {
         "Tracklog: the real server in-process on loopback, durability `fsync`; {} clients post \
          `/api/v1/channel/init` (200 conversations a request), then `/api/v1/channel/events` \
          (every event of 50 sessions a request, then the agents' sign-ins and outs). Each \
-         request is acknowledged once its sessions' facts and 15-minute pre-aggregates are \
-         updated. Peers: bulk loads of the raw rows (ClickHouse `JSONEachRow` over HTTP, then \
+         request is acknowledged once its items are admitted and appended to the write-ahead \
+         log with fdatasync; the channel materialiser updates the sessions' facts and \
+         15-minute pre-aggregates behind it. Peers: bulk loads of the raw rows (ClickHouse `JSONEachRow` over HTTP, then \
          `OPTIMIZE ... FINAL`; PostgreSQL `COPY`, then an index and `ANALYZE`).\n",
         s.clients
     );
@@ -181,8 +187,48 @@ pub fn render(report: &ChannelReport) -> String {
             "Tracklog ingest, total seconds",
         ),
         (
+            "tracklog.ingest.rows_per_sec",
+            "Tracklog ingest, rows/s as the peers count them (a conversation and its session for each init, one row for each KPI event)",
+        ),
+        (
+            "tracklog.ingest.init_ack_p50_ms",
+            "Tracklog init acknowledgement p50, ms",
+        ),
+        (
+            "tracklog.ingest.init_ack_p99_ms",
+            "Tracklog init acknowledgement p99, ms",
+        ),
+        (
+            "tracklog.ingest.events_ack_p50_ms",
+            "Tracklog KPI events acknowledgement p50, ms",
+        ),
+        (
+            "tracklog.ingest.events_ack_p99_ms",
+            "Tracklog KPI events acknowledgement p99, ms",
+        ),
+        (
             "tracklog.ingest.ack_p99_ms",
-            "Tracklog acknowledgement p99, ms",
+            "Tracklog acknowledgement p99 over every request, ms",
+        ),
+        (
+            "tracklog.ingest.lag_p50_ms",
+            "Tracklog materialiser lag p50, ms",
+        ),
+        (
+            "tracklog.ingest.lag_p99_ms",
+            "Tracklog materialiser lag p99, ms",
+        ),
+        (
+            "tracklog.ingest.lag_max_ms",
+            "Tracklog materialiser lag max, ms",
+        ),
+        (
+            "tracklog.ingest.settled_ms",
+            "Tracklog: everything applied after the last acknowledgement, ms",
+        ),
+        (
+            "tracklog.ingest.applied_events_per_sec",
+            "Tracklog KPI events applied, events/s",
         ),
         (
             "tracklog.disk_bytes_per_event",
@@ -204,8 +250,29 @@ pub fn render(report: &ChannelReport) -> String {
             "| {name} bulk load, seconds | {} |",
             format_number(report.median(&format!("{key}.load.seconds")))
         );
+        if *peer == PeerKind::ClickHouse {
+            for (field, label) in [
+                ("rows_per_sec", "rows/s"),
+                ("seconds", "seconds"),
+                ("retries", "retries after \"Too many parts\""),
+                ("delayed", "inserts delayed by the server"),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "| {name} {SMALL_INSERT_ROWS}-row inserts from {} clients, {label} | {} |",
+                    s.clients,
+                    format_number(report.median(&format!("{key}.small_inserts.{field}")))
+                );
+            }
+        }
     }
     out.push('\n');
+    let _ = writeln!(
+        out,
+        "The materialiser lag is sampled every 20 ms during both phases (the age of the oldest acknowledged item not yet in the tables); the dashboard and the bytes on disk are measured once everything acknowledged is applied, and \"KPI events applied\" counts the events phase and that wait. ClickHouse's {SMALL_INSERT_ROWS}-row inserts come after its bulk load has been queried: the tables are recreated and every row inserted again as an application without Tracklog would, `INSERT ... FORMAT JSONEachRow` requests of {SMALL_INSERT_ROWS} rows from {} concurrent clients, one table after the other; an insert refused with \"Too many parts\" (code 252) is sent again after 100 ms and counted as a retry.\n",
+        s.clients
+    );
+    limits(&mut out, report);
 
     let _ = writeln!(out, "## Every repetition\n");
     let _ = writeln!(
@@ -258,14 +325,17 @@ pub fn render(report: &ChannelReport) -> String {
     out.push('\n');
     let _ = writeln!(
         out,
-        "| repetition | KPI events | inits/s | events/s | requests | retries | duplicates | ack p50 ms | ack p99 ms |"
+        "| repetition | KPI events | inits/s | events/s | requests | retries | duplicates | ack p50 ms | ack p99 ms | events ack p50 ms | events ack p99 ms | lag p50 ms | lag p99 ms | applied after the last ack, ms |"
     );
-    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        out,
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
     for (index, r) in report.repetitions.iter().enumerate() {
         let i = &r.ingest;
         let _ = writeln!(
             out,
-            "| {} | {} | {:.0} | {:.0} | {} | {} | {} | {:.1} | {:.1} |",
+            "| {} | {} | {:.0} | {:.0} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} |",
             index + 1,
             i.kpi_events,
             i.init_conversations_per_sec,
@@ -274,7 +344,12 @@ pub fn render(report: &ChannelReport) -> String {
             i.retries,
             i.duplicates,
             i.ack_p50_ms,
-            i.ack_p99_ms
+            i.ack_p99_ms,
+            i.events_ack_p50_ms,
+            i.events_ack_p99_ms,
+            i.lag.p50_ms,
+            i.lag.p99_ms,
+            i.lag.settled_ms
         );
     }
     out.push('\n');
@@ -287,7 +362,8 @@ pub fn render(report: &ChannelReport) -> String {
          (a double hump around 10:00 and 14:00 UTC) and the day of the week (weekends at a \
          third to a half). {} KPI events on sessions ({:.1} a conversation) and {} agent \
          sign-ins and outs. {} answered, {} abandoned ({} of them short, within 5 s), {} \
-         transferred, {} with holds, {} CSAT scores, {} notifications displayed.\n",
+         transferred, {} with holds, {} CSAT scores, {} with two to five sentiment readings \
+         (voice and chat), {} notifications displayed.\n",
         format_number(Some(d.conversations as f64)),
         d.days,
         d.queues,
@@ -308,6 +384,7 @@ pub fn render(report: &ChannelReport) -> String {
         d.transferred,
         d.with_holds,
         d.csat_submitted,
+        d.with_sentiment,
         d.notifications_displayed,
     );
     let _ = writeln!(
@@ -339,4 +416,78 @@ pub fn render(report: &ChannelReport) -> String {
         POSTGRES_QUERY.trim()
     );
     out
+}
+
+/// The headline rows of ingest: Tracklog's rows/s beside each peer's bulk
+/// load, and beside ClickHouse's 500-row inserts.
+fn headline_ingest(out: &mut String, report: &ChannelReport) {
+    let s = &report.settings;
+    let ours = format_number(report.median("tracklog.ingest.rows_per_sec"));
+    let _ = write!(
+        out,
+        "| ingest, rows/s (Tracklog: durable inits and KPI events over HTTP, counted as the peers' rows; peers: bulk load) — higher is better | {ours} |"
+    );
+    for peer in &s.peers {
+        let key = peer.key();
+        let _ = write!(
+            out,
+            " {} | {} |",
+            format_number(report.median(&format!("{key}.load.rows_per_sec"))),
+            format_ratio(report.median(&format!("ratio.{key}.load.rows_per_sec")))
+        );
+    }
+    out.push('\n');
+    let _ = write!(
+        out,
+        "| ingest, rows/s (Tracklog as above; ClickHouse: the same rows in {SMALL_INSERT_ROWS}-row `INSERT ... FORMAT JSONEachRow` requests from {} clients) — higher is better | {ours} |",
+        s.clients
+    );
+    for peer in &s.peers {
+        if *peer == PeerKind::ClickHouse {
+            let key = peer.key();
+            let _ = write!(
+                out,
+                " {} | {} |",
+                format_number(report.median(&format!("{key}.small_inserts.rows_per_sec"))),
+                format_ratio(report.median(&format!("ratio.{key}.small_inserts.rows_per_sec")))
+            );
+        } else {
+            out.push_str(" n/a | n/a |");
+        }
+    }
+    out.push('\n');
+}
+
+/// The request items' parse limits, and Tracklog's ingest as a fraction of
+/// them.
+fn limits(out: &mut String, report: &ChannelReport) {
+    let _ = writeln!(out, "## The machine's limits, measured in this run\n");
+    let _ = writeln!(
+        out,
+        "Single-core serde_json parses of the request items into `serde_json::Value`, over the items of the first {} conversations.\n",
+        format_number(Some(
+            report
+                .settings
+                .conversations
+                .min(crate::machine::PARSE_SAMPLE) as f64
+        ))
+    );
+    let _ = writeln!(
+        out,
+        "| limit | value | JSON bytes | Tracklog's durable ingest ÷ limit |\n|---|---:|---:|---:|"
+    );
+    let _ = writeln!(
+        out,
+        "| `/api/v1/channel/init` items, conversations/s (bytes per item) | {} | {} | {} |",
+        format_number(report.median("machine.json_parse_inits_per_sec")),
+        format_number(report.median("machine.json_bytes_per_init")),
+        format_ratio(report.median("fraction.init_of_json_parse")),
+    );
+    let _ = writeln!(
+        out,
+        "| `/api/v1/channel/events` items, KPI events/s (bytes per event) | {} | {} | {} |\n",
+        format_number(report.median("machine.json_parse_events_per_sec")),
+        format_number(report.median("machine.json_bytes_per_event")),
+        format_ratio(report.median("fraction.events_of_json_parse")),
+    );
 }

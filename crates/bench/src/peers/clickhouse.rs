@@ -6,15 +6,21 @@
 //! per-contact reads. Queries go through the official `clickhouse` crate,
 //! which needs `with_validation(false)` against 18.16; times are Int64
 //! milliseconds because 18.16 has no DateTime64.
+//!
+//! Besides the bulk load, [`ClickHouse::insert_small`] inserts rows the way
+//! an application without Tracklog would: small `INSERT ... FORMAT
+//! JSONEachRow` requests from many concurrent clients, each request a new
+//! part that the server must merge.
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use futures::stream::{self, TryStreamExt};
+use futures::stream::{self, StreamExt, TryStreamExt};
 use indicatif::ProgressBar;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::process::{ServerProcess, find_binary, free_port, wait_until_ready};
 use super::{LOAD_BUDGET, LoadFigures, Peer, PeerKind};
@@ -25,6 +31,13 @@ use crate::workload::Dataset;
 /// Rows per INSERT request, and requests in flight.
 const ROWS_PER_INSERT: usize = 50_000;
 const INSERTS_IN_FLIGHT: usize = 2;
+
+/// Rows per request of the small inserts.
+pub const SMALL_INSERT_ROWS: usize = 500;
+/// An insert refused because merges fall behind ("Too many parts", code
+/// 252) is sent again after this pause, at most this many times.
+const TOO_MANY_PARTS_PAUSE: Duration = Duration::from_millis(100);
+const TOO_MANY_PARTS_RETRIES: usize = 600;
 
 const CREATE_TABLE: &str = "CREATE TABLE interactions (
     org Int64,
@@ -144,6 +157,111 @@ impl ClickHouse {
         Ok(())
     }
 
+    /// Inserts rows in requests of at most `rows_per_insert` from `clients`
+    /// concurrent clients, each request `query` (an `INSERT ... FORMAT
+    /// ...`) with a body from `body`, which appends up to the number of
+    /// rows it is given to the buffer and returns how many it appended (0
+    /// when there are no more). The bodies are taken in order; the run
+    /// stops when `body` has no more rows or after [`LOAD_BUDGET`], and
+    /// the figures say how many rows went in.
+    pub async fn insert_small<G>(
+        &self,
+        query: &str,
+        body: G,
+        rows_per_insert: usize,
+        clients: usize,
+        progress: &ProgressBar,
+    ) -> anyhow::Result<SmallInserts>
+    where
+        G: FnMut(&mut Vec<u8>, usize) -> anyhow::Result<usize>,
+    {
+        let http = crate::ingest::http_client(clients)?;
+        let delayed_before = self.delayed_inserts().await?;
+        let started = Instant::now();
+        let deadline = started + LOAD_BUDGET;
+        let stopped = AtomicBool::new(false);
+        let mut body = body;
+        let bodies = std::iter::from_fn(|| {
+            if Instant::now() > deadline {
+                stopped.store(true, Ordering::Relaxed);
+                return None;
+            }
+            let mut buffer = Vec::with_capacity(rows_per_insert * 400);
+            match body(&mut buffer, rows_per_insert) {
+                Ok(0) => None,
+                Ok(rows) => Some(Ok((bytes::Bytes::from(buffer), rows))),
+                Err(error) => Some(Err(error)),
+            }
+        });
+        let (rows, requests, retries) = stream::iter(bodies)
+            .map(|item| {
+                let http = &http;
+                async move {
+                    let (buffer, rows) = item?;
+                    let retries = self.post_small(http, query, buffer, deadline).await?;
+                    progress.inc(rows as u64);
+                    anyhow::Ok((rows, retries))
+                }
+            })
+            .buffer_unordered(clients.max(1))
+            .try_fold(
+                (0, 0, 0),
+                |(rows, requests, retries), (more, again)| async move {
+                    Ok((rows + more, requests + 1, retries + again))
+                },
+            )
+            .await?;
+        let seconds = started.elapsed().as_secs_f64();
+        let delayed = self.delayed_inserts().await?.saturating_sub(delayed_before);
+        Ok(SmallInserts {
+            rows,
+            requests,
+            seconds,
+            rows_per_sec: rows as f64 / seconds.max(1e-9),
+            retries,
+            delayed,
+            stopped_at_budget: stopped.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Posts one small insert until it is taken; returns how many times
+    /// merges falling behind refused it first.
+    async fn post_small(
+        &self,
+        http: &reqwest::Client,
+        query: &str,
+        body: bytes::Bytes,
+        deadline: Instant,
+    ) -> anyhow::Result<usize> {
+        for retry in 0..=TOO_MANY_PARTS_RETRIES {
+            let response = http
+                .post(&self.url)
+                .query(&[("query", query)])
+                .body(body.clone())
+                .send()
+                .await?;
+            if response.status().is_success() {
+                return Ok(retry);
+            }
+            let text = response.text().await?;
+            if !is_too_many_parts(&text) || Instant::now() > deadline {
+                bail!("ClickHouse refused an insert: {}", text.trim());
+            }
+            tokio::time::sleep(TOO_MANY_PARTS_PAUSE).await;
+        }
+        bail!("ClickHouse refused an insert {TOO_MANY_PARTS_RETRIES} times with \"Too many parts\"")
+    }
+
+    /// Inserts the server has delayed since it started because a partition
+    /// had too many parts (its `DelayedInserts` counter).
+    async fn delayed_inserts(&self) -> anyhow::Result<u64> {
+        Ok(self
+            .client
+            .query("SELECT toUInt64(sum(value)) FROM system.events WHERE event = 'DelayedInserts'")
+            .fetch_one::<u64>()
+            .await?)
+    }
+
     /// Compressed bytes of the table's active parts.
     async fn table_bytes(&self) -> anyhow::Result<u64> {
         let bytes = self
@@ -153,6 +271,44 @@ impl ClickHouse {
             .await?;
         Ok(bytes)
     }
+}
+
+/// What [`ClickHouse::insert_small`] measured.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct SmallInserts {
+    pub rows: usize,
+    pub requests: usize,
+    pub seconds: f64,
+    pub rows_per_sec: f64,
+    /// Inserts refused with "Too many parts" (code 252) and sent again.
+    pub retries: usize,
+    /// Inserts the server held back before taking them, because merges
+    /// fell behind.
+    pub delayed: u64,
+    /// Whether the time budget ran out before every row was sent.
+    pub stopped_at_budget: bool,
+}
+
+impl SmallInserts {
+    /// The figures of this run and of `next`, run after it, together.
+    pub fn then(&self, next: &SmallInserts) -> SmallInserts {
+        let rows = self.rows + next.rows;
+        let seconds = self.seconds + next.seconds;
+        SmallInserts {
+            rows,
+            requests: self.requests + next.requests,
+            seconds,
+            rows_per_sec: rows as f64 / seconds.max(1e-9),
+            retries: self.retries + next.retries,
+            delayed: self.delayed + next.delayed,
+            stopped_at_budget: self.stopped_at_budget || next.stopped_at_budget,
+        }
+    }
+}
+
+/// ClickHouse's refusal of an insert while merges fall behind.
+fn is_too_many_parts(answer: &str) -> bool {
+    answer.contains("Code: 252") || answer.contains("TOO_MANY_PARTS")
 }
 
 impl Peer for ClickHouse {
@@ -274,4 +430,38 @@ fn write_config(dir: &Path, http_port: u16, tcp_port: u16) -> anyhow::Result<std
     let path = dir.join("config.xml");
     std::fs::write(&path, config)?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_one_after_the_other_add_up() {
+        let run = |rows: usize, seconds: f64, retries: usize| SmallInserts {
+            rows,
+            requests: rows / 500,
+            seconds,
+            rows_per_sec: rows as f64 / seconds,
+            retries,
+            delayed: 1,
+            stopped_at_budget: false,
+        };
+        let total = SmallInserts::default()
+            .then(&run(1_000, 1.0, 2))
+            .then(&run(3_000, 3.0, 0));
+        assert_eq!((total.rows, total.requests, total.retries), (4_000, 8, 2));
+        assert_eq!(total.rows_per_sec, 1_000.0);
+        assert_eq!(total.delayed, 2);
+    }
+
+    #[test]
+    fn too_many_parts_is_told_from_other_refusals() {
+        assert!(is_too_many_parts(
+            "Code: 252, e.displayText() = DB::Exception: Too many parts (300). Merges are processing significantly slower than inserts., e.what() = DB::Exception"
+        ));
+        assert!(!is_too_many_parts(
+            "Code: 27, e.displayText() = DB::Exception: Cannot parse input"
+        ));
+    }
 }

@@ -57,6 +57,10 @@ pub struct LoadFigures {
     pub rows_per_sec: f64,
     pub bytes: u64,
     pub bytes_per_event: f64,
+    /// Tracklog only: how far its materialisers fell behind during the
+    /// load, and how long after the last acknowledgement they caught up
+    /// (the bytes are measured once they have).
+    pub lag: Option<crate::lag::LagFigures>,
 }
 
 impl LoadFigures {
@@ -67,6 +71,7 @@ impl LoadFigures {
             rows_per_sec: rows as f64 / seconds,
             bytes,
             bytes_per_event: bytes as f64 / rows.max(1) as f64,
+            lag: None,
         }
     }
 }
