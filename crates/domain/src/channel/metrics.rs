@@ -620,9 +620,16 @@ struct Acc {
     count: i64,
 }
 
+/// The accumulated parts of one interval (of one group), by part code: a
+/// dashboard folds tens of thousands of rows into these, so they are an
+/// array rather than a map.
+type Parts = [Acc; Part::ALL.len()];
+
+const NO_PARTS: Parts = [Acc { sum: 0.0, count: 0 }; Part::ALL.len()];
+
 /// Evaluates a formula on the accumulated parts.
-fn evaluate(formula: Formula, parts: &HashMap<Part, Acc>) -> (Option<f64>, i64) {
-    let get = |part| parts.get(&part).copied().unwrap_or_default();
+fn evaluate(formula: Formula, parts: &Parts) -> (Option<f64>, i64) {
+    let get = |part: Part| parts[usize::from(part.code())];
     let divide = |a: f64, b: f64| (b != 0.0).then(|| a / b);
     match formula {
         Formula::Count(p) => {
@@ -663,20 +670,32 @@ pub fn assemble(
         .enumerate()
         .map(|(i, start)| (*start, i))
         .collect();
-    // group -> interval -> part -> acc
-    let mut folded: BTreeMap<&[String], Vec<HashMap<Part, Acc>>> = BTreeMap::new();
+    // group -> interval -> parts; an interval's parts are allocated when a
+    // row first falls in it, so that a query by agent over many quarters
+    // stays small.
+    let mut folded: BTreeMap<&[String], Vec<Option<Box<Parts>>>> = BTreeMap::new();
     let mut interval_of_bucket: HashMap<i64, Option<usize>> = HashMap::new();
+    // Rows come sorted by part and bucket: most share the last one's bucket.
+    let mut last: Option<(i64, Option<usize>)> = None;
     for row in rows {
-        let slot = *interval_of_bucket.entry(row.bucket).or_insert_with(|| {
-            index
-                .get(&floor(UtcMillis::from_millis(row.bucket), size, tz))
-                .copied()
-        });
+        let slot = match last {
+            Some((bucket, slot)) if bucket == row.bucket => slot,
+            _ => {
+                let slot = *interval_of_bucket.entry(row.bucket).or_insert_with(|| {
+                    index
+                        .get(&floor(UtcMillis::from_millis(row.bucket), size, tz))
+                        .copied()
+                });
+                last = Some((row.bucket, slot));
+                slot
+            }
+        };
         let Some(slot) = slot else { continue };
         let intervals = folded
             .entry(row.group.as_slice())
-            .or_insert_with(|| vec![HashMap::new(); starts.len()]);
-        let acc = intervals[slot].entry(row.part).or_default();
+            .or_insert_with(|| vec![None; starts.len()]);
+        let acc = &mut intervals[slot].get_or_insert_with(|| Box::new(NO_PARTS))
+            [usize::from(row.part.code())];
         acc.sum += row.sum;
         acc.count += row.count;
     }
@@ -684,9 +703,12 @@ pub fn assemble(
     for metric in metrics {
         let parts = metric.computed.parts();
         for (group, intervals) in &folded {
-            let touched = intervals
-                .iter()
-                .any(|by_part| parts.iter().any(|p| by_part.contains_key(p)));
+            let touched = intervals.iter().flatten().any(|by_part| {
+                parts.iter().any(|p| {
+                    by_part[usize::from(p.code())].count != 0
+                        || by_part[usize::from(p.code())].sum != 0.0
+                })
+            });
             if !touched && !group.is_empty() {
                 continue;
             }
@@ -694,7 +716,8 @@ pub fn assemble(
                 .iter()
                 .zip(intervals)
                 .map(|(start, by_part)| {
-                    let (value, count) = evaluate(metric.computed, by_part);
+                    let (value, count) =
+                        evaluate(metric.computed, by_part.as_deref().unwrap_or(&NO_PARTS));
                     Point {
                         start: *start,
                         value,
@@ -709,14 +732,13 @@ pub fn assemble(
             });
         }
         if folded.is_empty() && group_by.is_empty() {
-            let empty = HashMap::new();
             series.push(Series {
                 metric: metric.name.to_owned(),
                 group: BTreeMap::new(),
                 points: starts
                     .iter()
                     .map(|start| {
-                        let (value, count) = evaluate(metric.computed, &empty);
+                        let (value, count) = evaluate(metric.computed, &NO_PARTS);
                         Point {
                             start: *start,
                             value,
@@ -732,9 +754,9 @@ pub fn assemble(
 
 /// A metric's value over every row, whatever their buckets and groups.
 pub fn total(metric: &Metric, rows: &[Row]) -> (Option<f64>, i64) {
-    let mut parts: HashMap<Part, Acc> = HashMap::new();
+    let mut parts = NO_PARTS;
     for row in rows {
-        let acc = parts.entry(row.part).or_default();
+        let acc = &mut parts[usize::from(row.part.code())];
         acc.sum += row.sum;
         acc.count += row.count;
     }

@@ -130,15 +130,17 @@ pub async fn channel_buckets_ignore_arrival_order_and_equal_a_rebuild(stores: St
 
 /// The per-agent buckets folded, in the test, to `grain` without the agent:
 /// what the dashboards' rollups must hold.
-fn folded(rows: &[Row], grain: i64) -> BTreeMap<(u8, i64, Vec<String>), (f64, i64)> {
+/// The per-agent rows summed into `grain` buckets and the dimensions of
+/// `keep` (indexes into `Dimension::ALL`: queue, channel, agent, provider,
+/// band).
+fn folded(
+    rows: &[Row],
+    grain: i64,
+    keep: &[usize],
+) -> BTreeMap<(u8, i64, Vec<String>), (f64, i64)> {
     let mut out: BTreeMap<(u8, i64, Vec<String>), (f64, i64)> = BTreeMap::new();
     for row in rows {
-        // Dimension::ALL is queue, channel, agent, provider.
-        let group = vec![
-            row.group[0].clone(),
-            row.group[1].clone(),
-            row.group[3].clone(),
-        ];
+        let group = keep.iter().map(|i| row.group[*i].clone()).collect();
         let entry = out
             .entry((row.part.code(), row.bucket.div_euclid(grain) * grain, group))
             .or_default();
@@ -153,6 +155,8 @@ async fn rollup(
     stores: &Stores,
     org: tracklog_domain::ids::OrgId,
     granularity_ms: i64,
+    group_by: Vec<Dimension>,
+    filters: Vec<(Dimension, String)>,
 ) -> BTreeMap<(u8, i64, Vec<String>), (f64, i64)> {
     let rows = stores
         .channel
@@ -162,8 +166,8 @@ async fn rollup(
                 parts: Part::ALL.to_vec(),
                 from_bucket: 0,
                 to_bucket: i64::MAX,
-                group_by: vec![Dimension::Queue, Dimension::Channel, Dimension::Provider],
-                filters: Vec::new(),
+                group_by,
+                filters,
                 granularity_ms,
             },
         )
@@ -312,14 +316,28 @@ pub async fn channel_rollups_without_the_agent_equal_the_per_agent_buckets(store
         async move {
             let per_agent = all_buckets(&stores, org).await;
             assert!(per_agent.len() > 5, "{label}: buckets for several agents");
-            let quarters = rollup(&stores, org, 900_000).await;
-            let hours = rollup(&stores, org, 3_600_000).await;
+            let fine = vec![Dimension::Queue, Dimension::Channel, Dimension::Provider];
+            let quarters = rollup(&stores, org, 900_000, fine.clone(), Vec::new()).await;
+            let hours = rollup(&stores, org, 3_600_000, fine, Vec::new()).await;
             assert!(
                 hours.len() < quarters.len(),
                 "{label}: hours hold fewer rows"
             );
-            assert_same_sums(&quarters, &folded(&per_agent, 900_000), label);
-            assert_same_sums(&hours, &folded(&per_agent, 3_600_000), label);
+            assert_same_sums(&quarters, &folded(&per_agent, 900_000, &[0, 1, 3]), label);
+            assert_same_sums(&hours, &folded(&per_agent, 3_600_000, &[0, 1, 3]), label);
+            // By queue alone, by the whole centre, and for one queue.
+            let queue = vec![Dimension::Queue];
+            let by_queue = rollup(&stores, org, 3_600_000, queue.clone(), Vec::new()).await;
+            assert!(by_queue.len() < hours.len(), "{label}: two providers fold");
+            assert_same_sums(&by_queue, &folded(&per_agent, 3_600_000, &[0]), label);
+            let whole = rollup(&stores, org, 3_600_000, Vec::new(), Vec::new()).await;
+            assert_same_sums(&whole, &folded(&per_agent, 3_600_000, &[]), label);
+            let billing = vec![(Dimension::Queue, "billing".to_owned())];
+            let one = rollup(&stores, org, 3_600_000, queue, billing).await;
+            let mut expected = folded(&per_agent, 3_600_000, &[0]);
+            expected.retain(|(_, _, group), _| group[0] == "billing");
+            assert!(!expected.is_empty() && expected.len() < by_queue.len());
+            assert_same_sums(&one, &expected, label);
         }
     };
     check("after ingest").await;

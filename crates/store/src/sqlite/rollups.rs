@@ -1,17 +1,21 @@
 //! The channel rollups: pre-aggregated sums and counts per metric part, and
 //! the aggregate queries that read them.
 //!
-//! The same sums are kept at three grains, each a table:
+//! The same sums are kept at four grains, each a table:
 //!
 //! | table | bucket | dimensions | read by |
 //! |---|---|---|---|
 //! | `ch_agg` | 15 minutes | queue, channel, agent, provider, sentiment band | queries that filter or group by agent or band |
 //! | `ch_agg_q` | 15 minutes | queue, channel, provider | queries whose intervals are not whole hours |
-//! | `ch_agg_h` | 1 hour | queue, channel, provider | dashboards: hourly, daily, weekly intervals |
+//! | `ch_agg_h` | 1 hour | queue, channel, provider | dashboards by channel or provider |
+//! | `ch_agg_hq` | 1 hour | queue | dashboards by queue or of the whole centre |
 //!
 //! A contact centre has tens of agents per queue, so dropping the agent
-//! dimension divides the rows a dashboard reads by about that many, and the
-//! hour divides them by four again. Every change moves all three tables in
+//! dimension divides the rows a dashboard reads by about that many, the
+//! hour divides them by four again, and the queue alone by the queue's
+//! channels and providers (three in the bench's centre). A query at the
+//! grain of `ch_agg_hq`, by queue, reads its rows as they are stored, with
+//! no grouping. Every change moves all four tables in
 //! the writer's transaction, by the same delta, so they always agree with
 //! each other and with a rebuild from the raw records.
 
@@ -26,7 +30,7 @@ use super::sql_error;
 use crate::{AggregateQuery, StoreError};
 
 /// The tables that hold rollups, for a rebuild to empty.
-pub(super) const TABLES: [&str; 3] = ["ch_agg", "ch_agg_q", "ch_agg_h"];
+pub(super) const TABLES: [&str; 4] = ["ch_agg", "ch_agg_q", "ch_agg_h", "ch_agg_hq"];
 
 const QUARTER_MS: i64 = 900_000;
 const HOUR_MS: i64 = 3_600_000;
@@ -118,6 +122,7 @@ pub(super) fn apply_contributions(
     type Coarse<'a> = (u8, i64, &'a str, &'a str, &'a str);
     let mut quarters: BTreeMap<Coarse<'_>, (f64, i64)> = BTreeMap::new();
     let mut hours: BTreeMap<Coarse<'_>, (f64, i64)> = BTreeMap::new();
+    let mut queue_hours: BTreeMap<(u8, i64, &str), (f64, i64)> = BTreeMap::new();
     for (key, (sum, count)) in &delta {
         let (part, bucket, queue, channel, _, provider, _) = key;
         let hour = bucket.div_euclid(HOUR_MS) * HOUR_MS;
@@ -128,6 +133,9 @@ pub(super) fn apply_contributions(
             entry.0 += sum;
             entry.1 += count;
         }
+        let entry = queue_hours.entry((*part, hour, queue)).or_default();
+        entry.0 += sum;
+        entry.1 += count;
     }
 
     for (key, (sum, count)) in &delta {
@@ -184,6 +192,27 @@ pub(super) fn apply_contributions(
         }
     }
 
+    for ((part, bucket, queue), (sum, count)) in &queue_hours {
+        if *sum == 0.0 && *count == 0 {
+            continue;
+        }
+        conn.prepare_cached(
+            "INSERT INTO ch_agg_hq (org_id, part, bucket, queue, sum, count)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT DO UPDATE SET sum = sum + excluded.sum, count = count + excluded.count",
+        )
+        .and_then(|mut s| s.execute(params![org.0, part, bucket, queue, sum, count]))
+        .map_err(sql_error)?;
+        if *count < 0 {
+            conn.prepare_cached(
+                "DELETE FROM ch_agg_hq WHERE org_id = ?1 AND part = ?2 AND bucket = ?3
+                 AND queue = ?4 AND count <= 0",
+            )
+            .and_then(|mut s| s.execute(params![org.0, part, bucket, queue]))
+            .map_err(sql_error)?;
+        }
+    }
+
     if new.is_empty() {
         if old_text.is_some() {
             conn.prepare_cached("DELETE FROM ch_contrib WHERE org_id = ?1 AND owner = ?2")
@@ -220,6 +249,8 @@ pub(super) fn table_for(query: &AggregateQuery) -> &'static str {
     let fine = |d: &Dimension| matches!(d, Dimension::Agent | Dimension::SentimentBand);
     let needs_agent = query.group_by.iter().any(fine) || query.filters.iter().any(|(d, _)| fine(d));
     let hourly = |ms: i64| ms.rem_euclid(HOUR_MS) == 0 || ms == i64::MAX;
+    let queue_only = query.group_by.iter().all(|d| *d == Dimension::Queue)
+        && query.filters.iter().all(|(d, _)| *d == Dimension::Queue);
     if needs_agent {
         "ch_agg"
     } else if query.granularity_ms > 0
@@ -227,7 +258,7 @@ pub(super) fn table_for(query: &AggregateQuery) -> &'static str {
         && hourly(query.from_bucket)
         && hourly(query.to_bucket)
     {
-        "ch_agg_h"
+        if queue_only { "ch_agg_hq" } else { "ch_agg_h" }
     } else {
         "ch_agg_q"
     }
@@ -266,11 +297,20 @@ pub(super) fn aggregate(
         .map(|d| dimension_column(*d))
         .collect();
     let group_select = groups.iter().map(|c| format!(", {c}")).collect::<String>();
-    let sql = format!(
-        "SELECT bucket, part, SUM(sum), SUM(count){group_select} FROM {table} WHERE {}
-         GROUP BY bucket, part{group_select}",
-        clauses.join(" AND ")
-    );
+    // At the table's own grain the rows are already one per bucket, part
+    // and group: read as stored, which saves SQLite a sort of every row.
+    let sql = if table == "ch_agg_hq" && query.group_by == [Dimension::Queue] {
+        format!(
+            "SELECT bucket, part, sum, count{group_select} FROM {table} WHERE {}",
+            clauses.join(" AND ")
+        )
+    } else {
+        format!(
+            "SELECT bucket, part, SUM(sum), SUM(count){group_select} FROM {table} WHERE {}
+             GROUP BY bucket, part{group_select}",
+            clauses.join(" AND ")
+        )
+    };
     let mut statement = conn.prepare_cached(&sql).map_err(sql_error)?;
     let width = groups.len();
     let rows = statement

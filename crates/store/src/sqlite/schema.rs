@@ -584,6 +584,23 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     INSERT INTO derivations (name, version) VALUES ('channel', 0);
     "#,
+    // 14: channel rollups by hour and queue alone, for the dashboards that
+    // group or filter by queue (see `rollups.rs`); filled from the hourly
+    // rollups.
+    r#"
+    CREATE TABLE ch_agg_hq (
+        org_id   INTEGER NOT NULL,
+        part     INTEGER NOT NULL,
+        bucket   INTEGER NOT NULL,
+        queue    TEXT NOT NULL,
+        sum      REAL NOT NULL,
+        count    INTEGER NOT NULL,
+        PRIMARY KEY (org_id, part, bucket, queue)
+    ) WITHOUT ROWID;
+    INSERT INTO ch_agg_hq
+        SELECT org_id, part, bucket, queue, SUM(sum), SUM(count)
+        FROM ch_agg_h GROUP BY org_id, part, bucket, queue;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -710,6 +727,42 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(searches, ["printer"], "anonymous rows are in no journey");
+    }
+
+    /// An upgrade fills the by-queue hourly rollups from the hourly ones.
+    #[test]
+    fn queue_hours_are_filled_from_the_hourly_rollups() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::audit_integrity::register_functions(&conn).unwrap();
+        for (index, sql) in MIGRATIONS[..13].iter().enumerate() {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", index as i64 + 1)
+                .unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO ch_agg_h VALUES
+                (1, 0, 3600000, 'billing', 'voice', 'a', 1.0, 1),
+                (1, 0, 3600000, 'billing', 'chat', 'b', 2.0, 2),
+                (1, 0, 3600000, 'sales', 'voice', 'a', 4.0, 1),
+                (1, 1, 3600000, 'billing', 'voice', 'a', 8.0, 1);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let rows: Vec<(i64, String, f64, i64)> = conn
+            .prepare("SELECT part, queue, sum, count FROM ch_agg_hq ORDER BY part, queue")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                (0, "billing".to_owned(), 3.0, 3),
+                (0, "sales".to_owned(), 4.0, 1),
+                (1, "billing".to_owned(), 8.0, 1)
+            ]
+        );
     }
 
     #[test]

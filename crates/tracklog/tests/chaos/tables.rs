@@ -12,7 +12,14 @@ use super::common::tracklog;
 
 /// Every table the channel materialiser derives: session facts, each
 /// session's contributions, and the rollups at every grain.
-const DERIVED: [&str; 5] = ["ch_facts", "ch_contrib", "ch_agg", "ch_agg_q", "ch_agg_h"];
+const DERIVED: [&str; 6] = [
+    "ch_facts",
+    "ch_contrib",
+    "ch_agg",
+    "ch_agg_q",
+    "ch_agg_h",
+    "ch_agg_hq",
+];
 
 /// A table's rows by primary key (every column but the sums and counts),
 /// with the rest of their cells.
