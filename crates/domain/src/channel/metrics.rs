@@ -590,7 +590,9 @@ pub fn metric(name: &str) -> Option<Metric> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
     pub bucket: i64,
-    pub group: Vec<String>,
+    /// Shared: a store returns many rows of each group, one per bucket and
+    /// part.
+    pub group: std::sync::Arc<[String]>,
     pub part: Part,
     pub sum: f64,
     pub count: i64,
@@ -692,7 +694,7 @@ pub fn assemble(
         };
         let Some(slot) = slot else { continue };
         let intervals = folded
-            .entry(row.group.as_slice())
+            .entry(&*row.group)
             .or_insert_with(|| vec![None; starts.len()]);
         let acc = &mut intervals[slot].get_or_insert_with(|| Box::new(NO_PARTS))
             [usize::from(row.part.code())];
@@ -800,7 +802,7 @@ mod tests {
             for c in session_contributions(&facts, events) {
                 rows.push(Row {
                     bucket: c.bucket,
-                    group: vec![],
+                    group: Vec::new().into(),
                     part: c.part,
                     sum: c.sum,
                     count: c.count,

@@ -21,3 +21,4 @@ pub mod interval;
 pub mod metrics;
 pub mod payload;
 pub mod sentiment;
+mod series_json;

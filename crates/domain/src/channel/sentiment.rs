@@ -400,7 +400,7 @@ mod reference {
                 for c in session_contributions(&facts, &arrived) {
                     let row = |group: Vec<String>| Row {
                         bucket: c.bucket,
-                        group,
+                        group: group.into(),
                         part: c.part,
                         sum: c.sum,
                         count: c.count,

@@ -181,7 +181,7 @@ async fn rollup(
             "a bucket of the {granularity_ms} ms grain"
         );
         out.insert(
-            (row.part.code(), row.bucket, row.group),
+            (row.part.code(), row.bucket, row.group.to_vec()),
             (row.sum, row.count),
         );
     }
@@ -598,7 +598,7 @@ pub async fn channel_sentiment_bands_and_dissatisfied_sessions(stores: Stores) {
         .unwrap();
     let sum = |part: Part, band: &str| -> (f64, i64) {
         rows.iter()
-            .filter(|r| r.part == part && r.group == [band])
+            .filter(|r| r.part == part && *r.group == [band])
             .fold((0.0, 0), |(s, c), r| (s + r.sum, c + r.count))
     };
     assert_eq!(sum(Part::Handle, "negative").1, 1, "s1 at -0.4");

@@ -23,6 +23,7 @@ mod journeys;
 mod meta;
 mod pipeline;
 mod portals;
+mod queue_hours;
 mod rollups;
 mod schema;
 mod sync;

@@ -8,16 +8,16 @@
 //! | `ch_agg` | 15 minutes | queue, channel, agent, provider, sentiment band | queries that filter or group by agent or band |
 //! | `ch_agg_q` | 15 minutes | queue, channel, provider | queries whose intervals are not whole hours |
 //! | `ch_agg_h` | 1 hour | queue, channel, provider | dashboards by channel or provider |
-//! | `ch_agg_hq` | 1 hour | queue | dashboards by queue or of the whole centre |
+//! | `ch_agg_hq` | 1 hour | queue, with a column pair per part | dashboards by queue or of the whole centre |
 //!
 //! A contact centre has tens of agents per queue, so dropping the agent
 //! dimension divides the rows a dashboard reads by about that many, the
 //! hour divides them by four again, and the queue alone by the queue's
-//! channels and providers (three in the bench's centre). A query at the
-//! grain of `ch_agg_hq`, by queue, reads its rows as they are stored, with
-//! no grouping. Every change moves all four tables in
-//! the writer's transaction, by the same delta, so they always agree with
-//! each other and with a rebuild from the raw records.
+//! channels and providers (three in the bench's centre); `ch_agg_hq` keeps
+//! every part of an hour and queue in one row (see `queue_hours.rs`). Every
+//! change moves all four tables in the writer's transaction, by the same
+//! delta, so they always agree with each other and with a rebuild from the
+//! raw records.
 
 use std::collections::BTreeMap;
 
@@ -26,7 +26,7 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use tracklog_domain::channel::metrics::{Contribution, Dimension, Part, Row};
 use tracklog_domain::ids::OrgId;
 
-use super::sql_error;
+use super::{queue_hours, sql_error};
 use crate::{AggregateQuery, StoreError};
 
 /// The tables that hold rollups, for a rebuild to empty.
@@ -122,7 +122,7 @@ pub(super) fn apply_contributions(
     type Coarse<'a> = (u8, i64, &'a str, &'a str, &'a str);
     let mut quarters: BTreeMap<Coarse<'_>, (f64, i64)> = BTreeMap::new();
     let mut hours: BTreeMap<Coarse<'_>, (f64, i64)> = BTreeMap::new();
-    let mut queue_hours: BTreeMap<(u8, i64, &str), (f64, i64)> = BTreeMap::new();
+    let mut queue_hours: BTreeMap<(i64, &str), queue_hours::Delta> = BTreeMap::new();
     for (key, (sum, count)) in &delta {
         let (part, bucket, queue, channel, _, provider, _) = key;
         let hour = bucket.div_euclid(HOUR_MS) * HOUR_MS;
@@ -133,7 +133,9 @@ pub(super) fn apply_contributions(
             entry.0 += sum;
             entry.1 += count;
         }
-        let entry = queue_hours.entry((*part, hour, queue)).or_default();
+        let entry = &mut queue_hours
+            .entry((hour, queue))
+            .or_insert([(0.0, 0); Part::ALL.len()])[usize::from(*part)];
         entry.0 += sum;
         entry.1 += count;
     }
@@ -192,26 +194,7 @@ pub(super) fn apply_contributions(
         }
     }
 
-    for ((part, bucket, queue), (sum, count)) in &queue_hours {
-        if *sum == 0.0 && *count == 0 {
-            continue;
-        }
-        conn.prepare_cached(
-            "INSERT INTO ch_agg_hq (org_id, part, bucket, queue, sum, count)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT DO UPDATE SET sum = sum + excluded.sum, count = count + excluded.count",
-        )
-        .and_then(|mut s| s.execute(params![org.0, part, bucket, queue, sum, count]))
-        .map_err(sql_error)?;
-        if *count < 0 {
-            conn.prepare_cached(
-                "DELETE FROM ch_agg_hq WHERE org_id = ?1 AND part = ?2 AND bucket = ?3
-                 AND queue = ?4 AND count <= 0",
-            )
-            .and_then(|mut s| s.execute(params![org.0, part, bucket, queue]))
-            .map_err(sql_error)?;
-        }
-    }
+    queue_hours::apply(conn, org, &queue_hours)?;
 
     if new.is_empty() {
         if old_text.is_some() {
@@ -249,8 +232,6 @@ pub(super) fn table_for(query: &AggregateQuery) -> &'static str {
     let fine = |d: &Dimension| matches!(d, Dimension::Agent | Dimension::SentimentBand);
     let needs_agent = query.group_by.iter().any(fine) || query.filters.iter().any(|(d, _)| fine(d));
     let hourly = |ms: i64| ms.rem_euclid(HOUR_MS) == 0 || ms == i64::MAX;
-    let queue_only = query.group_by.iter().all(|d| *d == Dimension::Queue)
-        && query.filters.iter().all(|(d, _)| *d == Dimension::Queue);
     if needs_agent {
         "ch_agg"
     } else if query.granularity_ms > 0
@@ -258,7 +239,11 @@ pub(super) fn table_for(query: &AggregateQuery) -> &'static str {
         && hourly(query.from_bucket)
         && hourly(query.to_bucket)
     {
-        if queue_only { "ch_agg_hq" } else { "ch_agg_h" }
+        if queue_hours::answers(query) {
+            "ch_agg_hq"
+        } else {
+            "ch_agg_h"
+        }
     } else {
         "ch_agg_q"
     }
@@ -274,6 +259,9 @@ pub(super) fn aggregate(
 ) -> Result<Vec<Row>, StoreError> {
     debug_assert!(query.granularity_ms % QUARTER_MS == 0);
     let table = table_for(query);
+    if table == "ch_agg_hq" {
+        return queue_hours::aggregate(conn, org, query);
+    }
     let mut clauses = vec![
         "org_id = ?".to_owned(),
         "bucket >= ?".into(),
@@ -297,20 +285,11 @@ pub(super) fn aggregate(
         .map(|d| dimension_column(*d))
         .collect();
     let group_select = groups.iter().map(|c| format!(", {c}")).collect::<String>();
-    // At the table's own grain the rows are already one per bucket, part
-    // and group: read as stored, which saves SQLite a sort of every row.
-    let sql = if table == "ch_agg_hq" && query.group_by == [Dimension::Queue] {
-        format!(
-            "SELECT bucket, part, sum, count{group_select} FROM {table} WHERE {}",
-            clauses.join(" AND ")
-        )
-    } else {
-        format!(
-            "SELECT bucket, part, SUM(sum), SUM(count){group_select} FROM {table} WHERE {}
-             GROUP BY bucket, part{group_select}",
-            clauses.join(" AND ")
-        )
-    };
+    let sql = format!(
+        "SELECT bucket, part, SUM(sum), SUM(count){group_select} FROM {table} WHERE {}
+         GROUP BY bucket, part{group_select}",
+        clauses.join(" AND ")
+    );
     let mut statement = conn.prepare_cached(&sql).map_err(sql_error)?;
     let width = groups.len();
     let rows = statement
@@ -319,28 +298,23 @@ pub(super) fn aggregate(
             for i in 0..width {
                 group.push(r.get::<_, String>(4 + i)?);
             }
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, u8>(1)?,
-                r.get::<_, f64>(2)?,
-                r.get::<_, i64>(3)?,
-                group,
-            ))
-        })
-        .map_err(sql_error)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(sql_error)?;
-    rows.into_iter()
-        .map(|(bucket, part, sum, count, group)| {
+            let code = r.get::<_, u8>(1)?;
+            let part = Part::from_code(code)
+                .ok_or(rusqlite::Error::IntegralValueOutOfRange(1, i64::from(code)))?;
             Ok(Row {
-                bucket,
-                group,
-                part: Part::from_code(part).ok_or_else(|| corrupt("part"))?,
-                sum,
-                count,
+                bucket: r.get(0)?,
+                group: group.into(),
+                part,
+                sum: r.get(2)?,
+                count: r.get(3)?,
             })
         })
-        .collect()
+        .map_err(sql_error)?
+        .collect::<Result<Vec<_>, _>>();
+    rows.map_err(|err| match err {
+        rusqlite::Error::IntegralValueOutOfRange(1, _) => corrupt("part"),
+        other => sql_error(other),
+    })
 }
 
 #[cfg(test)]

@@ -584,22 +584,61 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     INSERT INTO derivations (name, version) VALUES ('channel', 0);
     "#,
-    // 14: channel rollups by hour and queue alone, for the dashboards that
-    // group or filter by queue (see `rollups.rs`); filled from the hourly
-    // rollups.
+    // 14: channel rollups by hour and queue alone, one row per hour and
+    // queue with a sum and count column per part (`s<code>`, `c<code>`),
+    // for the dashboards that group or filter by queue (see `rollups.rs`);
+    // filled from the hourly rollups. A new part adds its two columns in
+    // its own migration.
     r#"
     CREATE TABLE ch_agg_hq (
         org_id   INTEGER NOT NULL,
-        part     INTEGER NOT NULL,
         bucket   INTEGER NOT NULL,
         queue    TEXT NOT NULL,
-        sum      REAL NOT NULL,
-        count    INTEGER NOT NULL,
-        PRIMARY KEY (org_id, part, bucket, queue)
+        s0  REAL NOT NULL DEFAULT 0, c0  INTEGER NOT NULL DEFAULT 0,
+        s1  REAL NOT NULL DEFAULT 0, c1  INTEGER NOT NULL DEFAULT 0,
+        s2  REAL NOT NULL DEFAULT 0, c2  INTEGER NOT NULL DEFAULT 0,
+        s3  REAL NOT NULL DEFAULT 0, c3  INTEGER NOT NULL DEFAULT 0,
+        s4  REAL NOT NULL DEFAULT 0, c4  INTEGER NOT NULL DEFAULT 0,
+        s5  REAL NOT NULL DEFAULT 0, c5  INTEGER NOT NULL DEFAULT 0,
+        s6  REAL NOT NULL DEFAULT 0, c6  INTEGER NOT NULL DEFAULT 0,
+        s7  REAL NOT NULL DEFAULT 0, c7  INTEGER NOT NULL DEFAULT 0,
+        s8  REAL NOT NULL DEFAULT 0, c8  INTEGER NOT NULL DEFAULT 0,
+        s9  REAL NOT NULL DEFAULT 0, c9  INTEGER NOT NULL DEFAULT 0,
+        s10 REAL NOT NULL DEFAULT 0, c10 INTEGER NOT NULL DEFAULT 0,
+        s11 REAL NOT NULL DEFAULT 0, c11 INTEGER NOT NULL DEFAULT 0,
+        s12 REAL NOT NULL DEFAULT 0, c12 INTEGER NOT NULL DEFAULT 0,
+        s13 REAL NOT NULL DEFAULT 0, c13 INTEGER NOT NULL DEFAULT 0,
+        s14 REAL NOT NULL DEFAULT 0, c14 INTEGER NOT NULL DEFAULT 0,
+        s15 REAL NOT NULL DEFAULT 0, c15 INTEGER NOT NULL DEFAULT 0,
+        s16 REAL NOT NULL DEFAULT 0, c16 INTEGER NOT NULL DEFAULT 0,
+        s17 REAL NOT NULL DEFAULT 0, c17 INTEGER NOT NULL DEFAULT 0,
+        s18 REAL NOT NULL DEFAULT 0, c18 INTEGER NOT NULL DEFAULT 0,
+        s19 REAL NOT NULL DEFAULT 0, c19 INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (org_id, bucket, queue)
     ) WITHOUT ROWID;
-    INSERT INTO ch_agg_hq
-        SELECT org_id, part, bucket, queue, SUM(sum), SUM(count)
-        FROM ch_agg_h GROUP BY org_id, part, bucket, queue;
+    INSERT INTO ch_agg_hq (org_id, bucket, queue, s0, c0, s1, c1, s2, c2, s3, c3, s4, c4, s5, c5, s6, c6, s7, c7, s8, c8, s9, c9, s10, c10, s11, c11, s12, c12, s13, c13, s14, c14, s15, c15, s16, c16, s17, c17, s18, c18, s19, c19)
+        SELECT org_id, bucket, queue,
+        SUM(CASE WHEN part = 0 THEN sum ELSE 0 END), SUM(CASE WHEN part = 0 THEN count ELSE 0 END),
+        SUM(CASE WHEN part = 1 THEN sum ELSE 0 END), SUM(CASE WHEN part = 1 THEN count ELSE 0 END),
+        SUM(CASE WHEN part = 2 THEN sum ELSE 0 END), SUM(CASE WHEN part = 2 THEN count ELSE 0 END),
+        SUM(CASE WHEN part = 3 THEN sum ELSE 0 END), SUM(CASE WHEN part = 3 THEN count ELSE 0 END),
+        SUM(CASE WHEN part = 4 THEN sum ELSE 0 END), SUM(CASE WHEN part = 4 THEN count ELSE 0 END),
+        SUM(CASE WHEN part = 5 THEN sum ELSE 0 END), SUM(CASE WHEN part = 5 THEN count ELSE 0 END),
+        SUM(CASE WHEN part = 6 THEN sum ELSE 0 END), SUM(CASE WHEN part = 6 THEN count ELSE 0 END),
+        SUM(CASE WHEN part = 7 THEN sum ELSE 0 END), SUM(CASE WHEN part = 7 THEN count ELSE 0 END),
+        SUM(CASE WHEN part = 8 THEN sum ELSE 0 END), SUM(CASE WHEN part = 8 THEN count ELSE 0 END),
+        SUM(CASE WHEN part = 9 THEN sum ELSE 0 END), SUM(CASE WHEN part = 9 THEN count ELSE 0 END),
+        SUM(CASE WHEN part = 10 THEN sum ELSE 0 END), SUM(CASE WHEN part = 10 THEN count ELSE 0 END),
+        SUM(CASE WHEN part = 11 THEN sum ELSE 0 END), SUM(CASE WHEN part = 11 THEN count ELSE 0 END),
+        SUM(CASE WHEN part = 12 THEN sum ELSE 0 END), SUM(CASE WHEN part = 12 THEN count ELSE 0 END),
+        SUM(CASE WHEN part = 13 THEN sum ELSE 0 END), SUM(CASE WHEN part = 13 THEN count ELSE 0 END),
+        SUM(CASE WHEN part = 14 THEN sum ELSE 0 END), SUM(CASE WHEN part = 14 THEN count ELSE 0 END),
+        SUM(CASE WHEN part = 15 THEN sum ELSE 0 END), SUM(CASE WHEN part = 15 THEN count ELSE 0 END),
+        SUM(CASE WHEN part = 16 THEN sum ELSE 0 END), SUM(CASE WHEN part = 16 THEN count ELSE 0 END),
+        SUM(CASE WHEN part = 17 THEN sum ELSE 0 END), SUM(CASE WHEN part = 17 THEN count ELSE 0 END),
+        SUM(CASE WHEN part = 18 THEN sum ELSE 0 END), SUM(CASE WHEN part = 18 THEN count ELSE 0 END),
+        SUM(CASE WHEN part = 19 THEN sum ELSE 0 END), SUM(CASE WHEN part = 19 THEN count ELSE 0 END)
+        FROM ch_agg_h GROUP BY org_id, bucket, queue;
     "#,
 ];
 
@@ -748,19 +787,28 @@ mod tests {
         )
         .unwrap();
         migrate(&mut conn).unwrap();
-        let rows: Vec<(i64, String, f64, i64)> = conn
-            .prepare("SELECT part, queue, sum, count FROM ch_agg_hq ORDER BY part, queue")
+        let rows: Vec<(String, f64, i64, f64, i64, f64, i64)> = conn
+            .prepare("SELECT queue, s0, c0, s1, c1, s2, c2 FROM ch_agg_hq ORDER BY queue")
             .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            })
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(
             rows,
             [
-                (0, "billing".to_owned(), 3.0, 3),
-                (0, "sales".to_owned(), 4.0, 1),
-                (1, "billing".to_owned(), 8.0, 1)
+                ("billing".to_owned(), 3.0, 3, 8.0, 1, 0.0, 0),
+                ("sales".to_owned(), 4.0, 1, 0.0, 0, 0.0, 0)
             ]
         );
     }

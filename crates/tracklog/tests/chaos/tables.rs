@@ -26,7 +26,14 @@ const DERIVED: [&str; 6] = [
 fn rows(conn: &Connection, table: &str) -> BTreeMap<Vec<String>, Vec<Cell>> {
     let mut statement = conn.prepare(&format!("SELECT * FROM {table}")).unwrap();
     let names: Vec<String> = statement.column_names().map(str::to_owned).collect();
-    let measure = |name: &str| matches!(name, "sum" | "count");
+    // `ch_agg_hq` keeps a sum and a count per part, as `s<code>` and
+    // `c<code>`.
+    let measure = |name: &str| {
+        matches!(name, "sum" | "count")
+            || name
+                .strip_prefix(['s', 'c'])
+                .is_some_and(|code| !code.is_empty() && code.bytes().all(|b| b.is_ascii_digit()))
+    };
     let mut rows = statement.query([]).unwrap();
     let mut out = BTreeMap::new();
     while let Some(row) = rows.next().unwrap() {
