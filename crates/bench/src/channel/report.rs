@@ -57,10 +57,12 @@ pub fn render(report: &ChannelReport) -> String {
     let _ = writeln!(out, "## Headline: the dashboard query\n");
     let _ = writeln!(
         out,
-        "Ten metrics (`{}`), 30 days, 1 h intervals, UTC, grouped by queue. Tracklog answers \
-         from its 15-minute pre-aggregates over HTTP (`POST /api/v1/metrics/query`, timed to \
-         the last byte of the JSON answer); the peers compute the same metrics from the raw \
-         events with one SQL query each (timed to the last row).\n",
+        "{} metrics (`{}`), 30 days, 1 h intervals, UTC, grouped by queue. Tracklog answers \
+         from its pre-aggregates (the hourly rollup by queue) over HTTP \
+         (`POST /api/v1/metrics/query`, timed to the last byte of the JSON answer); the peers \
+         compute the same metrics from the raw events with one SQL query each (timed to the \
+         last row).\n",
+        super::sql::METRICS.len(),
         super::sql::METRICS.join("`, `")
     );
     let _ = write!(out, "| figure | Tracklog |");
