@@ -11,7 +11,7 @@
 //! table to [`Part::ALL`].
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, params_from_iter};
@@ -26,15 +26,9 @@ const PARTS: usize = Part::ALL.len();
 /// The change to one hour of one queue: (sum, count) by part code.
 pub(super) type Delta = [(f64, i64); PARTS];
 
-/// Adds `deltas`, keyed by (hour, queue), to the table. A part whose count
-/// falls to zero or below is cleared, as the finer rollups delete such a
-/// row, and an hour of a queue with nothing left is deleted, so the table
-/// always equals a rebuild from the raw records.
-pub(super) fn apply(
-    conn: &Connection,
-    org: OrgId,
-    deltas: &BTreeMap<(i64, &str), Delta>,
-) -> Result<(), StoreError> {
+/// The upsert of one hour of one queue, and the delete of an hour left
+/// empty: written out once, for every part.
+static STATEMENTS: LazyLock<(String, String)> = LazyLock::new(|| {
     let columns: String = (0..PARTS).map(|p| format!(", s{p}, c{p}")).collect();
     let placeholders: String = (0..PARTS * 2).map(|i| format!(", ?{}", i + 4)).collect();
     let updates: Vec<String> = (0..PARTS)
@@ -52,6 +46,19 @@ pub(super) fn apply(
         "DELETE FROM ch_agg_hq WHERE org_id = ?1 AND bucket = ?2 AND queue = ?3 AND {}",
         empty.join(" AND ")
     );
+    (upsert, delete_empty)
+});
+
+/// Adds `deltas`, keyed by (hour, queue), to the table. A part whose count
+/// falls to zero or below is cleared, as the finer rollups delete such a
+/// row, and an hour of a queue with nothing left is deleted, so the table
+/// always equals a rebuild from the raw records.
+pub(super) fn apply(
+    conn: &Connection,
+    org: OrgId,
+    deltas: &BTreeMap<(i64, &str), Delta>,
+) -> Result<(), StoreError> {
+    let (upsert, delete_empty) = &*STATEMENTS;
     for ((hour, queue), delta) in deltas {
         if delta.iter().all(|(sum, count)| *sum == 0.0 && *count == 0) {
             continue;
@@ -65,7 +72,7 @@ pub(super) fn apply(
             values.push(SqlValue::Real(*sum));
             values.push(SqlValue::Integer(*count));
         }
-        conn.prepare_cached(&upsert)
+        conn.prepare_cached(upsert)
             .and_then(|mut s| s.execute(params_from_iter(values)))
             .map_err(sql_error)?;
         let mut shrank = false;
@@ -81,7 +88,7 @@ pub(super) fn apply(
             }
         }
         if shrank {
-            conn.prepare_cached(&delete_empty)
+            conn.prepare_cached(delete_empty)
                 .and_then(|mut s| s.execute(rusqlite::params![org.0, hour, queue]))
                 .map_err(sql_error)?;
         }
