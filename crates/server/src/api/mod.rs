@@ -3,6 +3,7 @@
 //! Every route is registered through utoipa-axum, so the OpenAPI document at
 //! `/api/v1/openapi.json` cannot miss one.
 
+pub mod analytics;
 pub mod audit;
 pub mod channel;
 pub mod contacts;
@@ -179,18 +180,21 @@ pub fn router() -> OpenApiRouter<AppState> {
             channel::list_kpi_events,
             channel::create_kpi_events
         ))
-        .routes(routes!(channel::list_metrics))
-        .routes(routes!(channel::query_metrics))
-        .routes(routes!(channel::drilldown))
+        .routes(routes!(analytics::list_metrics))
+        .routes(routes!(analytics::query_metrics))
+        .routes(routes!(analytics::drilldown))
         .routes(routes!(reports::dissatisfied))
         .routes(routes!(reports::provider_health))
-        .routes(routes!(channel::realtime))
-        .routes(routes!(channel::rebuild))
-        .routes(routes!(channel::forecast))
-        .routes(routes!(channel::list_alert_rules, channel::put_alert_rule))
-        .routes(routes!(channel::delete_alert_rule))
-        .routes(routes!(channel::list_alerts))
-        .routes(routes!(channel::evaluate_alerts))
+        .routes(routes!(analytics::realtime))
+        .routes(routes!(analytics::rebuild))
+        .routes(routes!(analytics::forecast))
+        .routes(routes!(
+            analytics::list_alert_rules,
+            analytics::put_alert_rule
+        ))
+        .routes(routes!(analytics::delete_alert_rule))
+        .routes(routes!(analytics::list_alerts))
+        .routes(routes!(analytics::evaluate_alerts))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))
