@@ -906,17 +906,20 @@ async fn retention_is_set_per_org_through_the_api_and_the_purge_keeps_the_chain_
         let (status, _) = post(&server, &writer, &record(&format!("k{i}"), "Update", i)).await;
         assert_eq!(status, 200);
     }
+    // A read waits for the materialiser, so every record is in `audit_log`
+    // before the test ages some of them there.
+    let (_, page) = get(&server, &writer, "/api/v1/audit/search").await;
+    assert_eq!(page["count"], 8);
     // The two policies' creation (1, 2) and the first three records (3 to
     // 5) were stored ten days ago; the rest (6 to 8) now.
     let ten_days = 10 * 86_400_000_i64;
-    db(&server)
+    let aged = db(&server)
         .execute(
             "UPDATE audit_log SET stored_at = stored_at - ?1 WHERE seq <= 5",
             [ten_days],
         )
         .unwrap();
-    let (_, page) = get(&server, &writer, "/api/v1/audit/search").await;
-    assert_eq!(page["count"], 8);
+    assert_eq!(aged, 5);
 
     // Out of range, or an unknown field: refused, nothing changes.
     for days in [json!(0), json!(36_501), json!(-1), json!("7")] {
