@@ -180,7 +180,7 @@ pub async fn alerts_all(state: AppState) -> anyhow::Result<()> {
     .await?;
     for org in state.stores.meta.list_orgs().await? {
         let checks =
-            crate::services::channel::evaluate_alerts(&state.stores, org.id, now, &state.http)
+            crate::services::alerts::evaluate_alerts(&state.stores, org.id, now, &state.http)
                 .await?;
         for check in checks.iter().filter(|c| c.alert.is_some()) {
             tracing::info!(org = %org.name, rule = %check.rule_id, state = ?check.state, "alert changed");

@@ -687,19 +687,30 @@ async fn chained_server() -> (TestServer, Auth) {
         every_records: 1_000_000,
         every_millis: i64::MAX,
     };
-    // The policy's own creation is record 1.
+    // The policy's own creation is record 1. A checkpoint signs what is
+    // linked, so each waits until the records before it are.
     for i in 0..9 {
         post(&server, &auth, &record(&format!("v{i}"), "Update", i)).await;
         if i % 2 == 0 {
+            settled(&server, &auth).await;
             audit_service::checkpoint_if_due(&server.stores, &key, org, "default", policy, true)
                 .await
                 .unwrap();
         }
     }
+    settled(&server, &auth).await;
     audit_service::checkpoint_if_due(&server.stores, &key, org, "default", policy, true)
         .await
         .unwrap();
     (server, auth)
+}
+
+/// Returns once the activity log's materialiser has stored, chained and
+/// indexed every record acknowledged so far: a read waits for it. Tests
+/// that edit `audit_log` directly call this first.
+async fn settled(server: &TestServer, auth: &Auth) {
+    let (status, page) = get(server, auth, "/api/v1/audit/search").await;
+    assert_eq!(status, 200, "{page}");
 }
 
 async fn verification(server: &TestServer, auth: &Auth) -> Value {
@@ -906,8 +917,8 @@ async fn retention_is_set_per_org_through_the_api_and_the_purge_keeps_the_chain_
         let (status, _) = post(&server, &writer, &record(&format!("k{i}"), "Update", i)).await;
         assert_eq!(status, 200);
     }
-    // A read waits for the materialiser, so every record is in `audit_log`
-    // before the test ages some of them there.
+    // Every record is in `audit_log` before the test ages some of them there.
+    settled(&server, &writer).await;
     let (_, page) = get(&server, &writer, "/api/v1/audit/search").await;
     assert_eq!(page["count"], 8);
     // The two policies' creation (1, 2) and the first three records (3 to

@@ -35,8 +35,9 @@ use tracklog_domain::auth::{PolicyKey, Rights};
 use tracklog_domain::channel::alerts::AlertRule;
 use tracklog_domain::channel::definitions::Definition;
 use tracklog_domain::channel::facts::{SessionFacts, Thresholds};
-use tracklog_domain::channel::metrics::{Dimension, Part, Row};
+use tracklog_domain::channel::metrics::{Dimension, Part};
 use tracklog_domain::channel::payload::{Conversation, Init, KpiEvent, Participant, Session};
+use tracklog_domain::channel::series::Row;
 use tracklog_domain::contact::{Case, Contact};
 use tracklog_domain::ids::{CaseId, ContactId, OrgId, OrgName, PolicyName, PortalId, UserName};
 use tracklog_domain::ingest::Reason;
@@ -609,7 +610,8 @@ pub trait AuditStore: Send + Sync {
     async fn latest_checkpoint(&self, org: OrgId) -> Result<Option<Checkpoint>, StoreError>;
     async fn add_checkpoint(&self, org: OrgId, checkpoint: Checkpoint) -> Result<(), StoreError>;
     /// Deletes the oldest records stored before `stored_before`, as a prefix
-    /// of the chain, and returns the new anchor when anything went. With a
+    /// of the chain, and returns the new anchor when anything went. It first
+    /// waits until every acknowledged record is applied. With a
     /// `signer`, the checkpoint of the new anchor is written in the same
     /// transaction; without one (tests of what verification reports) the
     /// purge is left unsigned.

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use tracklog_domain::time::UtcMillis;
-use tracklog_server::services::channel::{self as service, MetricsQuery, MetricsRequest};
+use tracklog_server::services::analytics::{self as service, MetricsQuery, MetricsRequest};
 
 use super::sql::{self, Cells, METRICS};
 use super::{QueryFigures, compare, dashboard_request};

@@ -9,6 +9,8 @@
 //!   Derivation sorts its input, so the facts never depend on arrival order.
 //! - [`metrics`]: the metric catalogue as data (§6.1) and the contributions
 //!   each session or agent makes to the pre-aggregated buckets.
+//! - [`series`]: the fold of those buckets into a query's series, one point
+//!   per interval.
 //! - [`interval`]: query intervals aligned in an IANA time zone, DST-aware.
 //! - [`sentiment`]: the seven sentiment bands and what a session's
 //!   `SentimentUpdated` events amount to.
@@ -21,4 +23,5 @@ pub mod interval;
 pub mod metrics;
 pub mod payload;
 pub mod sentiment;
+pub mod series;
 mod series_json;

@@ -230,9 +230,8 @@ mod reference {
     use super::super::facts::tests::{agent, at, event, session};
     use super::super::facts::{Thresholds, derive};
     use super::super::interval::{Interval, starts, zone};
-    use super::super::metrics::{
-        Dimension, Row, Series, assemble, catalogue, session_contributions,
-    };
+    use super::super::metrics::{Dimension, catalogue, session_contributions};
+    use super::super::series::{Row, Series, assemble};
     use super::*;
 
     /// xorshift64, seeded.

@@ -9,7 +9,7 @@
 //! the group, each number) is still written by serde_json, and a property
 //! test holds the bytes to the derived `Serialize`.
 
-use super::metrics::{Point, Series};
+use super::series::{Point, Series};
 use crate::time::Rfc3339Printer;
 
 impl Series {

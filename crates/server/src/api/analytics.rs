@@ -21,7 +21,8 @@ use super::extract::{ApiJson, ApiQuery, Caller};
 use super::interactions::limit_param;
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::services::channel::{self as service, DrilldownRequest, MetricsQuery, MetricsRequest};
+use crate::services::analytics::{self as service, DrilldownRequest, MetricsQuery, MetricsRequest};
+use crate::services::{alerts, forecast, realtime};
 use crate::state::AppState;
 
 /// The metric catalogue: name, formula, unit, and which time places a value
@@ -126,7 +127,8 @@ pub async fn realtime(
         (state, base, tokio::time::interval(every)),
         move |(state, base, mut ticker)| async move {
             ticker.tick().await;
-            let event = match service::snapshot(&state.stores, org, &base, UtcMillis::now()).await {
+            let event = match realtime::snapshot(&state.stores, org, &base, UtcMillis::now()).await
+            {
                 Ok(snapshot) => Event::default()
                     .event("snapshot")
                     .json_data(&snapshot)
@@ -161,18 +163,18 @@ pub async fn rebuild(
 /// daily and weekly), its backtest on the last week of history (MAPE), and
 /// the agents Erlang C needs per interval for the service-level target.
 #[utoipa::path(get, path = "/api/v1/forecast", tag = "analytics",
-    params(service::ForecastParams),
+    params(forecast::ForecastParams),
     responses((status = 200, description = "`{model, backtest, points: [{start, forecast, lower, upper, agents, service_level}]}`", body = Object),
         (status = 422, body = super::ErrorEnvelope)),
     security(("sas" = []), ("basic" = [])))]
 pub async fn forecast(
     State(state): State<AppState>,
     principal: Principal,
-    ApiQuery(params): ApiQuery<service::ForecastParams>,
+    ApiQuery(params): ApiQuery<forecast::ForecastParams>,
 ) -> Result<Json<Value>, ApiError> {
     principal.require(Right::Read)?;
     Ok(Json(
-        service::forecast(&state.stores, principal.org, params, UtcMillis::now()).await?,
+        forecast::forecast(&state.stores, principal.org, params, UtcMillis::now()).await?,
     ))
 }
 
@@ -208,7 +210,7 @@ pub async fn put_alert_rule(
             field: None,
         })?;
     let rule =
-        service::put_alert_rule(&state.stores, caller.principal.org, &caller.actor, rule).await?;
+        alerts::put_alert_rule(&state.stores, caller.principal.org, &caller.actor, rule).await?;
     Ok(Json(json!(rule)))
 }
 
@@ -223,7 +225,7 @@ pub async fn delete_alert_rule(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.principal.require(Right::Manage)?;
-    service::delete_alert_rule(&state.stores, caller.principal.org, &caller.actor, &id).await?;
+    alerts::delete_alert_rule(&state.stores, caller.principal.org, &caller.actor, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -271,7 +273,7 @@ pub async fn evaluate_alerts(
 ) -> Result<Json<Value>, ApiError> {
     principal.require(Right::Manage)?;
     let checks =
-        service::evaluate_alerts(&state.stores, principal.org, UtcMillis::now(), &state.http)
+        alerts::evaluate_alerts(&state.stores, principal.org, UtcMillis::now(), &state.http)
             .await?;
     Ok(Json(json!({ "checks": checks })))
 }

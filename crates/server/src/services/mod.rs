@@ -2,10 +2,14 @@
 //! know nothing of HTTP: each takes the stores and an [`Actor`] and records
 //! what it did in the activity log.
 
+pub mod alerts;
+pub mod analytics;
 pub mod audit;
 pub mod channel;
+pub mod forecast;
 pub mod policies;
 pub mod portals;
+pub mod realtime;
 pub mod reports;
 pub mod selfaudit;
 pub mod users;

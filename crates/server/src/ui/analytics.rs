@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracklog_domain::channel::facts::{self, SessionFacts, Status};
 use tracklog_domain::channel::interval::{self, Interval};
-use tracklog_domain::channel::metrics::{self, Dimension, Series};
+use tracklog_domain::channel::metrics::{self, Dimension};
+use tracklog_domain::channel::series::Series;
 use tracklog_domain::time::UtcMillis;
 use tracklog_domain::user::Role;
 use tracklog_store::{FactTime, FactsQuery};
@@ -29,10 +30,11 @@ use super::charts::{self, Lane, LineSeries, Mark};
 use super::journeys::{allowed, forbidden, not_found, path_segment, shell, short_time};
 use super::pages::render;
 use super::session::WebUser;
-use crate::services::channel::{
-    self as service, DrilldownRequest, ForecastParams, MetricsAnswer, MetricsQuery, MetricsRequest,
-    OneOrMany, Snapshot,
+use crate::services::analytics::{
+    self as service, DrilldownRequest, MetricsAnswer, MetricsQuery, MetricsRequest, OneOrMany,
 };
+use crate::services::forecast::{self, ForecastParams};
+use crate::services::realtime::{self, Snapshot};
 use crate::state::AppState;
 
 const SUPERVISOR_ROLES: [Role; 2] = [Role::Admin, Role::Supervisor];
@@ -265,7 +267,7 @@ pub async fn live_page(State(state): State<AppState>, user: WebUser) -> Response
         return forbidden("The live view is for supervisors and admins.");
     }
     let snapshot =
-        match service::snapshot(&state.stores, user.org, &live_base(), UtcMillis::now()).await {
+        match realtime::snapshot(&state.stores, user.org, &live_base(), UtcMillis::now()).await {
             Ok(snapshot) => snapshot,
             Err(error) => {
                 tracing::error!(%error, "live snapshot failed");
@@ -322,7 +324,8 @@ pub async fn live_stream(State(state): State<AppState>, user: WebUser) -> Respon
         ),
         move |(state, base, mut ticker)| async move {
             ticker.tick().await;
-            let event = match service::snapshot(&state.stores, org, &base, UtcMillis::now()).await {
+            let event = match realtime::snapshot(&state.stores, org, &base, UtcMillis::now()).await
+            {
                 Ok(snapshot) => Event::default()
                     .event("snapshot")
                     .json_data(live_view(&snapshot))
@@ -453,7 +456,7 @@ pub async fn drill_page(
             .channel
             .live_sessions(
                 user.org,
-                UtcMillis::from_millis(now.as_millis() - service::LIVE_HORIZON_MS),
+                UtcMillis::from_millis(now.as_millis() - realtime::LIVE_HORIZON_MS),
             )
             .await
         {
@@ -1120,7 +1123,7 @@ pub async fn history_page(
         _ => Interval::H1,
     };
     let forecast = forecast_view(
-        service::forecast(
+        forecast::forecast(
             &state.stores,
             user.org,
             ForecastParams {

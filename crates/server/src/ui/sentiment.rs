@@ -24,7 +24,7 @@ use super::NavSection;
 use super::journeys::{allowed, forbidden, path_segment, shell, short_time};
 use super::pages::render;
 use super::session::WebUser;
-use crate::services::channel::LIVE_HORIZON_MS;
+use crate::services::realtime::LIVE_HORIZON_MS;
 use crate::services::reports::{self, DissatisfiedParams, DissatisfiedRequest};
 use crate::services::selfaudit::Actor;
 use crate::state::AppState;

@@ -24,8 +24,9 @@ use tracklog_domain::audit::chain::{ChainVerifier, Checkpoint, GENESIS};
 use tracklog_domain::audit::reports::REPORTS;
 use tracklog_domain::audit::settings::{EntityAuditSettings, OrgAuditSettings};
 
-use tracklog_domain::channel::metrics::{Dimension, Part, Row};
+use tracklog_domain::channel::metrics::{Dimension, Part};
 use tracklog_domain::channel::payload::{self, Init, KpiEvent};
+use tracklog_domain::channel::series::Row;
 use tracklog_domain::ingest::Reason;
 
 mod channel;

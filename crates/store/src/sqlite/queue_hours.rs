@@ -15,7 +15,8 @@ use std::sync::{Arc, LazyLock};
 
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, params_from_iter};
-use tracklog_domain::channel::metrics::{Dimension, Part, Row};
+use tracklog_domain::channel::metrics::{Dimension, Part};
+use tracklog_domain::channel::series::Row;
 use tracklog_domain::ids::OrgId;
 
 use super::sql_error;

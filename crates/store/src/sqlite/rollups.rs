@@ -23,7 +23,8 @@ use std::collections::BTreeMap;
 
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
-use tracklog_domain::channel::metrics::{Contribution, Dimension, Part, Row};
+use tracklog_domain::channel::metrics::{Contribution, Dimension, Part};
+use tracklog_domain::channel::series::Row;
 use tracklog_domain::ids::OrgId;
 
 use super::{queue_hours, sql_error};

@@ -480,6 +480,9 @@ impl AuditStore for SqliteStore {
         stored_before: UtcMillis,
         signer: Option<PurgeSigner>,
     ) -> Result<Option<Anchor>, StoreError> {
+        // Every acknowledged record is in audit_log before the purge reads it,
+        // so the checkpoint it signs covers the head the writer acknowledged.
+        self.settle(Kind::Audit, org).await?;
         self.write(1, move |ctx| {
             let anchor = chain::purge(ctx.conn, org, stored_before)?;
             if let (Some(anchor), Some(signer)) = (anchor, signer) {

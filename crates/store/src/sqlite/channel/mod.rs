@@ -24,8 +24,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tracklog_domain::channel::alerts::AlertRule;
 use tracklog_domain::channel::definitions::Definition;
 use tracklog_domain::channel::facts::{SessionFacts, Thresholds};
-use tracklog_domain::channel::metrics::Row;
 use tracklog_domain::channel::payload::{Conversation, Init, KpiEvent, Participant, Session};
+use tracklog_domain::channel::series::Row;
 use tracklog_domain::ids::OrgId;
 use tracklog_domain::time::UtcMillis;
 
