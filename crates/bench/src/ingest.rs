@@ -17,12 +17,9 @@ use anyhow::{Context, bail};
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
+use crate::overload::Backoff;
 use crate::payload::Payloads;
 use crate::stats::Latencies;
-
-/// A 503 or 429 is retried after this pause, at most this many times.
-const RETRY_PAUSE: Duration = Duration::from_millis(5);
-const MAX_RETRIES: usize = 200;
 
 /// What one ingest run sends.
 #[derive(Debug, Clone)]
@@ -245,7 +242,8 @@ impl BatchClient {
 
     /// Posts one batch until it is acknowledged; returns the retries it took.
     async fn post(&self, body: bytes::Bytes, size: usize) -> anyhow::Result<usize> {
-        for retry in 0..=MAX_RETRIES {
+        let mut backoff = Backoff::default();
+        loop {
             let response = self
                 .endpoint
                 .http
@@ -256,8 +254,8 @@ impl BatchClient {
                 .send()
                 .await?;
             let status = response.status();
-            if status.as_u16() == 503 || status.as_u16() == 429 {
-                tokio::time::sleep(RETRY_PAUSE).await;
+            if Backoff::is_overload(status) {
+                backoff.wait("ingest", &response).await?;
                 continue;
             }
             if !status.is_success() {
@@ -271,9 +269,8 @@ impl BatchClient {
                     report.rejected.first()
                 );
             }
-            return Ok(retry);
+            return Ok(backoff.retries());
         }
-        bail!("ingest stayed overloaded after {MAX_RETRIES} retries")
     }
 }
 

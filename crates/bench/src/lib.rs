@@ -13,7 +13,8 @@
 //! - [`workload`]: the [`workload::Workload`] trait and the portal workload
 //!   (contacts, articles, sessions, interactions, cases).
 //! - [`payload`]: the events as API JSON, ClickHouse rows and COPY text.
-//! - [`ingest`]: concurrent HTTP clients that post batches and time acks.
+//! - [`ingest`]: concurrent HTTP clients that post batches and time acks;
+//!   [`overload`]: how they wait out a 503 or 429.
 //! - [`tracklog`]: the in-process server and its two query targets.
 //! - [`queries`]: named query sets and the [`queries::QueryTarget`] trait.
 //! - [`peers`]: ClickHouse and PostgreSQL, started and stopped by the bench.
@@ -27,6 +28,7 @@ pub mod ingest;
 pub mod lag;
 pub mod machine;
 pub mod markdown;
+pub mod overload;
 pub mod payload;
 pub mod peers;
 pub mod queries;

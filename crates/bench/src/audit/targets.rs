@@ -29,6 +29,7 @@ use serde::Deserialize;
 use tracklog_store::Durability;
 
 use super::{Answer, Case, Exported, PAGE, Records};
+use crate::overload::Backoff;
 use crate::payload::{PEER_ORG, copy_escape};
 use crate::peers::clickhouse::ClickHouse;
 use crate::peers::postgres::Postgres;
@@ -43,9 +44,6 @@ const PEER_CHUNK: usize = 50_000;
 const PEER_INSERTS_IN_FLIGHT: usize = 2;
 /// The longest an export or a verification may take.
 const EXPORT_BUDGET: Duration = Duration::from_secs(3_600);
-/// A 503 or 429 is retried after this pause, at most this many times.
-const RETRY_PAUSE: Duration = Duration::from_millis(5);
-const MAX_RETRIES: usize = 1_000;
 
 /// What the workload does with every target.
 pub(crate) trait AuditTarget {
@@ -205,7 +203,8 @@ impl TracklogAudit {
     }
 
     async fn post(&self, body: bytes::Bytes, size: usize) -> anyhow::Result<()> {
-        for _ in 0..=MAX_RETRIES {
+        let mut backoff = Backoff::default();
+        loop {
             let response = self
                 .http
                 .post(self.server.url("/api/v1/audit/records"))
@@ -215,8 +214,8 @@ impl TracklogAudit {
                 .send()
                 .await?;
             let status = response.status();
-            if status.as_u16() == 503 || status.as_u16() == 429 {
-                tokio::time::sleep(RETRY_PAUSE).await;
+            if Backoff::is_overload(status) {
+                backoff.wait("audit ingest", &response).await?;
                 continue;
             }
             if !status.is_success() {
@@ -233,7 +232,6 @@ impl TracklogAudit {
             }
             return Ok(());
         }
-        bail!("audit ingest stayed overloaded after {MAX_RETRIES} retries")
     }
 }
 

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use super::data::{self, ChannelData};
 use crate::lag::{LagFigures, LagSampler};
+use crate::overload::Backoff;
 use crate::stats::Latencies;
 use crate::tracklog::TracklogServer;
 
@@ -23,9 +24,6 @@ pub const INIT_BATCH: usize = 200;
 pub const EVENTS_BATCH: usize = 50;
 /// Agents per presence request.
 const PRESENCE_BATCH: usize = 10;
-/// A 503 or 429 is retried after this pause, at most this many times.
-const RETRY_PAUSE: Duration = Duration::from_millis(5);
-const MAX_RETRIES: usize = 200;
 
 /// Ingest through the API.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -224,7 +222,8 @@ async fn post(
     authorization: &str,
     body: &Body,
 ) -> anyhow::Result<(u64, u64)> {
-    for retry in 0..=MAX_RETRIES {
+    let mut backoff = Backoff::default();
+    loop {
         let response = http
             .post(url)
             .header("authorization", authorization)
@@ -233,8 +232,8 @@ async fn post(
             .send()
             .await?;
         let status = response.status();
-        if status.as_u16() == 503 || status.as_u16() == 429 {
-            tokio::time::sleep(RETRY_PAUSE).await;
+        if Backoff::is_overload(status) {
+            backoff.wait(url, &response).await?;
             continue;
         }
         if !status.is_success() {
@@ -249,7 +248,6 @@ async fn post(
                 report.rejected.first()
             );
         }
-        return Ok((retry as u64, report.duplicates as u64));
+        return Ok((backoff.retries() as u64, report.duplicates as u64));
     }
-    bail!("{url} stayed overloaded after {MAX_RETRIES} retries")
 }

@@ -17,7 +17,8 @@
 //! every part of an hour and queue in one row (see `queue_hours.rs`). Every
 //! change moves all four tables in the writer's transaction, by the same
 //! delta, so they always agree with each other and with a rebuild from the
-//! raw records.
+//! raw records. A transaction sums the deltas of every session it
+//! re-derives ([`Pending`]) and writes each changed row once.
 
 use std::collections::BTreeMap;
 
@@ -82,14 +83,35 @@ fn corrupt(what: &str) -> StoreError {
     StoreError::Internal(format!("stored {what} is not valid"))
 }
 
-/// Replaces `owner`'s contributions (kept in `ch_contrib`) and moves every
-/// rollup by the difference. Returns how many 15-minute, per-agent buckets
-/// changed.
+/// The rollup deltas of one transaction, by org: every session and agent it
+/// re-derives adds its difference here, and [`Pending::flush`] writes each
+/// changed rollup row once. A batch of a thousand sessions in one queue and
+/// hour moves that hour's coarse rows once instead of a thousand times.
+#[derive(Default)]
+pub(super) struct Pending {
+    deltas: BTreeMap<i64, BTreeMap<ContribKey, (f64, i64)>>,
+}
+
+impl Pending {
+    /// Writes every accumulated delta to the four grains and empties itself.
+    pub(super) fn flush(&mut self, conn: &Connection) -> Result<(), StoreError> {
+        for (org, mut delta) in std::mem::take(&mut self.deltas) {
+            delta.retain(|_, (sum, count)| *sum != 0.0 || *count != 0);
+            write_deltas(conn, OrgId(org), &delta)?;
+        }
+        Ok(())
+    }
+}
+
+/// Replaces `owner`'s contributions (kept in `ch_contrib`) and adds the
+/// difference to `pending`, which moves the rollups when flushed in the same
+/// transaction. Returns how many 15-minute, per-agent buckets change.
 pub(super) fn apply_contributions(
     conn: &Connection,
     org: OrgId,
     owner: &str,
     new: &[Contribution],
+    pending: &mut Pending,
 ) -> Result<usize, StoreError> {
     let old_text: Option<String> = conn
         .prepare_cached("SELECT entries FROM ch_contrib WHERE org_id = ?1 AND owner = ?2")
@@ -117,14 +139,45 @@ pub(super) fn apply_contributions(
     }
     delta.retain(|_, (sum, count)| *sum != 0.0 || *count != 0);
     let changed = delta.len();
+    let org_pending = pending.deltas.entry(org.0).or_default();
+    for (key, (sum, count)) in delta {
+        // Clones only keys that change; most re-derivations change few.
+        let entry = org_pending.entry(key.clone()).or_default();
+        entry.0 += sum;
+        entry.1 += count;
+    }
 
-    // The coarser grains: the same delta without the agent, by quarter and
-    // by hour.
+    if new.is_empty() {
+        if old_text.is_some() {
+            conn.prepare_cached("DELETE FROM ch_contrib WHERE org_id = ?1 AND owner = ?2")
+                .and_then(|mut s| s.execute(params![org.0, owner]))
+                .map_err(sql_error)?;
+        }
+    } else if changed > 0 || old_text.is_none() {
+        let entries: Vec<(&ContribKey, &(f64, i64))> = new.iter().collect();
+        let entries_json =
+            serde_json::to_string(&entries).map_err(|e| StoreError::Internal(e.to_string()))?;
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO ch_contrib (org_id, owner, entries) VALUES (?1, ?2, ?3)",
+        )
+        .and_then(|mut s| s.execute(params![org.0, owner, entries_json]))
+        .map_err(sql_error)?;
+    }
+    Ok(changed)
+}
+
+/// Moves the four grains by one org's per-agent delta: `ch_agg` by it as
+/// is, the coarser tables by the same delta without the agent.
+fn write_deltas(
+    conn: &Connection,
+    org: OrgId,
+    delta: &BTreeMap<ContribKey, (f64, i64)>,
+) -> Result<(), StoreError> {
     type Coarse<'a> = (u8, i64, &'a str, &'a str, &'a str);
     let mut quarters: BTreeMap<Coarse<'_>, (f64, i64)> = BTreeMap::new();
     let mut hours: BTreeMap<Coarse<'_>, (f64, i64)> = BTreeMap::new();
     let mut queue_hours: BTreeMap<(i64, &str), queue_hours::Delta> = BTreeMap::new();
-    for (key, (sum, count)) in &delta {
+    for (key, (sum, count)) in delta {
         let (part, bucket, queue, channel, _, provider, _) = key;
         let hour = bucket.div_euclid(HOUR_MS) * HOUR_MS;
         for (map, bucket) in [(&mut quarters, *bucket), (&mut hours, hour)] {
@@ -141,7 +194,7 @@ pub(super) fn apply_contributions(
         entry.1 += count;
     }
 
-    for (key, (sum, count)) in &delta {
+    for (key, (sum, count)) in delta {
         conn.prepare_cached(
             "INSERT INTO ch_agg (org_id, part, bucket, queue, channel, agent, provider,
                 sentiment_band, sum, count)
@@ -196,24 +249,7 @@ pub(super) fn apply_contributions(
     }
 
     queue_hours::apply(conn, org, &queue_hours)?;
-
-    if new.is_empty() {
-        if old_text.is_some() {
-            conn.prepare_cached("DELETE FROM ch_contrib WHERE org_id = ?1 AND owner = ?2")
-                .and_then(|mut s| s.execute(params![org.0, owner]))
-                .map_err(sql_error)?;
-        }
-    } else if changed > 0 || old_text.is_none() {
-        let entries: Vec<(&ContribKey, &(f64, i64))> = new.iter().collect();
-        let entries_json =
-            serde_json::to_string(&entries).map_err(|e| StoreError::Internal(e.to_string()))?;
-        conn.prepare_cached(
-            "INSERT OR REPLACE INTO ch_contrib (org_id, owner, entries) VALUES (?1, ?2, ?3)",
-        )
-        .and_then(|mut s| s.execute(params![org.0, owner, entries_json]))
-        .map_err(sql_error)?;
-    }
-    Ok(changed)
+    Ok(())
 }
 
 pub(super) fn dimension_column(dimension: Dimension) -> &'static str {

@@ -10,7 +10,7 @@ use tracklog_domain::channel::payload::KpiEvent;
 use tracklog_domain::ids::OrgId;
 use tracklog_domain::time::UtcMillis;
 
-use super::super::rollups::apply_contributions;
+use super::super::rollups::{Pending, apply_contributions};
 use super::super::sql_error;
 use super::{
     load_conversation, load_events, load_participants, load_records, load_session, thresholds,
@@ -26,11 +26,13 @@ fn agent_owner(id: &str) -> String {
     format!("a:{id}")
 }
 
-/// Re-derives one session's facts and contributions from its raw records.
+/// Re-derives one session's facts and contributions from its raw records;
+/// the rollups move when `pending` is flushed.
 pub(super) fn rederive_session(
     conn: &Connection,
     org: OrgId,
     id: &str,
+    pending: &mut Pending,
 ) -> Result<usize, StoreError> {
     let Some(session) = load_session(conn, org, id)? else {
         return Ok(0);
@@ -78,7 +80,7 @@ pub(super) fn rederive_session(
     })
     .map_err(sql_error)?;
     let contributions = metrics::session_contributions(&facts, &events);
-    apply_contributions(conn, org, &session_owner(id), &contributions)
+    apply_contributions(conn, org, &session_owner(id), &contributions, pending)
 }
 
 pub(super) fn presence_events(
@@ -95,14 +97,16 @@ pub(super) fn presence_events(
     )
 }
 
-/// Re-derives one agent's signed-in time.
+/// Re-derives one agent's signed-in time; the rollups move when `pending`
+/// is flushed.
 pub(super) fn rederive_agent(
     conn: &Connection,
     org: OrgId,
     agent: &str,
+    pending: &mut Pending,
 ) -> Result<usize, StoreError> {
     let events = presence_events(conn, org, agent)?;
     let spans = facts::signed_in_spans(&events);
     let contributions = presence_contributions(agent, &spans, None);
-    apply_contributions(conn, org, &agent_owner(agent), &contributions)
+    apply_contributions(conn, org, &agent_owner(agent), &contributions, pending)
 }

@@ -30,6 +30,7 @@ use tracklog_domain::ids::OrgId;
 use tracklog_domain::time::UtcMillis;
 
 use super::rollups;
+use super::rollups::Pending;
 use super::{SqliteStore, sql_error};
 use crate::log::{Admitted, Kind};
 use crate::{
@@ -258,10 +259,11 @@ impl ChannelStore for SqliteStore {
         for chunk in ids.chunks(REBUILD_CHUNK) {
             let chunk = chunk.to_vec();
             self.write(chunk.len(), move |ctx| {
+                let mut pending = Pending::default();
                 for id in &chunk {
-                    rederive_session(ctx.conn, org, id)?;
+                    rederive_session(ctx.conn, org, id, &mut pending)?;
                 }
-                Ok(())
+                pending.flush(ctx.conn)
             })
             .await?;
         }
@@ -589,10 +591,11 @@ impl ChannelStore for SqliteStore {
             let chunk = chunk.to_vec();
             let count = chunk.len();
             self.write(count, move |ctx| {
+                let mut pending = Pending::default();
                 for id in &chunk {
-                    rederive_session(ctx.conn, org, id)?;
+                    rederive_session(ctx.conn, org, id, &mut pending)?;
                 }
-                Ok(())
+                pending.flush(ctx.conn)
             })
             .await?;
             done += count;
@@ -602,10 +605,11 @@ impl ChannelStore for SqliteStore {
             let chunk = chunk.to_vec();
             let count = chunk.len();
             self.write(count, move |ctx| {
+                let mut pending = Pending::default();
                 for agent in &chunk {
-                    rederive_agent(ctx.conn, org, agent)?;
+                    rederive_agent(ctx.conn, org, agent, &mut pending)?;
                 }
-                Ok(())
+                pending.flush(ctx.conn)
             })
             .await?;
             done += count;

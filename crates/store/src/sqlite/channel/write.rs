@@ -34,6 +34,7 @@ use super::derive::{rederive_agent, rederive_session};
 use super::{load_conversation, load_record, load_session, to_json};
 use crate::log::item::{ItemError, ItemReader, ItemWriter};
 use crate::log::{Frame, Kind};
+use crate::sqlite::rollups::Pending;
 use crate::{ChannelRules, ItemOutcome, StoreError};
 
 /// Whether the rules let `provider` write; the refusal otherwise.
@@ -451,13 +452,14 @@ impl Materialise for Channel {
                 }
             }
         }
+        let mut pending = Pending::default();
         for (org, session) in sessions {
-            rederive_session(conn, OrgId(org), &session)?;
+            rederive_session(conn, OrgId(org), &session, &mut pending)?;
         }
         for (org, agent) in agents {
-            rederive_agent(conn, OrgId(org), &agent)?;
+            rederive_agent(conn, OrgId(org), &agent, &mut pending)?;
         }
-        Ok(())
+        pending.flush(conn)
     }
 }
 
