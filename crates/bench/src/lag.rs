@@ -67,10 +67,17 @@ impl LagSampler {
         let _ = self.stop.send(());
         let mut samples = self.handle.await.unwrap_or_default();
         let acknowledged = Instant::now();
+        let mut logged = Instant::now();
         while acknowledged.elapsed() < bound {
             let (seconds, items) = lag_seconds(&self.stores);
             if items == 0 && seconds == 0.0 {
                 break;
+            }
+            if logged.elapsed() >= crate::runner::LOG_EVERY {
+                logged = Instant::now();
+                eprintln!(
+                    "  waiting for the materialisers: {items} items left, the oldest {seconds:.1} s old"
+                );
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }

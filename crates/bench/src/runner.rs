@@ -45,18 +45,23 @@ impl Progress {
         }
     }
 
-    /// A bar for one phase; it draws only on a terminal.
+    /// A bar for one phase. It draws on a terminal; elsewhere (a log file,
+    /// CI) a line every [`LOG_EVERY`] says how far the phase has come.
     pub fn bar(&self, label: &str, len: usize) -> ProgressBar {
         let style = ProgressStyle::with_template(
             "{prefix:>32} [{bar:30}] {human_pos}/{human_len} {per_sec} eta {eta}",
         )
         .expect("static template")
         .progress_chars("=> ");
-        self.multi.add(
+        let bar = self.multi.add(
             ProgressBar::new(len as u64)
                 .with_style(style)
                 .with_prefix(label.to_owned()),
-        )
+        );
+        if self.multi.is_hidden() {
+            log_lines(&bar, label.to_owned());
+        }
+        bar
     }
 
     /// A line of the run's log, above any bar.
@@ -65,6 +70,32 @@ impl Progress {
             eprintln!("{message}");
         }
     }
+}
+
+/// How often a phase that cannot draw its bar logs a line instead.
+pub const LOG_EVERY: Duration = Duration::from_secs(15);
+
+/// Logs the bar's position every [`LOG_EVERY`] until it is finished or
+/// dropped. The thread holds only a weak handle, so it never outlives the
+/// phase by more than one period.
+fn log_lines(bar: &ProgressBar, label: String) {
+    let weak = bar.downgrade();
+    let started = std::time::Instant::now();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(LOG_EVERY);
+            let Some(bar) = weak.upgrade() else { break };
+            if bar.is_finished() {
+                break;
+            }
+            let (position, length) = (bar.position(), bar.length().unwrap_or(0));
+            let rate = position as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            eprintln!(
+                "  {label}: {position}/{length} ({:.0}%), {rate:.0}/s",
+                position as f64 * 100.0 / (length as f64).max(1.0)
+            );
+        }
+    });
 }
 
 /// The peers that were asked for, running for the whole bench.

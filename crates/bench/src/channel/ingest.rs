@@ -10,12 +10,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
+use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::data::{self, ChannelData};
 use crate::lag::{LagFigures, LagSampler};
 use crate::overload::Backoff;
+use crate::runner::Progress;
 use crate::stats::Latencies;
 use crate::tracklog::TracklogServer;
 
@@ -120,13 +122,34 @@ pub async fn ingest(
         });
     }
     let kpi_events: usize = events.iter().map(|b| b.expected).sum();
+    let progress = Progress::new();
+    let init_bar = progress.bar("conversations", conversations_in(&inits));
+    let events_bar = progress.bar("KPI events", kpi_events);
     let sampler = LagSampler::start(server.stores.clone());
     let started = Instant::now();
     let result = async {
-        let init = drive(server, http, "/api/v1/channel/init", inits, clients).await?;
+        let init = drive(
+            server,
+            http,
+            "/api/v1/channel/init",
+            inits,
+            clients,
+            &init_bar,
+        )
+        .await?;
+        init_bar.finish();
         let init_seconds = started.elapsed().as_secs_f64();
         let events_started = Instant::now();
-        let events = drive(server, http, "/api/v1/channel/events", events, clients).await?;
+        let events = drive(
+            server,
+            http,
+            "/api/v1/channel/events",
+            events,
+            clients,
+            &events_bar,
+        )
+        .await?;
+        events_bar.finish();
         anyhow::Ok((
             init,
             init_seconds,
@@ -174,14 +197,19 @@ impl Tally {
     }
 }
 
-/// Posts every body with `clients` concurrent clients; any rejection is an
-/// error.
+fn conversations_in(inits: &[Body]) -> usize {
+    inits.iter().map(|b| b.expected).sum()
+}
+
+/// Posts every body with `clients` concurrent clients, moving `bar` by the
+/// items each acknowledges; any rejection is an error.
 async fn drive(
     server: &TracklogServer,
     http: &reqwest::Client,
     path: &str,
     bodies: Vec<Body>,
     clients: usize,
+    bar: &ProgressBar,
 ) -> anyhow::Result<Tally> {
     let bodies = Arc::new(bodies);
     let next = Arc::new(AtomicUsize::new(0));
@@ -191,6 +219,7 @@ async fn drive(
         let (bodies, next, url) = (bodies.clone(), next.clone(), url.clone());
         let http = http.clone();
         let authorization = server.authorization.clone();
+        let bar = bar.clone();
         tasks.push(tokio::spawn(async move {
             let mut tally = Tally::default();
             // Bounded by the number of bodies.
@@ -203,6 +232,7 @@ async fn drive(
                 tally.requests += 1;
                 tally.retries += retries;
                 tally.duplicates += duplicates;
+                bar.inc(body.expected as u64);
             }
             anyhow::Ok(tally)
         }));

@@ -18,6 +18,7 @@ mod audit_integrity;
 mod channel;
 mod checkpoint;
 mod compact;
+mod connection;
 mod events;
 mod journeys;
 mod meta;
@@ -45,6 +46,7 @@ use tracklog_domain::time::UtcMillis;
 
 use crate::log::{Kind, Log, LogOptions};
 use crate::{Durability, Lifecycle, StoreError, StoreMetrics, Stores};
+use connection::{ReadConnections, configure_connection, open_write_connection};
 use pipeline::{MATERIALISERS, Pending};
 use writer::{ClosureJob, GroupPolicy, Message, WriteContext};
 
@@ -535,45 +537,6 @@ impl Lifecycle for SqliteStore {
     }
 }
 
-fn open_write_connection(path: &Path, options: &SqliteOptions) -> Result<Connection, StoreError> {
-    let conn = Connection::open(path)
-        .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
-    audit_integrity::register_functions(&conn).map_err(sql_error)?;
-    conn.busy_timeout(options.busy_timeout).map_err(sql_error)?;
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-        .map_err(sql_error)?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Unavailable(format!(
-            "{} cannot use WAL mode (got {mode})",
-            path.display()
-        )));
-    }
-    // COMMIT never waits for the disk: with `Durability::Fsync` the flushing
-    // thread (see `sync`) fsyncs the WAL before any reply; with
-    // `Durability::Os` the reply follows the write into the OS's buffers.
-    let synchronous = "NORMAL";
-    // A materialiser batch (up to 50,000 items) dirties tens of MiB of pages
-    // in one transaction: a 256 MiB cache keeps them from spilling to the WAL
-    // mid-transaction, and the automatic checkpoint (512 MiB of WAL by
-    // default) stays a backstop that such a commit does not trip by itself,
-    // leaving the copying to the checkpoint thread. Measured on the channel
-    // bench: 64 MiB and 16,384 pages spent 14 % of the writer's time in its
-    // own checkpoint and spills; this applies 30 % more events a second.
-    conn.execute_batch(&format!(
-        "PRAGMA synchronous = {synchronous};
-         PRAGMA foreign_keys = ON;
-         PRAGMA secure_delete = ON;
-         PRAGMA wal_autocheckpoint = {};
-         PRAGMA journal_size_limit = 67108864;
-         PRAGMA cache_size = -262144;
-         PRAGMA temp_store = MEMORY;",
-        options.wal_autocheckpoint_pages
-    ))
-    .map_err(sql_error)?;
-    Ok(conn)
-}
-
 /// Opens the log when this process can own it: the first to lock
 /// `log/LOCK` does, and a second process (a CLI beside a running server)
 /// works without one.
@@ -610,7 +573,7 @@ fn open_pipeline(
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(sql_error)?;
-    audit_integrity::register_functions(&probe).map_err(sql_error)?;
+    configure_connection(&probe).map_err(sql_error)?;
     probe
         .busy_timeout(options.busy_timeout)
         .map_err(sql_error)?;
@@ -644,40 +607,6 @@ fn ensure_org_sync(conn: &Connection, name: &str) -> Result<(), StoreError> {
     )
     .map_err(sql_error)?;
     Ok(())
-}
-
-/// Opens read-only connections for the pool.
-struct ReadConnections {
-    path: PathBuf,
-    busy_timeout: Duration,
-}
-
-impl r2d2::ManageConnection for ReadConnections {
-    type Connection = Connection;
-    type Error = rusqlite::Error;
-
-    fn connect(&self) -> Result<Connection, rusqlite::Error> {
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        audit_integrity::register_functions(&conn)?;
-        conn.busy_timeout(self.busy_timeout)?;
-        // Reads through a memory map skip a copy and a system call per page,
-        // which is most of a timeline's cost once the pages are cached.
-        conn.execute_batch(
-            "PRAGMA query_only = ON; PRAGMA cache_size = -32768; PRAGMA mmap_size = 1073741824;",
-        )?;
-        Ok(conn)
-    }
-
-    fn is_valid(&self, conn: &mut Connection) -> Result<(), rusqlite::Error> {
-        conn.execute_batch("")
-    }
-
-    fn has_broken(&self, _conn: &mut Connection) -> bool {
-        false
-    }
 }
 
 /// Maps an engine error to the storage boundary's error.

@@ -26,12 +26,47 @@ fn agent_owner(id: &str) -> String {
     format!("a:{id}")
 }
 
+/// The events of a session that the caller already holds: those the
+/// materialiser's batch inserted, in insertion order, every one stored with
+/// a `rid` greater than `stored_upto`.
+pub(super) struct Held {
+    pub stored_upto: i64,
+    pub events: Vec<KpiEvent>,
+}
+
+/// A session's events in `(ts, rid)` order: all of them from the table, or
+/// those stored before the batch from the table and the batch's own from
+/// `held`, which spares parsing again what the batch just wrote.
+fn session_events(
+    conn: &Connection,
+    org: OrgId,
+    id: &str,
+    held: Option<Held>,
+) -> Result<Vec<KpiEvent>, StoreError> {
+    let Some(held) = held else {
+        return load_events(conn, org, id);
+    };
+    let mut events: Vec<KpiEvent> = load_records(
+        conn,
+        "SELECT record FROM ch_events WHERE org_id = ?1 AND session_id = ?2 AND rid <= ?3
+         ORDER BY ts, rid",
+        params![org.0, id, held.stored_upto],
+        "KPI event",
+    )?;
+    events.extend(held.events);
+    // Stable: the held events' rids are greater than every stored one's and
+    // follow their order, so ties on the time keep `rid` order.
+    events.sort_by_key(|e| e.event_timestamp);
+    Ok(events)
+}
+
 /// Re-derives one session's facts and contributions from its raw records;
 /// the rollups move when `pending` is flushed.
 pub(super) fn rederive_session(
     conn: &Connection,
     org: OrgId,
     id: &str,
+    held: Option<Held>,
     pending: &mut Pending,
 ) -> Result<usize, StoreError> {
     let Some(session) = load_session(conn, org, id)? else {
@@ -39,7 +74,7 @@ pub(super) fn rederive_session(
     };
     let conversation = load_conversation(conn, org, &session.conversation_id)?;
     let participants = load_participants(conn, org, id)?;
-    let events = load_events(conn, org, id)?;
+    let events = session_events(conn, org, id, held)?;
     let queue = session
         .queue_id
         .clone()

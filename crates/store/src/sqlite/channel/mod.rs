@@ -261,7 +261,7 @@ impl ChannelStore for SqliteStore {
             self.write(chunk.len(), move |ctx| {
                 let mut pending = Pending::default();
                 for id in &chunk {
-                    rederive_session(ctx.conn, org, id, &mut pending)?;
+                    rederive_session(ctx.conn, org, id, None, &mut pending)?;
                 }
                 pending.flush(ctx.conn)
             })
@@ -593,7 +593,7 @@ impl ChannelStore for SqliteStore {
             self.write(count, move |ctx| {
                 let mut pending = Pending::default();
                 for id in &chunk {
-                    rederive_session(ctx.conn, org, id, &mut pending)?;
+                    rederive_session(ctx.conn, org, id, None, &mut pending)?;
                 }
                 pending.flush(ctx.conn)
             })

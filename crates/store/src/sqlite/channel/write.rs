@@ -13,7 +13,9 @@
 //! - **The materialiser** ([`Channel`]) applies a batch in log order: inits
 //!   are merged into the stored records, events inserted, and then every
 //!   session the batch touched is re-derived once (facts, contributions and
-//!   the rollups), however many of its events the batch held.
+//!   the rollups), however many of its events the batch held. The batch's
+//!   own events are handed to the derivation as they are, and only the
+//!   session's earlier events are read back from the table.
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
@@ -30,7 +32,7 @@ use tracklog_domain::time::UtcMillis;
 use super::super::pipeline::{KeyHasher, Materialise};
 use super::super::sql_error;
 use super::super::writer::WriteContext;
-use super::derive::{rederive_agent, rederive_session};
+use super::derive::{Held, rederive_agent, rederive_session};
 use super::{load_conversation, load_record, load_session, to_json};
 use crate::log::item::{ItemError, ItemReader, ItemWriter};
 use crate::log::{Frame, Kind};
@@ -430,7 +432,14 @@ impl Materialise for Channel {
 
     fn apply(&self, ctx: &mut WriteContext<'_>, items: Vec<Item>) -> Result<(), StoreError> {
         let conn = ctx.conn;
+        // Every event this batch inserts gets a greater rid than this.
+        let stored_upto: i64 = conn
+            .query_row("SELECT COALESCE(MAX(rid), 0) FROM ch_events", [], |r| {
+                r.get(0)
+            })
+            .map_err(sql_error)?;
         let mut sessions: BTreeSet<(i64, String)> = BTreeSet::new();
+        let mut held: HashMap<(i64, String), Vec<KpiEvent>> = HashMap::new();
         let mut agents: BTreeSet<(i64, String)> = BTreeSet::new();
         for item in items {
             match item {
@@ -439,9 +448,6 @@ impl Materialise for Channel {
                     if !insert_event(conn, org, &event)? {
                         continue;
                     }
-                    if let Some(session) = &event.provider_session_id {
-                        sessions.insert((org.0, session.clone()));
-                    }
                     if matches!(
                         event.kpi_event_name.as_str(),
                         names::AGENT_SIGNED_IN | names::AGENT_SIGNED_OUT
@@ -449,12 +455,22 @@ impl Materialise for Channel {
                     {
                         agents.insert((org.0, agent.clone()));
                     }
+                    if let Some(session) = &event.provider_session_id {
+                        let key = (org.0, session.clone());
+                        sessions.insert(key.clone());
+                        held.entry(key).or_default().push(*event);
+                    }
                 }
             }
         }
         let mut pending = Pending::default();
-        for (org, session) in sessions {
-            rederive_session(conn, OrgId(org), &session, &mut pending)?;
+        for key in sessions {
+            let events = held.remove(&key).unwrap_or_default();
+            let held = Held {
+                stored_upto,
+                events,
+            };
+            rederive_session(conn, OrgId(key.0), &key.1, Some(held), &mut pending)?;
         }
         for (org, agent) in agents {
             rederive_agent(conn, OrgId(org), &agent, &mut pending)?;
