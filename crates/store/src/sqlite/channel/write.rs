@@ -396,6 +396,9 @@ pub(crate) enum Item {
     Event {
         org: OrgId,
         event: Box<KpiEvent>,
+        /// The event's JSON as the log carries it, which is what the table
+        /// keeps: [`encode_event`] wrote it from the parsed event.
+        record: String,
     },
 }
 
@@ -417,10 +420,16 @@ impl Materialise for Channel {
                     at,
                     init: Box::new(init),
                 }),
-                Kind::ChannelEvents => parse(bytes, "KPI event").map(|event| Item::Event {
-                    org,
-                    event: Box::new(event),
-                }),
+                Kind::ChannelEvents => {
+                    let event = parse(bytes, "KPI event")?;
+                    let record = String::from_utf8(bytes.clone())
+                        .map_err(|_| "a logged KPI event is not UTF-8".to_owned())?;
+                    Ok(Item::Event {
+                        org,
+                        event: Box::new(event),
+                        record,
+                    })
+                }
                 other => Err(format!(
                     "a {} frame reached the channel materialiser",
                     other.name()
@@ -444,8 +453,8 @@ impl Materialise for Channel {
         for item in items {
             match item {
                 Item::Init { org, at, init } => apply_init(conn, org, *init, at, &mut sessions)?,
-                Item::Event { org, event } => {
-                    if !insert_event(conn, org, &event)? {
+                Item::Event { org, event, record } => {
+                    if !insert_event(conn, org, &event, &record)? {
                         continue;
                     }
                     if matches!(
@@ -479,9 +488,13 @@ impl Materialise for Channel {
     }
 }
 
-/// Stores an event unless its id is stored; whether it was new.
-fn insert_event(conn: &Connection, org: OrgId, event: &KpiEvent) -> Result<bool, StoreError> {
-    let event_json = to_json(event)?;
+/// Stores an event, as `record`, unless its id is stored; whether it was new.
+fn insert_event(
+    conn: &Connection,
+    org: OrgId,
+    event: &KpiEvent,
+    record: &str,
+) -> Result<bool, StoreError> {
     let inserted = conn
         .prepare_cached(
             "INSERT OR IGNORE INTO ch_events (org_id, event_id, conversation_id, session_id,
@@ -497,7 +510,7 @@ fn insert_event(conn: &Connection, org: OrgId, event: &KpiEvent) -> Result<bool,
                 event.participant_id,
                 event.kpi_event_name,
                 event.event_timestamp.as_millis(),
-                event_json
+                record
             ])
         })
         .map_err(sql_error)?;
