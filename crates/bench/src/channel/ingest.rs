@@ -124,7 +124,6 @@ pub async fn ingest(
     let kpi_events: usize = events.iter().map(|b| b.expected).sum();
     let progress = Progress::new();
     let init_bar = progress.bar("conversations", conversations_in(&inits));
-    let events_bar = progress.bar("KPI events", kpi_events);
     let sampler = LagSampler::start(server.stores.clone());
     let started = Instant::now();
     let result = async {
@@ -139,6 +138,7 @@ pub async fn ingest(
         .await?;
         init_bar.finish();
         let init_seconds = started.elapsed().as_secs_f64();
+        let events_bar = progress.bar("KPI events", kpi_events);
         let events_started = Instant::now();
         let events = drive(
             server,
