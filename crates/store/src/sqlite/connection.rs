@@ -1,14 +1,18 @@
-//! Opening the store's connections: the writer's, the log's admission
-//! probe and the read pool's, with the settings they share.
+//! Opening the store's connections (the writer's, the log's admission probe
+//! and the read pool's, with the settings they share) and its log.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
-use super::{SqliteOptions, audit_integrity, sql_error};
+use super::pipeline::{self, MATERIALISERS, Pending};
+use super::{LOG_DIR, Pipeline, SqliteOptions, audit_integrity, sql_error};
 use crate::StoreError;
+use crate::log::{Log, LogOptions};
 
 /// Settings every connection of the store shares: the functions the audit
 /// integrity checks call, and a planner that keeps its plans.
@@ -68,6 +72,69 @@ pub(super) fn open_write_connection(
     ))
     .map_err(sql_error)?;
     Ok(conn)
+}
+
+/// Opens the log when this process can own it: the first to lock
+/// `log/LOCK` does, and a second process (a CLI beside a running server)
+/// works without one.
+pub(super) fn open_pipeline(
+    data_dir: &Path,
+    db: &Path,
+    options: &SqliteOptions,
+    watermarks: &[u64],
+) -> Result<Option<Pipeline>, StoreError> {
+    let dir = data_dir.join(LOG_DIR);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+    let lock_path = dir.join("LOCK");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| {
+            StoreError::Unavailable(format!("cannot open {}: {e}", lock_path.display()))
+        })?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(StoreError::Unavailable(format!(
+                "cannot lock {}: {e}",
+                lock_path.display()
+            )));
+        }
+    }
+    let probe = Connection::open_with_flags(
+        db,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sql_error)?;
+    configure_connection(&probe).map_err(sql_error)?;
+    probe
+        .busy_timeout(options.busy_timeout)
+        .map_err(sql_error)?;
+    probe
+        .execute_batch("PRAGMA query_only = ON;")
+        .map_err(sql_error)?;
+    let consumers: Vec<(&str, u64)> = MATERIALISERS
+        .iter()
+        .zip(watermarks)
+        .map(|((name, _), w)| (*name, *w))
+        .collect();
+    let log_options = LogOptions {
+        durability: options.durability,
+        ..options.log.clone()
+    };
+    let log = Log::open(&dir, log_options, &consumers, Pending::new(probe))?;
+    Ok(Some(Pipeline {
+        log,
+        progress: Arc::new(pipeline::Progress::new(watermarks)),
+        stop: Arc::new(AtomicBool::new(false)),
+        threads: Mutex::new(Vec::new()),
+        settle_timeout: options.settle_timeout,
+        _lock: lock,
+    }))
 }
 
 /// Opens read-only connections for the pool.

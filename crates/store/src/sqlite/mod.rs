@@ -39,14 +39,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use crossbeam_channel::{Sender, TrySendError};
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 use tokio::sync::{Semaphore, oneshot};
 use tracklog_domain::ids::OrgName;
 use tracklog_domain::time::UtcMillis;
 
 use crate::log::{Kind, Log, LogOptions};
 use crate::{Durability, Lifecycle, StoreError, StoreMetrics, Stores};
-use connection::{ReadConnections, configure_connection, open_write_connection};
+use connection::{ReadConnections, open_pipeline, open_write_connection};
 use pipeline::{MATERIALISERS, Pending};
 use writer::{ClosureJob, GroupPolicy, Message, WriteContext};
 
@@ -535,69 +535,6 @@ impl Lifecycle for SqliteStore {
         })
         .await;
     }
-}
-
-/// Opens the log when this process can own it: the first to lock
-/// `log/LOCK` does, and a second process (a CLI beside a running server)
-/// works without one.
-fn open_pipeline(
-    data_dir: &Path,
-    db: &Path,
-    options: &SqliteOptions,
-    watermarks: &[u64],
-) -> Result<Option<Pipeline>, StoreError> {
-    let dir = data_dir.join(LOG_DIR);
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
-    let lock_path = dir.join("LOCK");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| {
-            StoreError::Unavailable(format!("cannot open {}: {e}", lock_path.display()))
-        })?;
-    match lock.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
-        Err(std::fs::TryLockError::Error(e)) => {
-            return Err(StoreError::Unavailable(format!(
-                "cannot lock {}: {e}",
-                lock_path.display()
-            )));
-        }
-    }
-    let probe = Connection::open_with_flags(
-        db,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(sql_error)?;
-    configure_connection(&probe).map_err(sql_error)?;
-    probe
-        .busy_timeout(options.busy_timeout)
-        .map_err(sql_error)?;
-    probe
-        .execute_batch("PRAGMA query_only = ON;")
-        .map_err(sql_error)?;
-    let consumers: Vec<(&str, u64)> = MATERIALISERS
-        .iter()
-        .zip(watermarks)
-        .map(|((name, _), w)| (*name, *w))
-        .collect();
-    let log_options = LogOptions {
-        durability: options.durability,
-        ..options.log.clone()
-    };
-    let log = Log::open(&dir, log_options, &consumers, Pending::new(probe))?;
-    Ok(Some(Pipeline {
-        log,
-        progress: Arc::new(pipeline::Progress::new(watermarks)),
-        stop: Arc::new(AtomicBool::new(false)),
-        threads: Mutex::new(Vec::new()),
-        settle_timeout: options.settle_timeout,
-        _lock: lock,
-    }))
 }
 
 fn ensure_org_sync(conn: &Connection, name: &str) -> Result<(), StoreError> {

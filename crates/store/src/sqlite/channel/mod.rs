@@ -1,9 +1,9 @@
 //! Channel analytics in SQLite.
 //!
 //! Raw records (conversations, sessions, participants, KPI events) are the
-//! truth. They reach the tables through the log ([`write`]): admission
+//! truth. They reach the tables through the log: admission ([`admit`])
 //! decides each item's outcome before the 2xx, and the channel
-//! materialiser applies them in batches, re-deriving the facts of every
+//! materialiser ([`write`]) applies them in batches, re-deriving the facts of every
 //! session a batch touched ([`derive`]) and moving the
 //! rollups ([`super::rollups`]) by the difference between the session's old
 //! contributions (kept in `ch_contrib`) and its new ones. A dashboard query
@@ -13,17 +13,19 @@
 //! they began.
 
 mod admin;
+mod admit;
 mod derive;
 mod lists;
+mod records;
 mod write;
 
 use std::collections::HashSet;
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{OptionalExtension, params};
 use tracklog_domain::channel::alerts::AlertRule;
 use tracklog_domain::channel::definitions::Definition;
-use tracklog_domain::channel::facts::{SessionFacts, Thresholds};
+use tracklog_domain::channel::facts::SessionFacts;
 use tracklog_domain::channel::payload::{Conversation, Init, KpiEvent, Participant, Session};
 use tracklog_domain::channel::series::Row;
 use tracklog_domain::ids::OrgId;
@@ -35,158 +37,19 @@ use super::{SqliteStore, sql_error};
 use crate::log::{Admitted, Kind};
 use crate::{
     AggregateQuery, Alert, ChannelList, ChannelRules, ChannelStore, DissatisfiedPage,
-    DissatisfiedQuery, EventOutcome, FactTime, FactsQuery, ItemOutcome, Page, Provider,
-    QueueSettings, RebuildProgress, RebuildSummary, SessionDetail, StoreError,
+    DissatisfiedQuery, EventOutcome, FactsQuery, ItemOutcome, Page, Provider, QueueSettings,
+    RebuildProgress, RebuildSummary, SessionDetail, StoreError,
 };
+pub(crate) use admit::ChannelState;
 use derive::{rederive_agent, rederive_session};
-pub(crate) use write::{Channel, ChannelState};
+use records::{
+    corrupt, fact_column, from_json, load_conversation, load_events, load_facts, load_participants,
+    load_record, load_records, load_session, thresholds, to_json,
+};
+pub(crate) use write::Channel;
 
 /// Sessions re-derived per write job during a rebuild or a threshold change.
 const REBUILD_CHUNK: usize = 500;
-
-pub(super) fn corrupt(what: &str) -> StoreError {
-    StoreError::Internal(format!("stored {what} is not valid"))
-}
-
-pub(super) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::Internal(e.to_string()))
-}
-
-pub(super) fn from_json<T: serde::de::DeserializeOwned>(
-    text: &str,
-    what: &str,
-) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|_| corrupt(what))
-}
-
-pub(super) fn fact_column(time: FactTime) -> &'static str {
-    match time {
-        FactTime::Queued => "queued_at",
-        FactTime::Answered => "answered_at",
-        FactTime::Closed => "closed_at",
-    }
-}
-
-// ---- reads inside a connection -------------------------------------------
-
-pub(super) fn load_record<T: serde::de::DeserializeOwned>(
-    conn: &Connection,
-    sql: &str,
-    params: impl rusqlite::Params,
-    what: &str,
-) -> Result<Option<T>, StoreError> {
-    let text: Option<String> = conn
-        .prepare_cached(sql)
-        .and_then(|mut s| s.query_row(params, |r| r.get(0)).optional())
-        .map_err(sql_error)?;
-    text.map(|t| from_json(&t, what)).transpose()
-}
-
-pub(super) fn load_records<T: serde::de::DeserializeOwned>(
-    conn: &Connection,
-    sql: &str,
-    params: impl rusqlite::Params,
-    what: &str,
-) -> Result<Vec<T>, StoreError> {
-    let mut statement = conn.prepare_cached(sql).map_err(sql_error)?;
-    let texts = statement
-        .query_map(params, |r| r.get::<_, String>(0))
-        .map_err(sql_error)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(sql_error)?;
-    texts.iter().map(|t| from_json(t, what)).collect()
-}
-
-pub(super) fn load_conversation(
-    conn: &Connection,
-    org: OrgId,
-    id: &str,
-) -> Result<Option<Conversation>, StoreError> {
-    load_record(
-        conn,
-        "SELECT record FROM ch_conversations WHERE org_id = ?1 AND id = ?2",
-        params![org.0, id],
-        "conversation",
-    )
-}
-
-pub(super) fn load_session(
-    conn: &Connection,
-    org: OrgId,
-    id: &str,
-) -> Result<Option<Session>, StoreError> {
-    load_record(
-        conn,
-        "SELECT record FROM ch_sessions WHERE org_id = ?1 AND id = ?2",
-        params![org.0, id],
-        "session",
-    )
-}
-
-pub(super) fn load_participants(
-    conn: &Connection,
-    org: OrgId,
-    session: &str,
-) -> Result<Vec<Participant>, StoreError> {
-    load_records(
-        conn,
-        "SELECT record FROM ch_participants WHERE org_id = ?1 AND session_id = ?2 ORDER BY rid",
-        params![org.0, session],
-        "participant",
-    )
-}
-
-pub(super) fn load_events(
-    conn: &Connection,
-    org: OrgId,
-    session: &str,
-) -> Result<Vec<KpiEvent>, StoreError> {
-    load_records(
-        conn,
-        "SELECT record FROM ch_events WHERE org_id = ?1 AND session_id = ?2 ORDER BY ts, rid",
-        params![org.0, session],
-        "KPI event",
-    )
-}
-
-pub(super) fn load_facts(
-    conn: &Connection,
-    org: OrgId,
-    session: &str,
-) -> Result<Option<SessionFacts>, StoreError> {
-    load_record(
-        conn,
-        "SELECT facts FROM ch_facts WHERE org_id = ?1 AND session_id = ?2",
-        params![org.0, session],
-        "session facts",
-    )
-}
-
-pub(super) fn thresholds(
-    conn: &Connection,
-    org: OrgId,
-    queue: Option<&str>,
-) -> Result<Thresholds, StoreError> {
-    let Some(queue) = queue else {
-        return Ok(Thresholds::default());
-    };
-    let row: Option<(i64, i64)> = conn
-        .prepare_cached(
-            "SELECT service_level_seconds, short_abandon_seconds FROM ch_queues
-             WHERE org_id = ?1 AND queue = ?2",
-        )
-        .and_then(|mut s| {
-            s.query_row(params![org.0, queue], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()
-        })
-        .map_err(sql_error)?;
-    Ok(
-        row.map_or_else(Thresholds::default, |(sl, short)| Thresholds {
-            service_level_ms: sl * 1000,
-            short_abandon_ms: short * 1000,
-        }),
-    )
-}
 
 #[async_trait]
 impl ChannelStore for SqliteStore {
@@ -291,7 +154,7 @@ impl ChannelStore for SqliteStore {
         let probed_at = self.materialised(Kind::ChannelInit);
         let (items, stored) = self
             .read(move |conn| {
-                let stored = write::probe_inits(conn, org, &items)?;
+                let stored = admit::probe_inits(conn, org, &items)?;
                 Ok((items, stored))
             })
             .await?;
@@ -299,7 +162,7 @@ impl ChannelStore for SqliteStore {
         let (outcomes, _) = log
             .append(Kind::ChannelInit, org.0, count, move |pending, seq| {
                 let stored = if probed_at < pending.floor {
-                    write::probe_inits(&pending.probe, org, &items)?
+                    admit::probe_inits(&pending.probe, org, &items)?
                 } else {
                     stored
                 };
@@ -307,7 +170,7 @@ impl ChannelStore for SqliteStore {
                 let mut fresh = Vec::with_capacity(count);
                 for ((init, bytes), stored) in items.iter().zip(encoded).zip(stored) {
                     let outcome =
-                        write::admit_init(&mut pending.channel, org, init, stored, &rules, seq);
+                        admit::admit_init(&mut pending.channel, org, init, stored, &rules, seq);
                     if outcome == ItemOutcome::Accepted {
                         fresh.push(bytes);
                     }
@@ -337,7 +200,7 @@ impl ChannelStore for SqliteStore {
         let probed_at = self.materialised(Kind::ChannelEvents);
         let (events, stored) = self
             .read(move |conn| {
-                let stored = write::probe_events(conn, org, &events)?;
+                let stored = admit::probe_events(conn, org, &events)?;
                 Ok((events, stored))
             })
             .await?;
@@ -345,21 +208,21 @@ impl ChannelStore for SqliteStore {
         let (outcomes, _) = log
             .append(Kind::ChannelEvents, org.0, count, move |pending, seq| {
                 let stored = if probed_at < pending.floor {
-                    write::probe_events(&pending.probe, org, &events)?
+                    admit::probe_events(&pending.probe, org, &events)?
                 } else {
                     stored
                 };
                 let mut outcomes = Vec::with_capacity(count);
                 let mut fresh = Vec::with_capacity(count);
                 for ((index, event), bytes) in events.iter().enumerate().zip(encoded) {
-                    let provider = write::event_provider(&pending.channel, &stored, org, event)
+                    let provider = admit::event_provider(&pending.channel, &stored, org, event)
                         .map(str::to_owned);
                     let decided = |outcome| EventOutcome {
                         outcome,
                         provider: provider.clone(),
                     };
                     if provider.is_some()
-                        && let Some(refusal) = write::check_provider(&rules, provider.as_deref())
+                        && let Some(refusal) = admit::check_provider(&rules, provider.as_deref())
                     {
                         outcomes.push(decided(refusal));
                         continue;
