@@ -105,6 +105,10 @@ pub struct BenchArgs {
     /// is sent instead of holding every event's JSON in memory.
     #[arg(long, default_value_t = payload::PRERENDER_MAX_EVENTS)]
     pub prerender_max_events: usize,
+    /// Keeps Tracklog's data directories when the run ends (their paths are
+    /// printed), to inspect what was stored, with `sqlite3` for example.
+    #[arg(long)]
+    pub keep_data: bool,
 }
 
 /// Runs the benchmark and writes the report. Ctrl-C stops it cleanly: the
@@ -124,6 +128,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 pub async fn run_bench(args: BenchArgs) -> anyhow::Result<(PathBuf, PathBuf)> {
     let settings = settings(&args)?;
     let work_dir = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
+    tracklog::keep_data_dirs(args.keep_data);
     if args.workload == "audit" {
         let audit = audit::AuditSettings {
             records: args.events,

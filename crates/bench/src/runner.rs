@@ -506,7 +506,7 @@ impl RunContext {
                 settings.small_batch_max_events,
                 settings.run_budget_seconds
             ),
-            "Bytes on disk: Tracklog counts tracklog.db and tracklog.db-wal right after the durable ingest with the largest batch; ClickHouse, the compressed bytes of the table's active parts; PostgreSQL, pg_total_relation_size (heap, TOAST, primary key and contact index; WAL not counted).".into(),
+            "Bytes on disk: Tracklog counts tracklog.db and tracklog.db-wal right after the durable ingest with the largest batch, once the WAL is checkpointed into the database and truncated (it is scratch space, bounded and reused); ClickHouse, the compressed bytes of the table's active parts; PostgreSQL, pg_total_relation_size (heap, TOAST, primary key and contact index; WAL not counted).".into(),
             "Journeys fetch every page (1,000 items each) from Tracklog; the peers return the whole window in one query. Timelines fetch the first 100. Queries run one at a time after the load, on the same random cases for every target; a row count that differs from Tracklog in-process is counted as a mismatch.".into(),
         ];
         for (kind, version) in &self.peers.versions {

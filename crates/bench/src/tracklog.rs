@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use base64::Engine;
@@ -23,6 +24,15 @@ use tracklog_store::{Durability, Stores, TimelineQuery};
 use crate::queries::{self, MAX_PAGES, Query, QueryTarget};
 use crate::workload::Dataset;
 
+/// Whether servers keep their data directories when they stop
+/// (`--keep-data`); set once, before any server starts.
+static KEEP_DATA: AtomicBool = AtomicBool::new(false);
+
+/// Makes every server started from now on keep its data directory.
+pub fn keep_data_dirs(keep: bool) {
+    KEEP_DATA.store(keep, Ordering::Relaxed);
+}
+
 /// A running server and what the bench needs to talk to it.
 pub struct TracklogServer {
     pub addr: SocketAddr,
@@ -30,7 +40,7 @@ pub struct TracklogServer {
     pub org: OrgId,
     /// `Basic base64(policy:key)` of a write,read policy.
     pub authorization: String,
-    dir: tempfile::TempDir,
+    dir: Option<tempfile::TempDir>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -83,10 +93,15 @@ impl TracklogServer {
             stores,
             org,
             authorization: format!("Basic {}", BASE64.encode(credentials)),
-            dir,
+            dir: Some(dir),
             shutdown: Some(tx),
             handle: Some(handle),
         })
+    }
+
+    /// The server's data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.dir.as_ref().map_or(Path::new(""), |dir| dir.path())
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -131,11 +146,22 @@ impl TracklogServer {
         Ok(())
     }
 
-    /// Bytes of the database and its write-ahead log, as they are now.
+    /// Bytes of the database at rest: its write-ahead log is checkpointed
+    /// into it and truncated first. The WAL is scratch space, bounded by
+    /// `storage.wal_autocheckpoint_pages` and reused, and its size at any
+    /// moment depends on when the last checkpoint ran; PostgreSQL's figure
+    /// leaves its WAL out too. Whatever the checkpoint could not move is
+    /// still counted.
     pub fn disk_bytes(&self) -> anyhow::Result<u64> {
+        let conn = rusqlite::Connection::open(self.data_dir().join("tracklog.db"))
+            .context("opening the database to checkpoint it")?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .context("checkpointing the WAL")?;
+        drop(conn);
         let mut total = 0;
         for name in ["tracklog.db", "tracklog.db-wal"] {
-            let path = self.dir.path().join(name);
+            let path = self.data_dir().join(name);
             if path.exists() {
                 total += std::fs::metadata(&path)?.len();
             }
@@ -151,7 +177,17 @@ impl TracklogServer {
         if let Some(handle) = self.handle.take() {
             handle.await.context("the server task panicked")??;
         }
+        self.keep_if_asked();
         Ok(())
+    }
+
+    /// With `--keep-data`, leaves the data directory in place and says where.
+    fn keep_if_asked(&mut self) {
+        if KEEP_DATA.load(Ordering::Relaxed)
+            && let Some(dir) = self.dir.take()
+        {
+            eprintln!("kept the data directory {}", dir.keep().display());
+        }
     }
 }
 

@@ -78,6 +78,7 @@ fn args(out: &Path, work_dir: &Path, peers: Vec<PeerKind>) -> BenchArgs {
         out: out.to_path_buf(),
         work_dir: Some(work_dir.to_path_buf()),
         prerender_max_events: tracklog_bench::payload::PRERENDER_MAX_EVENTS,
+        keep_data: false,
     }
 }
 

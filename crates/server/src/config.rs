@@ -211,6 +211,9 @@ impl Default for ChannelConfig {
 pub struct AuditConfig {
     /// Records whose JSON is longer than this are stored as parts.
     pub split_threshold_bytes: usize,
+    /// Each org's first this many records train its zstd dictionary, and
+    /// later records are stored compressed with it; 0 compresses nothing.
+    pub compress_after_records: usize,
     /// Days records are kept, for orgs that set none of their own.
     pub retention_days: u32,
     /// How often the retention purge runs.
@@ -282,6 +285,7 @@ impl Default for AuditConfig {
     fn default() -> Self {
         Self {
             split_threshold_bytes: 3072,
+            compress_after_records: 2_000,
             retention_days: 90,
             purge_interval_seconds: 3600,
             checkpoint_every_records: 1000,
@@ -455,6 +459,7 @@ impl Config {
             wal_autocheckpoint_pages: self.storage.wal_autocheckpoint_pages,
             checkpoint_interval: Duration::from_millis(self.storage.checkpoint_interval_ms.max(10)),
             audit_split_threshold_bytes: self.audit.split_threshold_bytes,
+            audit_compress_after_records: self.audit.compress_after_records,
             log: LogOptions {
                 durability: self.ingest.durability,
                 queue_max_items: self.ingest.queue_max_items,

@@ -183,6 +183,9 @@ async fn written_log() -> (tempfile::TempDir, [(OrgId, &'static str); 2]) {
     let mut server = TestServer::start_with(|config| {
         config.audit.checkpoint_every_seconds = 3600;
         config.audit.checkpoint_every_records = 1_000_000;
+        // The org's later records are stored compressed with a dictionary
+        // trained from its first four, so that edits to both are tried.
+        config.audit.compress_after_records = 4;
     })
     .await;
     let auth = basic(&server.policy("crm", "write,read").await);
@@ -275,6 +278,17 @@ async fn every_column_of_the_log_edited_is_found() {
         .query_row("SELECT count(*) FROM audit_parts", [], |r| r.get(0))
         .unwrap();
     assert!(parts >= 2, "the long record is split ({parts} parts)");
+    let compressed: i64 = raw(dir.path())
+        .query_row(
+            "SELECT count(*) FROM audit_log WHERE substr(record, 1, 1) = x'00'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        compressed >= 2,
+        "records are stored compressed ({compressed})"
+    );
     let intact_answers = free_text_answers(dir.path()).expect("the intact index reads");
 
     let tables = [
@@ -283,6 +297,7 @@ async fn every_column_of_the_log_edited_is_found() {
         "audit_heads",
         "audit_anchors",
         "audit_checkpoints",
+        "audit_dicts",
         "audit_fts_data",
         "audit_fts_idx",
         "audit_fts_docsize",

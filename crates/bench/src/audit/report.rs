@@ -166,7 +166,7 @@ impl AuditReport {
 fn notes(settings: &AuditSettings, versions: &[(PeerKind, String)]) -> Vec<String> {
     let mut notes = vec![
         format!(
-            "Tracklog runs in-process with its default configuration (fsync durability) on a fresh data directory; {CLIENTS} concurrent HTTP/1.1 keep-alive clients post JSON arrays of {BATCH} records to `/api/v1/audit/records`. Each record gets its sequence and hash-chain link before the batch is acknowledged; every record must be accepted. Bytes on disk: tracklog.db and its WAL right after the load."
+            "Tracklog runs in-process with its default configuration (fsync durability) on a fresh data directory; {CLIENTS} concurrent HTTP/1.1 keep-alive clients post JSON arrays of {BATCH} records to `/api/v1/audit/records`. Each record gets its sequence and hash-chain link before the batch is acknowledged; every record must be accepted. Bytes on disk: tracklog.db and its WAL right after the load, once the WAL is checkpointed into the database and truncated (it is scratch space, bounded and reused; PostgreSQL's WAL is not counted either)."
         ),
         format!(
             "Queries run one at a time after the load, on the same {} random cases for every target, each set stopping after 5 minutes on a target (the table gives how many ran). Each asks for the first {PAGE} records newest first (creation time, then sequence) and the exact count of matches: Tracklog in one `GET /api/v1/audit/search` (its answer carries `count`), the peers in two statements timed together. A case whose count or page length differs from Tracklog's is a mismatch.",

@@ -271,7 +271,7 @@ pub fn render(report: &ChannelReport) -> String {
     out.push('\n');
     let _ = writeln!(
         out,
-        "The materialiser lag is sampled every 20 ms during both phases (the age of the oldest acknowledged item not yet in the tables); the dashboard and the bytes on disk are measured once everything acknowledged is applied, and \"KPI events applied\" counts the events phase and that wait. ClickHouse's {SMALL_INSERT_ROWS}-row inserts come after its bulk load has been queried: the tables are recreated and every row inserted again as an application without Tracklog would, `INSERT ... FORMAT JSONEachRow` requests of {SMALL_INSERT_ROWS} rows from {} concurrent clients, one table after the other; an insert refused with \"Too many parts\" (code 252) is sent again after 100 ms and counted as a retry.\n",
+        "The materialiser lag is sampled every 20 ms during both phases (the age of the oldest acknowledged item not yet in the tables); the dashboard and the bytes on disk are measured once everything acknowledged is applied (the bytes after the WAL is checkpointed into the database and truncated), and \"KPI events applied\" counts the events phase and that wait. ClickHouse's {SMALL_INSERT_ROWS}-row inserts come after its bulk load has been queried: the tables are recreated and every row inserted again as an application without Tracklog would, `INSERT ... FORMAT JSONEachRow` requests of {SMALL_INSERT_ROWS} rows from {} concurrent clients, one table after the other; an insert refused with \"Too many parts\" (code 252) is sent again after 100 ms and counted as a retry.\n",
         s.clients
     );
     limits(&mut out, report);

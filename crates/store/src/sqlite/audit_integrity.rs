@@ -29,15 +29,17 @@
 
 use rand::RngCore;
 use rusqlite::functions::FunctionFlags;
-use rusqlite::types::ValueRef;
+use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, params};
 use siphasher::sip::SipHasher13;
 use std::hash::Hasher;
+use std::sync::{Arc, Mutex};
 use tracklog_domain::audit::chain::{Break, BreakKind};
 use tracklog_domain::audit::columns::{ColumnMismatch, SearchColumns};
 use tracklog_domain::audit::search_text_of_stored;
 use tracklog_domain::ids::OrgId;
 
+use super::audit::Decoder;
 use super::{schema, sql_error};
 use crate::StoreError;
 
@@ -50,10 +52,41 @@ use crate::StoreError;
 ///   by the index check; 32 bits so that `sum()` cannot overflow.
 pub(crate) fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
     let deterministic = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
-    conn.create_scalar_function("tl_audit_text", 1, deterministic, |ctx| {
+    // One decoder per connection, shared by both functions; it loads each
+    // dictionary from the connection the first time a record names it.
+    let decoder = Arc::new(Mutex::new(Decoder::default()));
+    let for_text = decoder.clone();
+    conn.create_scalar_function("tl_audit_text", 1, deterministic, move |ctx| {
         Ok(match ctx.get_raw(0) {
-            ValueRef::Text(bytes) | ValueRef::Blob(bytes) => search_text_of_stored(bytes),
+            ValueRef::Text(bytes) | ValueRef::Blob(bytes) => {
+                // Safety: the connection is only read, within this call.
+                let conn = unsafe { ctx.get_connection() }?;
+                let mut decoder = for_text.lock().unwrap_or_else(|e| e.into_inner());
+                // Bytes that cannot be decoded have no words: the index
+                // check then finds the record's words missing.
+                decoder
+                    .decode(&conn, bytes)
+                    .map(|json| search_text_of_stored(&json))
+                    .unwrap_or_default()
+            }
             _ => String::new(),
+        })
+    })?;
+    conn.create_scalar_function("tl_audit_json", 1, deterministic, move |ctx| {
+        Ok(match ctx.get_raw(0) {
+            ValueRef::Blob(bytes) => {
+                // Safety: the connection is only read, within this call.
+                let conn = unsafe { ctx.get_connection() }?;
+                let mut decoder = decoder.lock().unwrap_or_else(|e| e.into_inner());
+                // NULL for bytes that cannot be decoded: the chain walk then
+                // hashes the stored bytes as they are, and fails.
+                match decoder.decode(&conn, bytes) {
+                    Ok(json) => Value::Blob(json.into_owned()),
+                    Err(_) => Value::Null,
+                }
+            }
+            ValueRef::Text(text) => Value::Text(String::from_utf8_lossy(text).into_owned()),
+            _ => Value::Null,
         })
     })?;
     conn.create_scalar_function("tl_mix", -1, deterministic, |ctx| {
@@ -89,9 +122,11 @@ pub(crate) fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
 
 /// The searchable columns of a chain row, in the order of
 /// [`CHAIN_COLUMNS`] after its first five.
+/// The last, `tl_audit_json(record)`, is the JSON the chain covers; `record`
+/// is as stored (compressed or not).
 pub(crate) const CHAIN_COLUMNS: &str = "seq, prev_hash, hash, parts, record, id, creation_time,
     operation, category, user_name, entity_name, entity_id, result_status, client_ip,
-    service_name, correlation_id, stored_at";
+    service_name, correlation_id, stored_at, tl_audit_json(record)";
 
 /// What the row's columns hold, from a row of [`CHAIN_COLUMNS`].
 pub(crate) fn stored_columns(row: &rusqlite::Row<'_>) -> rusqlite::Result<SearchColumns> {
@@ -299,6 +334,7 @@ pub(crate) fn check_orphans(conn: &Connection) -> Result<Option<Break>, StoreErr
         "audit_checkpoints",
         "audit_heads",
         "audit_anchors",
+        "audit_dicts",
     ] {
         let orphans: i64 = conn
             .query_row(

@@ -85,6 +85,9 @@ pub struct SqliteOptions {
     pub checkpoint_interval: Duration,
     /// Audit records whose JSON is longer than this are stored as parts.
     pub audit_split_threshold_bytes: usize,
+    /// An org's first this many audit records train its zstd dictionary;
+    /// later ones are stored compressed with it. 0 compresses nothing.
+    pub audit_compress_after_records: usize,
     /// Free-text searches with fewer matches than this start from the FTS
     /// index; the others walk the log in time order (see `audit::Source`).
     pub audit_fts_driven_below: i64,
@@ -108,6 +111,7 @@ impl Default for SqliteOptions {
             wal_autocheckpoint_pages: 131_072,
             checkpoint_interval: Duration::from_millis(500),
             audit_split_threshold_bytes: 3072,
+            audit_compress_after_records: 2_000,
             audit_fts_driven_below: 20_000,
             log: LogOptions::default(),
             settle_timeout: Duration::from_secs(10),
@@ -132,6 +136,7 @@ struct Inner {
     checkpointer: Mutex<checkpoint::Checkpointer>,
     metrics: StoreMetrics,
     audit_split_threshold: usize,
+    audit_codec: Arc<audit::Compressor>,
     audit_fts_driven_below: i64,
     /// `None` when another process owns this data directory's log (a CLI
     /// beside a running server): items cannot be appended here.
@@ -223,6 +228,7 @@ impl SqliteStore {
                 checkpointer: Mutex::new(checkpointer),
                 metrics,
                 audit_split_threshold: options.audit_split_threshold_bytes.max(64),
+                audit_codec: Arc::new(audit::Compressor::new(options.audit_compress_after_records)),
                 audit_fts_driven_below: options.audit_fts_driven_below,
                 pipeline,
             }),
@@ -253,6 +259,7 @@ impl SqliteStore {
         }
         let audit = audit::AuditRecords {
             threshold: self.inner.audit_split_threshold,
+            codec: self.inner.audit_codec.clone(),
         };
         let threads = vec![
             start(self, pipeline, events::Interactions, 0)?,

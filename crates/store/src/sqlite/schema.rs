@@ -640,6 +640,16 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         SUM(CASE WHEN part = 19 THEN sum ELSE 0 END), SUM(CASE WHEN part = 19 THEN count ELSE 0 END)
         FROM ch_agg_h GROUP BY org_id, bucket, queue;
     "#,
+    // 15: zstd dictionaries for audit records, one per org, trained from
+    // its first records; `id` is derived from the org and the bytes (see
+    // `audit::codec`), and a compressed record names it.
+    r#"
+    CREATE TABLE audit_dicts (
+        id      INTEGER PRIMARY KEY,
+        org_id  INTEGER NOT NULL,
+        dict    BLOB NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

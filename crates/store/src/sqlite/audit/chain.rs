@@ -36,7 +36,12 @@ pub(super) fn rows(
         let sequence: i64 = row.get(0).map_err(sql_error)?;
         let parts: i64 = row.get(3).map_err(sql_error)?;
         let bytes = if parts == 0 {
-            row.get::<_, Option<Vec<u8>>>(4).map_err(sql_error)?
+            // The JSON the chain covers; stored bytes that cannot be
+            // decoded are hashed as they are, and so fail their link.
+            match row.get::<_, Option<Vec<u8>>>(17).map_err(sql_error)? {
+                Some(json) => Some(json),
+                None => row.get::<_, Option<Vec<u8>>>(4).map_err(sql_error)?,
+            }
         } else {
             read_parts(conn, org.0, sequence, parts as u32)?.ok()
         };

@@ -13,6 +13,7 @@
 //! their org had acknowledged when they began.
 
 mod chain;
+mod codec;
 mod search;
 mod settings;
 mod write;
@@ -38,6 +39,7 @@ use crate::{
     Anchor, AuditFilter, AuditHit, AuditPage, AuditStore, Cursor, PartsIntegrity, PurgeSigner,
     StoreError,
 };
+pub(crate) use codec::{Compressor, Decoder};
 use search::{Source, Where, filter_sql, fts_or_sql, renumber};
 use write::Accepted;
 pub(crate) use write::{AuditRecords, backfill};
@@ -53,7 +55,8 @@ fn hash32(bytes: Vec<u8>) -> Result<[u8; 32], StoreError> {
 }
 
 const HIT_COLUMNS: &str = "seq, id, creation_time, operation, category, user_name, entity_name,
-    entity_id, result_status, client_ip, service_name, correlation_id, parts, record, org_id";
+    entity_id, result_status, client_ip, service_name, correlation_id, parts,
+    tl_audit_json(record), org_id";
 
 /// Reads a row of [`HIT_COLUMNS`] back into a record, reassembling parts.
 fn hit_from_row(conn: &Connection, row: &Row<'_>) -> Result<AuditHit, StoreError> {
@@ -62,7 +65,13 @@ fn hit_from_row(conn: &Connection, row: &Row<'_>) -> Result<AuditHit, StoreError
     let parts: i64 = row.get(12).map_err(get_err)?;
     let org: i64 = row.get(14).map_err(get_err)?;
     let bytes: Result<Vec<u8>, PartsIntegrity> = if parts == 0 {
-        Ok(row.get::<_, Vec<u8>>(13).map_err(get_err)?)
+        // NULL when the stored bytes cannot be decoded (see `codec`).
+        let json: Option<Vec<u8>> = row.get(13).map_err(get_err)?;
+        Ok(json.ok_or_else(|| {
+            StoreError::Internal(format!(
+                "audit record {sequence} cannot be decoded; `tracklog audit verify` tells why"
+            ))
+        })?)
     } else {
         read_parts(conn, org, sequence, parts as u32)?
     };
@@ -161,13 +170,14 @@ impl AuditStore for SqliteStore {
             .map(|record| Accepted::new(org, record, now))
             .collect();
         let threshold = self.inner.audit_split_threshold;
+        let codec = self.inner.audit_codec.clone();
         let Ok(log) = self.log() else {
             // Another process owns the log (the CLI beside a server): the
             // records are linked here, under SQLite's lock, as the server's
             // materialiser links its own.
             return self
                 .write(accepted.len(), move |ctx| {
-                    write::apply_records(ctx.conn, accepted, threshold)
+                    write::apply_records(ctx.conn, accepted, threshold, &codec)
                 })
                 .await;
         };

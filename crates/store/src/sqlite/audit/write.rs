@@ -13,6 +13,7 @@
 //! moves it.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use tracklog_domain::audit::chain::{GENESIS, link};
@@ -25,6 +26,7 @@ use tracklog_domain::time::UtcMillis;
 use super::super::pipeline::{KeyHasher, Materialise};
 use super::super::sql_error;
 use super::super::writer::WriteContext;
+use super::codec::{Batch, Compressor};
 use super::hash32;
 use crate::log::Frame;
 use crate::log::item::{ItemError, ItemReader, ItemWriter};
@@ -107,7 +109,9 @@ pub(crate) fn apply_records(
     conn: &Connection,
     items: Vec<Accepted>,
     threshold: usize,
+    codec: &Compressor,
 ) -> Result<Vec<bool>, StoreError> {
+    let mut codec = codec.batch();
     let mut heads: HashMap<i64, (i64, [u8; 32], bool)> = HashMap::new();
     let mut stored = Vec::with_capacity(items.len());
     for Accepted {
@@ -126,7 +130,12 @@ pub(crate) fn apply_records(
         record.sequence = Some(head.0 + 1);
         // The insert itself finds an `Id` the org holds already, and then
         // the head does not move.
-        match insert(conn, org, &mut record, &head.1, threshold, stored_at)? {
+        let placed = Placed {
+            previous: &head.1,
+            threshold,
+            now: stored_at,
+        };
+        match insert(conn, org, &mut record, placed, &mut codec)? {
             Some(hash) => {
                 *head = (head.0 + 1, hash, true);
                 stored.push(true);
@@ -146,6 +155,8 @@ pub(crate) fn apply_records(
 pub(crate) struct AuditRecords {
     /// Records whose JSON is longer than this are stored as parts.
     pub threshold: usize,
+    /// Compresses records with their org's dictionary.
+    pub codec: Arc<Compressor>,
 }
 
 impl Materialise for AuditRecords {
@@ -161,7 +172,7 @@ impl Materialise for AuditRecords {
     }
 
     fn apply(&self, ctx: &mut WriteContext<'_>, items: Vec<Accepted>) -> Result<(), StoreError> {
-        apply_records(ctx.conn, items, self.threshold).map(|_| ())
+        apply_records(ctx.conn, items, self.threshold, &self.codec).map(|_| ())
     }
 }
 
@@ -230,17 +241,28 @@ pub(super) fn anchor(conn: &Connection, org: OrgId) -> Result<Anchor, StoreError
     }
 }
 
-/// Inserts one record (already given its sequence and category), stored
-/// at `now`, and links it; `None`, and nothing written, when the org holds
-/// its `Id` already.
+/// Where a record goes: after the link `previous`, split when longer than
+/// `threshold`, stored at `now`.
+struct Placed<'a> {
+    previous: &'a [u8; 32],
+    threshold: usize,
+    now: i64,
+}
+
+/// Inserts one record (already given its sequence and category) and links
+/// it; `None`, and nothing written, when the org holds its `Id` already.
 fn insert(
     conn: &Connection,
     org: OrgId,
     record: &mut AuditRecord,
-    previous: &[u8; 32],
-    threshold: usize,
-    now: i64,
+    placed: Placed<'_>,
+    codec: &mut Batch<'_>,
 ) -> Result<Option<[u8; 32]>, StoreError> {
+    let Placed {
+        previous,
+        threshold,
+        now,
+    } = placed;
     let sequence = record.sequence.unwrap_or_default();
     let mut json = record.stored_json_at(now);
     if json.len() > threshold && record.correlation_id.is_none() {
@@ -252,6 +274,12 @@ fn insert(
     let hash = link(previous, sequence, &digest);
     let parts = split::split(&json, threshold);
     let columns = SearchColumns::of(record, Some(now));
+    // A split record's bytes are its parts'; a whole one's are compressed
+    // with its org's dictionary once it has one.
+    let stored = match parts {
+        Some(_) => None,
+        None => Some(codec.store(conn, org.0, json)?),
+    };
     conn.prepare_cached(
         "INSERT INTO audit_log (org_id, seq, id, creation_time, stored_at, operation, category,
             user_name, entity_name, entity_id, result_status, client_ip, service_name,
@@ -276,7 +304,7 @@ fn insert(
             columns.service_name,
             columns.correlation_id,
             parts.as_ref().map_or(0, Vec::len) as i64,
-            if parts.is_some() { None } else { Some(&json) },
+            stored,
             previous.as_slice(),
             hash.as_slice(),
         ])
