@@ -5,7 +5,9 @@
 //! are each too small (a few hundred bytes) for zstd to find much to share
 //! within one. So each org gets a zstd dictionary, trained from its first
 //! records (`audit.compress_after_records`, 2,000 by default) and kept in
-//! `audit_dicts`; every later record is stored as
+//! `audit_dicts`. The samples are read back from `audit_log` when the org's
+//! chain reaches that sequence, so nothing is held in memory while an org
+//! grows, and a restart changes nothing. Every later record is stored as
 //!
 //! ```text
 //! 0x00 ‖ dictionary id (8 bytes, big-endian) ‖ zstd frame of the JSON
@@ -45,8 +47,8 @@ const COMPRESSED: u8 = 0x00;
 const HEADER: usize = 9;
 /// The size dictionaries are trained to.
 const DICTIONARY_BYTES: usize = 16 * 1024;
-/// Sample bytes kept per org while it waits for its dictionary.
-const MAX_SAMPLE_BYTES: usize = 4 * 1024 * 1024;
+/// The most sample bytes a dictionary is trained from.
+const MAX_SAMPLE_BYTES: i64 = 4 * 1024 * 1024;
 /// zstd's level for records. With a dictionary, level 1 ("fast") left the
 /// bench's records 2 % larger than level 3, whose "double fast" search took
 /// about a tenth of the writer's time, and level 19 no smaller than 3.
@@ -73,10 +75,10 @@ struct Dictionary {
 }
 
 enum OrgState {
-    /// The org's first records, kept until there are enough to train on.
-    Sampling {
-        samples: Vec<Vec<u8>>,
-        bytes: usize,
+    /// No dictionary yet: the org's records are stored as they are until
+    /// its chain reaches this sequence.
+    Waiting {
+        until: i64,
     },
     Ready(Arc<Dictionary>),
 }
@@ -140,39 +142,38 @@ pub(crate) struct Batch<'a> {
 }
 
 impl Batch<'_> {
-    /// The bytes to store for `json`, one of `org`'s records.
+    /// The bytes to store for `json`, `org`'s record `sequence`.
     pub fn store(
         &mut self,
         conn: &Connection,
         org: i64,
+        sequence: i64,
         json: Vec<u8>,
     ) -> Result<Vec<u8>, StoreError> {
         if self.train_after == 0 {
             return Ok(json);
         }
+        let train_after = self.train_after as i64;
         let state = &mut *self.state;
         if let std::collections::hash_map::Entry::Vacant(vacant) = state.orgs.entry(org) {
             vacant.insert(match newest_dictionary(conn, org)? {
                 Some(dictionary) => OrgState::Ready(Arc::new(dictionary)),
-                None => OrgState::Sampling {
-                    samples: Vec::new(),
-                    bytes: 0,
-                },
+                None => OrgState::Waiting { until: train_after },
             });
         }
-        let dictionary = match state.orgs.get_mut(&org) {
+        let dictionary = match state.orgs.get(&org) {
             Some(OrgState::Ready(dictionary)) => dictionary.clone(),
-            Some(OrgState::Sampling { samples, bytes }) => {
-                // Large records fill the sample bytes before the count.
-                let full = *bytes + json.len() > MAX_SAMPLE_BYTES;
-                if !full {
-                    *bytes += json.len();
-                    samples.push(json.clone());
-                }
-                if samples.len() < self.train_after && !full {
+            Some(OrgState::Waiting { until }) if sequence < *until => return Ok(json),
+            Some(OrgState::Waiting { .. }) => {
+                let samples = first_records(conn, org, self.train_after)?;
+                if samples.is_empty() {
+                    // Every record so far was split (or purged): try again
+                    // after as many more.
+                    let until = sequence.saturating_add(train_after);
+                    state.orgs.insert(org, OrgState::Waiting { until });
                     return Ok(json);
                 }
-                let dictionary = Arc::new(train(org, samples)?);
+                let dictionary = Arc::new(train(org, &samples)?);
                 state.orgs.insert(org, OrgState::Ready(dictionary.clone()));
                 dictionary
             }
@@ -232,6 +233,30 @@ fn prepare(id: i64, bytes: Vec<u8>) -> Result<Dictionary, StoreError> {
         bytes,
         prepared,
     })
+}
+
+/// The org's oldest whole records still stored as they were sent, at most
+/// `count` of them and [`MAX_SAMPLE_BYTES`] in all.
+fn first_records(conn: &Connection, org: i64, count: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT record FROM audit_log WHERE org_id = ?1 AND parts = 0
+             AND CAST(substr(record, 1, 1) AS BLOB) = x'7B' ORDER BY seq LIMIT ?2",
+        )
+        .map_err(sql_error)?;
+    let mut rows = statement
+        .query(params![org, count as i64])
+        .map_err(sql_error)?;
+    let (mut samples, mut bytes) = (Vec::new(), 0);
+    while let Some(row) = rows.next().map_err(sql_error)? {
+        let sample: Vec<u8> = row.get(0).map_err(sql_error)?;
+        bytes += sample.len() as i64;
+        if bytes > MAX_SAMPLE_BYTES {
+            break;
+        }
+        samples.push(sample);
+    }
+    Ok(samples)
 }
 
 /// The org's newest stored dictionary whose id matches its bytes.
@@ -328,13 +353,14 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(
             "CREATE TABLE audit_dicts (id INTEGER PRIMARY KEY, org_id INTEGER NOT NULL,
-                dict BLOB NOT NULL)",
+                dict BLOB NOT NULL);
+             CREATE TABLE audit_log (org_id INTEGER, seq INTEGER, parts INTEGER, record BLOB);",
         )
         .unwrap();
         conn
     }
 
-    fn record(i: usize) -> Vec<u8> {
+    fn record(i: i64) -> Vec<u8> {
         format!(
             r#"{{"Id":"r{i}","Operation":"Update","User":"user{}@example.com","Fields":{{"n":{i}}}}}"#,
             i % 7
@@ -342,19 +368,38 @@ mod tests {
         .into_bytes()
     }
 
+    /// Stores org 1's records `sequences` as the writer does, returning
+    /// what each became.
+    fn write(
+        conn: &Connection,
+        compressor: &Compressor,
+        sequences: std::ops::Range<i64>,
+    ) -> Vec<Vec<u8>> {
+        let mut batch = compressor.batch();
+        sequences
+            .map(|sequence| {
+                let stored = batch.store(conn, 1, sequence, record(sequence)).unwrap();
+                conn.execute(
+                    "INSERT INTO audit_log VALUES (1, ?1, 0, ?2)",
+                    params![sequence, stored],
+                )
+                .unwrap();
+                stored
+            })
+            .collect()
+    }
+
     #[test]
     fn records_after_the_samples_round_trip_smaller_and_earlier_ones_stay_as_sent() {
         let conn = db();
         let compressor = Compressor::new(50);
         let mut decoder = Decoder::default();
-        let mut batch = compressor.batch();
-        for i in 0..200 {
-            let json = record(i);
-            let stored = batch.store(&conn, 1, json.clone()).unwrap();
-            if i < 49 {
-                assert_eq!(stored, json, "record {i} is stored as sent before training");
+        for (sequence, stored) in (1..).zip(write(&conn, &compressor, 1..200)) {
+            let json = record(sequence);
+            if sequence < 50 {
+                assert_eq!(stored, json, "record {sequence} is stored as sent");
             } else {
-                assert_eq!(stored[0], COMPRESSED, "record {i} is compressed");
+                assert_eq!(stored[0], COMPRESSED, "record {sequence} is compressed");
                 assert!(stored.len() < json.len());
             }
             assert_eq!(decoder.decode(&conn, &stored).unwrap(), json);
@@ -366,14 +411,27 @@ mod tests {
     }
 
     #[test]
+    fn a_new_process_finds_the_dictionary_or_trains_from_the_stored_records() {
+        let conn = db();
+        write(&conn, &Compressor::new(20), 1..10);
+        // A restart before the org reached the sequence: the next process
+        // trains when it does, from the records in the table.
+        let stored = write(&conn, &Compressor::new(20), 10..30);
+        assert_eq!(stored[9], record(19));
+        assert_eq!(stored[10][0], COMPRESSED);
+        // A restart after: the stored dictionary is used again.
+        let stored = write(&conn, &Compressor::new(20), 30..31);
+        assert_eq!(stored[0][0], COMPRESSED);
+        let dictionaries: i64 = conn
+            .query_row("SELECT count(*) FROM audit_dicts", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(dictionaries, 1);
+    }
+
+    #[test]
     fn an_edited_or_missing_dictionary_is_refused_not_guessed() {
         let conn = db();
-        let compressor = Compressor::new(5);
-        let mut batch = compressor.batch();
-        let stored: Vec<Vec<u8>> = (0..10)
-            .map(|i| batch.store(&conn, 1, record(i)).unwrap())
-            .collect();
-        drop(batch);
+        let stored = write(&conn, &Compressor::new(5), 1..10);
         let last = stored.last().unwrap();
         assert_eq!(last[0], COMPRESSED);
         conn.execute("UPDATE audit_dicts SET org_id = 2", [])
@@ -391,29 +449,22 @@ mod tests {
     fn a_dictionary_lost_with_a_rolled_back_batch_is_stored_again_by_the_next() {
         let conn = db();
         let compressor = Compressor::new(5);
+        write(&conn, &compressor, 1..5);
         conn.execute_batch("BEGIN").unwrap();
-        let mut batch = compressor.batch();
-        for i in 0..10 {
-            batch.store(&conn, 1, record(i)).unwrap();
-        }
-        drop(batch);
+        write(&conn, &compressor, 5..10);
         conn.execute_batch("ROLLBACK").unwrap();
-        let mut batch = compressor.batch();
-        let stored = batch.store(&conn, 1, record(11)).unwrap();
-        assert_eq!(stored[0], COMPRESSED);
+        let stored = write(&conn, &compressor, 5..6);
+        assert_eq!(stored[0][0], COMPRESSED);
         assert_eq!(
-            Decoder::default().decode(&conn, &stored).unwrap(),
-            record(11)
+            Decoder::default().decode(&conn, &stored[0]).unwrap(),
+            record(5)
         );
     }
 
     #[test]
     fn zero_turns_compression_off() {
         let conn = db();
-        let compressor = Compressor::new(0);
-        let mut batch = compressor.batch();
-        for i in 0..10 {
-            assert_eq!(batch.store(&conn, 1, record(i)).unwrap(), record(i));
-        }
+        let stored = write(&conn, &Compressor::new(0), 1..10);
+        assert!((1..).zip(stored).all(|(i, s)| s == record(i)));
     }
 }

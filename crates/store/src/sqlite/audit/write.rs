@@ -278,7 +278,7 @@ fn insert(
     // with its org's dictionary once it has one.
     let stored = match parts {
         Some(_) => None,
-        None => Some(codec.store(conn, org.0, json)?),
+        None => Some(codec.store(conn, org.0, sequence, json)?),
     };
     conn.prepare_cached(
         "INSERT INTO audit_log (org_id, seq, id, creation_time, stored_at, operation, category,
