@@ -25,7 +25,11 @@ pub struct PartsIntegrity {
 
 impl std::fmt::Display for PartsIntegrity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.missing_parts.is_empty() {
+        if self.total_parts == 0 {
+            // A whole record, stored compressed, whose bytes or dictionary
+            // were damaged.
+            write!(f, "corrupt: the stored record cannot be decoded")
+        } else if self.missing_parts.is_empty() {
             write!(
                 f,
                 "corrupt: the {} parts do not hash to the record's SHA-256",

@@ -74,7 +74,8 @@ pub(crate) fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
     })?;
     conn.create_scalar_function("tl_audit_json", 1, deterministic, move |ctx| {
         Ok(match ctx.get_raw(0) {
-            ValueRef::Blob(bytes) => {
+            // The bytes, whichever type they were stored as.
+            ValueRef::Blob(bytes) | ValueRef::Text(bytes) => {
                 // Safety: the connection is only read, within this call.
                 let conn = unsafe { ctx.get_connection() }?;
                 let mut decoder = decoder.lock().unwrap_or_else(|e| e.into_inner());
@@ -85,7 +86,6 @@ pub(crate) fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
                     Err(_) => Value::Null,
                 }
             }
-            ValueRef::Text(text) => Value::Text(String::from_utf8_lossy(text).into_owned()),
             _ => Value::Null,
         })
     })?;

@@ -3,6 +3,7 @@
 //! its bytes, the head, the signed checkpoints, and the purge that removes
 //! a prefix of the chain and keeps its last link as the anchor.
 
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, params};
 use tracklog_domain::audit::chain::{ChainRow, Checkpoint};
 use tracklog_domain::audit::columns::ColumnMismatch;
@@ -40,7 +41,10 @@ pub(super) fn rows(
             // decoded are hashed as they are, and so fail their link.
             match row.get::<_, Option<Vec<u8>>>(17).map_err(sql_error)? {
                 Some(json) => Some(json),
-                None => row.get::<_, Option<Vec<u8>>>(4).map_err(sql_error)?,
+                None => match row.get_ref(4).map_err(sql_error)? {
+                    ValueRef::Blob(bytes) | ValueRef::Text(bytes) => Some(bytes.to_vec()),
+                    _ => None,
+                },
             }
         } else {
             read_parts(conn, org.0, sequence, parts as u32)?.ok()

@@ -167,3 +167,78 @@ proptest::proptest! {
 fn placeholders_are_renumbered() {
     assert_eq!(renumber("a ?1 b ? c ? ?1"), "a ?1 b ?2 c ?3 ?1");
 }
+
+#[tokio::test]
+async fn a_damaged_compressed_record_is_served_from_its_columns_and_marked() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = || super::super::SqliteOptions {
+        audit_compress_after_records: 5,
+        ..super::super::SqliteOptions::default()
+    };
+    let records: Vec<AuditRecord> = (0..20)
+        .map(|i| AuditRecord {
+            id: format!("r{i}"),
+            creation_time: UtcMillis::from_millis(1_700_000_000_000 + i * 60_000).to_rfc3339(),
+            operation: "Update".into(),
+            user: Some(format!("u{}", i % 3)),
+            fields: Some(serde_json::json!({ "note": "amber", "n": i })),
+            ..AuditRecord::default()
+        })
+        .collect();
+    {
+        let store =
+            SqliteStore::open(dir.path(), options(), crate::StoreMetrics::default()).unwrap();
+        store.append_audit(OrgId(1), records).await.unwrap();
+        crate::Lifecycle::close(&store).await;
+    }
+    let path = dir.path().join(super::super::DB_FILE);
+    {
+        let conn = Connection::open(&path).unwrap();
+        let (compressed, first): (i64, Vec<u8>) = conn
+            .query_row(
+                "SELECT count(*), min(record) FROM audit_log WHERE substr(record, 1, 1) = x'00'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert!(compressed >= 10, "records after the fifth are compressed");
+        assert_eq!(first[0], 0);
+        // One byte of record 12's frame flipped.
+        conn.execute(
+            "UPDATE audit_log
+             SET record = CAST(substr(record, 1, 12) || x'FF' || substr(record, 14) AS BLOB)
+             WHERE seq = 12",
+            [],
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(dir.path(), options(), crate::StoreMetrics::default()).unwrap();
+    let page = store
+        .search_audit(OrgId(1), AuditFilter::default(), 100, None, true)
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 20, "the other records are still served");
+    let damaged: Vec<_> = page
+        .items
+        .iter()
+        .filter(|h| h.integrity.is_some())
+        .collect();
+    assert_eq!(damaged.len(), 1);
+    assert_eq!(damaged[0].record.sequence, Some(12));
+    assert_eq!(damaged[0].record.id, "r11");
+    assert_eq!(damaged[0].record.fields, None, "nothing is guessed");
+    assert!(
+        page.items
+            .iter()
+            .all(|h| h.integrity.is_some() || h.record.fields.is_some())
+    );
+    // The chain walk hashes the damaged bytes as stored, so its link fails.
+    let rows = store.chain_rows(OrgId(1), 11, 12, 1).await.unwrap();
+    assert_ne!(
+        rows[0]
+            .record_sha256
+            .map(|d| link(&rows[0].previous, 12, &d)),
+        Some(rows[0].hash)
+    );
+    crate::Lifecycle::close(&store).await;
+}
