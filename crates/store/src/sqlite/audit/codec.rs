@@ -368,6 +368,11 @@ mod tests {
         .into_bytes()
     }
 
+    fn dictionaries(conn: &Connection) -> i64 {
+        conn.query_row("SELECT count(*) FROM audit_dicts", [], |r| r.get(0))
+            .unwrap()
+    }
+
     /// Stores org 1's records `sequences` as the writer does, returning
     /// what each became.
     fn write(
@@ -404,10 +409,7 @@ mod tests {
             }
             assert_eq!(decoder.decode(&conn, &stored).unwrap(), json);
         }
-        let dictionaries: i64 = conn
-            .query_row("SELECT count(*) FROM audit_dicts", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(dictionaries, 1);
+        assert_eq!(dictionaries(&conn), 1);
     }
 
     #[test]
@@ -422,10 +424,7 @@ mod tests {
         // A restart after: the stored dictionary is used again.
         let stored = write(&conn, &Compressor::new(20), 30..31);
         assert_eq!(stored[0][0], COMPRESSED);
-        let dictionaries: i64 = conn
-            .query_row("SELECT count(*) FROM audit_dicts", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(dictionaries, 1);
+        assert_eq!(dictionaries(&conn), 1);
     }
 
     #[test]
