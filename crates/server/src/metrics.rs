@@ -10,6 +10,8 @@
 //! | `tracklog_batch_commit_seconds` | histogram | | time from the start of a group commit until it is durable |
 //! | `tracklog_batch_commit_items` | histogram | | items per group commit |
 //! | `tracklog_queue_depth` | gauge | | items waiting for the writer |
+//! | `tracklog_storage_faults_total` | counter | | failed writes or syncs of the log or the database, each latched until the file was re-established |
+//! | `tracklog_storage_faulted` | gauge | | 1 while a storage fault stops writes |
 //! | `tracklog_http_requests_total` | counter | `method`, `status` | HTTP responses |
 //! | `tracklog_auth_failures_total` | counter | `status` | 401 and 403 answers |
 //! | `tracklog_logins_total` | counter | `outcome` | web UI sign-ins |
@@ -88,6 +90,8 @@ pub struct Metrics {
     pub materialiser_lag_items: Family<MaterialiserLabel, Gauge>,
     pub materialiser_lag_seconds: Family<MaterialiserLabel, Gauge<f64, AtomicU64>>,
     pub log_bytes: Gauge,
+    pub storage_faults: Counter,
+    pub storage_faulted: Gauge,
     pub provider_events: Family<ProviderLabel, Counter>,
     pub provider_rejected: Family<ProviderReasonLabel, Counter>,
     pub provider_timeouts: Family<ProviderLabel, Counter>,
@@ -159,6 +163,8 @@ impl Metrics {
             materialiser_lag_items: Family::default(),
             materialiser_lag_seconds: Family::default(),
             log_bytes: Gauge::default(),
+            storage_faults: Counter::default(),
+            storage_faulted: Gauge::default(),
             provider_events: Family::default(),
             provider_rejected: Family::default(),
             provider_timeouts: Family::default(),
@@ -210,6 +216,16 @@ impl Metrics {
             "log_bytes",
             "Bytes the write-ahead log holds on disk",
             metrics.log_bytes.clone(),
+        );
+        registry.register(
+            "storage_faults",
+            "Failed writes or syncs of the log or the database, each latched until the file was re-established",
+            metrics.storage_faults.clone(),
+        );
+        registry.register(
+            "storage_faulted",
+            "1 while a storage fault stops writes",
+            metrics.storage_faulted.clone(),
         );
         registry.register(
             "events_ingested",
@@ -327,6 +343,11 @@ impl Metrics {
                 .set(status.lag_seconds);
         }
         self.log_bytes.set(stores.lifecycle.log_bytes() as i64);
+        let tripped = stores.lifecycle.faults_tripped();
+        self.storage_faults
+            .inc_by(tripped.saturating_sub(self.storage_faults.get()));
+        self.storage_faulted
+            .set(i64::from(stores.lifecycle.fault().is_some()));
     }
 
     pub fn render(&self) -> String {

@@ -48,6 +48,7 @@ use tracklog_domain::user::Role;
 
 pub mod conformance;
 mod cursor;
+pub mod fault;
 pub mod log;
 pub mod sqlite;
 
@@ -955,6 +956,15 @@ pub trait Lifecycle: Send + Sync {
     }
     /// Bytes the write-ahead log holds on disk.
     fn log_bytes(&self) -> u64 {
+        0
+    }
+    /// A failed write or sync that stops writes until the store has
+    /// re-established its files ([`fault`]).
+    fn fault(&self) -> Option<fault::Fault> {
+        None
+    }
+    /// Storage faults since start.
+    fn faults_tripped(&self) -> u64 {
         0
     }
 }

@@ -16,14 +16,20 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// The store accepts a durable write, and no materialiser is further behind
+/// No storage fault is latched, the store accepts a durable write, and no materialiser is further behind
 /// the write-ahead log than `ingest.ready_max_lag_ms`.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = Object),
-        (status = 503, description = "The store is not writable, or a materialiser is behind", body = super::ErrorEnvelope),
+        (status = 503, description = "A storage fault stops writes, the store is not writable, or a materialiser is behind", body = super::ErrorEnvelope),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    if let Some(fault) = state.stores.lifecycle.fault() {
+        return Err(ApiError::Unavailable(format!(
+            "storage fault: {}; writes are refused until the file is re-established",
+            fault.cause
+        )));
+    }
     state.stores.meta.check_writable().await?;
     let bound = state.config.ingest.ready_max_lag_ms as f64 / 1000.0;
     if let Some(behind) = state

@@ -39,6 +39,7 @@ use tokio::sync::{Semaphore, oneshot, watch};
 pub use frame::{Frame, Kind};
 use segment::{SegmentCursor, SegmentMeta};
 
+use crate::fault::{Fault, FaultLatch};
 use crate::{Durability, StoreError};
 
 /// Tuning of the log.
@@ -141,6 +142,9 @@ struct Shared {
     /// holds is not known, and a read of any of them waits for it.
     recovered: u64,
     bytes: std::sync::atomic::AtomicU64,
+    /// Set when a write or sync of the newest segment failed, until the
+    /// segment is re-established ([`crate::fault`]).
+    fault: FaultLatch,
 }
 
 /// The log. Cheap to clone; every clone appends through the one thread.
@@ -230,6 +234,7 @@ impl<A: Admission> Log<A> {
                 0
             },
             bytes: std::sync::atomic::AtomicU64::new(bytes),
+            fault: FaultLatch::default(),
         });
         let (jobs, receiver) = crossbeam_channel::bounded(65_536);
         let writer = Writer {
@@ -271,6 +276,9 @@ impl<A: Admission> Log<A> {
         T: Send + 'static,
         F: FnOnce(&mut A, u64) -> Result<Admitted<T>, StoreError> + Send + 'static,
     {
+        if let Some(refusal) = self.shared.fault.refusal() {
+            return Err(refusal);
+        }
         if self.shared.bytes.load(std::sync::atomic::Ordering::Relaxed) > self.max_bytes {
             return Err(StoreError::Overloaded);
         }
@@ -321,6 +329,17 @@ impl<A: Admission> Log<A> {
         };
         drop(permit);
         result
+    }
+
+    /// The fault that stops appends, if a write or sync failed and the
+    /// segment is not yet re-established.
+    pub fn fault(&self) -> Option<Fault> {
+        self.shared.fault.current()
+    }
+
+    /// Faults since start.
+    pub fn faults_tripped(&self) -> u64 {
+        self.shared.fault.tripped()
     }
 
     /// The newest durable frame.
@@ -525,13 +544,26 @@ impl<A: Admission> Writer<A> {
     fn run(mut self, jobs: Receiver<Message<A>>) {
         let mut stopping = false;
         while !stopping {
-            let first = match jobs.recv() {
+            let received = if self.shared.fault.is_set() {
+                // Faulted: try to recover even when no append arrives.
+                match jobs.recv_timeout(crate::fault::RECOVERY_INTERVAL) {
+                    Ok(message) => Ok(message),
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.recover_if_due();
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => Err(()),
+                }
+            } else {
+                jobs.recv().map_err(|_| ())
+            };
+            let first = match received {
                 Ok(Message::Append(append)) => append,
                 Ok(Message::Tidy) => {
                     self.tidy();
                     continue;
                 }
-                Ok(Message::Stop) | Err(_) => break,
+                Ok(Message::Stop) | Err(()) => break,
             };
             let (group, stop) = self.collect(first, &jobs);
             stopping = stop;
@@ -613,7 +645,11 @@ impl<A: Admission> Writer<A> {
         if replies.is_empty() {
             return;
         }
-        let result = self.write_and_sync();
+        self.recover_if_due();
+        let result = match self.shared.fault.refusal() {
+            Some(refusal) => Err(refusal),
+            None => self.write_and_sync(),
+        };
         match result {
             Ok(()) => {
                 let head = self.next_seq - 1;
@@ -636,7 +672,10 @@ impl<A: Admission> Writer<A> {
                 self.rotate_if_full();
             }
             Err(error) => {
-                tracing::error!(%error, "the log could not write a group; it is undone");
+                if !self.shared.fault.is_set() {
+                    tracing::error!(%error, "the log could not write a group; it is undone");
+                    self.shared.fault.trip(crate::fault::cause_of(&error));
+                }
                 self.next_seq = durable + 1;
                 self.state.rollback(durable);
                 for (reply, _) in replies {
@@ -681,6 +720,32 @@ impl<A: Admission> Writer<A> {
             .bytes
             .fetch_add(added, std::sync::atomic::Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Once a write or sync failed, nothing is appended until the newest
+    /// segment is cut back to its durable end through a new descriptor,
+    /// synced, and read back frame by frame ([`segment::reestablish`]):
+    /// whether the failed pages reached the disk is never assumed.
+    fn recover_if_due(&mut self) {
+        if !self.shared.fault.due() {
+            return;
+        }
+        let newest = self
+            .shared
+            .tail
+            .lock()
+            .ok()
+            .and_then(|tail| tail.segments.last().cloned());
+        let Some(newest) = newest else { return };
+        match segment::reestablish(&newest) {
+            Ok(file) => {
+                self.file = file;
+                self.shared.fault.clear();
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the log is still faulted; it tries again shortly")
+            }
+        }
     }
 
     fn active_path(&self) -> PathBuf {

@@ -149,24 +149,7 @@ fn scan_and_cut(path: &Path, first_seq: u64) -> Result<SegmentMeta, StoreError> 
             path.display()
         )));
     }
-    let mut at = MAGIC.len();
-    let mut expected = first_seq;
-    let whole = loop {
-        match frame::decode(&bytes[at..]) {
-            Ok((frame, used)) if frame.seq == expected => {
-                at += used;
-                expected += 1;
-            }
-            Ok((frame, _)) => {
-                return Err(StoreError::Internal(format!(
-                    "log: {} holds frame {} where {expected} was due",
-                    path.display(),
-                    frame.seq
-                )));
-            }
-            Err(_) => break at,
-        }
-    };
+    let (whole, expected) = whole_frames(&bytes, path, first_seq)?;
     // A crash tears only the last write. A whole frame after the bad bytes
     // means the damage is not a torn tail but a damaged acknowledged frame:
     // refuse to cut it away.
@@ -199,6 +182,67 @@ fn scan_and_cut(path: &Path, first_seq: u64) -> Result<SegmentMeta, StoreError> 
         last_seq: expected - 1,
         len: whole as u64,
     })
+}
+
+/// Walks the frames of a segment's bytes from its header: where the last
+/// whole frame in sequence ends, and the sequence due after it.
+fn whole_frames(bytes: &[u8], path: &Path, first_seq: u64) -> Result<(usize, u64), StoreError> {
+    let mut at = MAGIC.len();
+    let mut expected = first_seq;
+    loop {
+        match frame::decode(&bytes[at..]) {
+            Ok((frame, used)) if frame.seq == expected => {
+                at += used;
+                expected += 1;
+            }
+            Ok((frame, _)) => {
+                return Err(StoreError::Internal(format!(
+                    "log: {} holds frame {} where {expected} was due",
+                    path.display(),
+                    frame.seq
+                )));
+            }
+            Err(_) => return Ok((at, expected)),
+        }
+    }
+}
+
+/// Re-establishes the newest segment after a failed write or sync: cuts it
+/// back to its durable end through a new descriptor, syncs it, then reads
+/// every frame again and requires exactly the frames `meta` says were
+/// acknowledged. Returns the segment opened for appending.
+pub fn reestablish(meta: &SegmentMeta) -> Result<File, StoreError> {
+    let path = &meta.path;
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| io("cannot open", path, e))?;
+    file.set_len(meta.len)
+        .and_then(|()| file.sync_data())
+        .map_err(|e| io("cannot cut back and sync", path, e))?;
+    drop(file);
+    let mut bytes = Vec::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .map_err(|e| io("cannot read", path, e))?;
+    if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+        return Err(StoreError::Internal(format!(
+            "log: {} lost its header",
+            path.display()
+        )));
+    }
+    let (whole, expected) = whole_frames(&bytes, path, meta.first_seq)?;
+    if whole as u64 != meta.len || expected != meta.last_seq + 1 {
+        return Err(StoreError::Internal(format!(
+            "log: {} reads back {} whole frames in {whole} bytes, but {} frames in {} bytes were acknowledged",
+            path.display(),
+            expected - meta.first_seq,
+            meta.last_seq + 1 - meta.first_seq,
+            meta.len
+        )));
+    }
+    sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+    open_for_append(meta)
 }
 
 /// Opens the newest segment for appending.

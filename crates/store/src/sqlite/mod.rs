@@ -141,6 +141,9 @@ struct Inner {
     /// `None` when another process owns this data directory's log (a CLI
     /// beside a running server): items cannot be appended here.
     pipeline: Option<Pipeline>,
+    /// Set when a flush of the WAL failed, until the writer re-established
+    /// the database ([`crate::fault`]).
+    fault: Arc<crate::fault::FaultLatch>,
 }
 
 /// The log and its materialisers, in the process that owns the log.
@@ -194,15 +197,17 @@ impl SqliteStore {
             options.busy_timeout,
         )
         .map_err(|e| StoreError::Internal(format!("cannot start the checkpointer: {e}")))?;
+        let fault = Arc::new(crate::fault::FaultLatch::default());
         let (acknowledge, syncer) = match options.durability {
             Durability::Os => (writer::Acknowledge::AtCommit, None),
             Durability::Fsync => {
                 let (to_syncer, committed) = crossbeam_channel::unbounded();
                 let wal = sync::wal_path(&path);
                 let sync_metrics = metrics.clone();
+                let sync_fault = fault.clone();
                 let handle = std::thread::Builder::new()
                     .name("tracklog-wal-sync".into())
-                    .spawn(move || sync::run_syncer(wal, committed, sync_metrics))
+                    .spawn(move || sync::run_syncer(wal, committed, sync_metrics, sync_fault))
                     .map_err(|e| {
                         StoreError::Internal(format!("cannot start the WAL flusher: {e}"))
                     })?;
@@ -211,9 +216,19 @@ impl SqliteStore {
         };
         let watermarks = pipeline::load_watermarks(&conn)?;
         let writer_metrics = metrics.clone();
+        let writer_fault = fault.clone();
         let writer = std::thread::Builder::new()
             .name("tracklog-writer".into())
-            .spawn(move || writer::run_writer(conn, receiver, policy, acknowledge, writer_metrics))
+            .spawn(move || {
+                writer::run_writer(
+                    conn,
+                    receiver,
+                    policy,
+                    acknowledge,
+                    writer_metrics,
+                    writer_fault,
+                )
+            })
             .map_err(|e| StoreError::Internal(format!("cannot start the writer: {e}")))?;
         let pipeline = open_pipeline(data_dir, &path, &options, &watermarks)?;
         let store = Self {
@@ -231,6 +246,7 @@ impl SqliteStore {
                 audit_codec: Arc::new(audit::Compressor::new(options.audit_compress_after_records)),
                 audit_fts_driven_below: options.audit_fts_driven_below,
                 pipeline,
+                fault,
             }),
         };
         store.start_materialisers()?;
@@ -505,6 +521,20 @@ impl Lifecycle for SqliteStore {
         SqliteStore::log_bytes(self)
     }
 
+    fn fault(&self) -> Option<crate::fault::Fault> {
+        let log = self.inner.pipeline.as_ref().and_then(|p| p.log.fault());
+        log.or_else(|| self.inner.fault.current())
+    }
+
+    fn faults_tripped(&self) -> u64 {
+        let log = self
+            .inner
+            .pipeline
+            .as_ref()
+            .map_or(0, |p| p.log.faults_tripped());
+        log + self.inner.fault.tripped()
+    }
+
     async fn close(&self) {
         if let Some(pipeline) = &self.inner.pipeline {
             // No more appends; then the materialisers catch up and stop.
@@ -561,6 +591,9 @@ pub(crate) fn sql_error(error: rusqlite::Error) -> StoreError {
             StoreError::Unavailable(format!("the database is locked: {error}"))
         }
         Some(ErrorCode::DiskFull) => StoreError::Unavailable(format!("the disk is full: {error}")),
+        Some(ErrorCode::SystemIoFailure) => {
+            StoreError::Unavailable(format!("the disk failed: {error}"))
+        }
         Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen) => {
             StoreError::Unavailable(error.to_string())
         }

@@ -202,6 +202,20 @@ pub(crate) fn load_watermarks(conn: &Connection) -> Result<Vec<u64>, StoreError>
     Ok(found.into_iter().map(|f| f.unwrap_or(slowest)).collect())
 }
 
+/// The watermark as committed, read beside the writer.
+fn stored_watermark(store: &SqliteStore, name: &str) -> Option<u64> {
+    let conn = store.inner.readers.get().ok()?;
+    conn.query_row(
+        "SELECT frame FROM materialised WHERE name = ?1",
+        [name],
+        |r| r.get::<_, i64>(0),
+    )
+    .optional()
+    .ok()
+    .flatten()
+    .map(|frame| frame as u64)
+}
+
 fn save_watermark(conn: &Connection, name: &str, upto: u64) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO materialised (name, frame) VALUES (?1, ?2)
@@ -302,8 +316,16 @@ pub(crate) fn run_materialiser<M: Materialise>(
             }
             Err(error) => {
                 // The writer is overloaded or the disk failed: the batch is
-                // read again and applied again (idempotently) once it can be.
+                // read again and applied again once it can be. A flush that
+                // failed after COMMIT leaves the batch applied (and made
+                // durable by the recovery checkpoint): the watermark it
+                // stored says so, and what it covers is not applied twice.
+                // Its segments stay until a later batch is durable.
                 tracing::warn!(materialiser = name, %error, "could not apply a batch; retrying");
+                if let Some(stored) = stored_watermark(&store, name).filter(|s| *s > watermark) {
+                    watermark = stored;
+                    progress.watermarks[index].send_replace(stored);
+                }
                 if stop.load(Ordering::Acquire) && backoff >= Duration::from_secs(1) {
                     // Closing, and the store cannot take the batch: it
                     // stays in the log for the next start.

@@ -8,6 +8,11 @@
 //! meantime. No reply is sent before the frames it depends on are on stable
 //! storage, so a power cut after a 2xx loses nothing.
 //!
+//! A failed flush trips the database's [`FaultLatch`]: this group and every
+//! later one are answered with the fault, even if a later flush succeeds,
+//! until the writer has re-established the database (see
+//! [`crate::fault`]).
+//!
 //! On Linux, fsync on any descriptor of a file flushes all of that file's
 //! dirty pages, so this thread's own read-only descriptor suffices. Checkpoints
 //! keep the WAL file in place (it is reset, not replaced), and SQLite itself
@@ -15,11 +20,13 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crossbeam_channel::Receiver;
 
 use super::writer::Delivery;
+use crate::fault::FaultLatch;
 use crate::{StoreError, StoreMetrics};
 
 /// A committed group waiting for its flush.
@@ -38,16 +45,26 @@ pub(crate) fn wal_path(db: &Path) -> PathBuf {
 
 /// The flushing thread's body: returns once the writer has gone and every
 /// committed group is answered.
-pub(crate) fn run_syncer(wal: PathBuf, groups: Receiver<Committed>, metrics: StoreMetrics) {
+pub(crate) fn run_syncer(
+    wal: PathBuf,
+    groups: Receiver<Committed>,
+    metrics: StoreMetrics,
+    fault: Arc<FaultLatch>,
+) {
     let mut file: Option<File> = None;
     while let Ok(first) = groups.recv() {
         let mut pending = vec![first];
         pending.extend(groups.try_iter());
         let _span = tracing::debug_span!("wal_sync", groups = pending.len()).entered();
-        let flushed = flush(&mut file, &wal);
-        if let Err(error) = &flushed {
-            tracing::error!(%error, "fsync of the WAL failed; the writes it covered are reported as failed");
-        }
+        let flushed = match fault.refusal() {
+            Some(refusal) => Err(refusal),
+            None => flush(&mut file, &wal).inspect_err(|error| {
+                tracing::error!(%error, "fsync of the WAL failed; the writes it covered are reported as failed");
+                fault.trip(crate::fault::cause_of(error));
+                // After recovery the WAL is opened again.
+                file = None;
+            }),
+        };
         for group in pending {
             metrics
                 .commit_seconds

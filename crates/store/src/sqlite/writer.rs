@@ -8,6 +8,7 @@
 //! is answered only after the group's COMMIT returned.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
@@ -15,6 +16,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use super::sync::Committed;
+use crate::fault::FaultLatch;
 use crate::{StoreError, StoreMetrics};
 
 use super::sql_error;
@@ -197,6 +199,7 @@ pub(crate) fn run_writer(
     policy: GroupPolicy,
     acknowledge: Acknowledge,
     metrics: StoreMetrics,
+    fault: Arc<FaultLatch>,
 ) {
     let mut dict = Dictionary::default();
     let mut stopping = false;
@@ -207,7 +210,21 @@ pub(crate) fn run_writer(
         };
         let (group, stop) = collect_group(first, &jobs, policy);
         stopping = stop;
-        commit_group(&conn, &mut dict, group, &acknowledge, &metrics);
+        if fault.due() {
+            match reestablish(&conn) {
+                Ok(()) => fault.clear(),
+                Err(error) => {
+                    tracing::warn!(%error, "the database is still faulted; it tries again shortly")
+                }
+            }
+        }
+        if let Some(refusal) = fault.refusal() {
+            for job in group {
+                job.fail(refusal.clone());
+            }
+            continue;
+        }
+        commit_group(&conn, &mut dict, group, &acknowledge, &metrics, &fault);
     }
     // Drain: whatever was queued before the stop is still committed.
     loop {
@@ -226,9 +243,36 @@ pub(crate) fn run_writer(
         if group.is_empty() {
             break;
         }
-        commit_group(&conn, &mut dict, group, &acknowledge, &metrics);
+        commit_group(&conn, &mut dict, group, &acknowledge, &metrics, &fault);
     }
     tracing::info!("writer stopped");
+}
+
+/// After a failed WAL flush, whether the failed pages reached the disk is
+/// not assumed: a checkpoint copies every committed frame into the main
+/// file and syncs it (SQLite syncs after a checkpoint even with
+/// `synchronous=NORMAL`), the WAL is truncated, and the database checks
+/// itself before writes are acknowledged again.
+fn reestablish(conn: &Connection) -> Result<(), StoreError> {
+    let (busy, _, _): (i64, i64, i64) = conn
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
+        .map_err(sql_error)?;
+    if busy != 0 {
+        return Err(StoreError::Unavailable(
+            "the recovery checkpoint could not finish: readers hold the WAL".into(),
+        ));
+    }
+    let check: String = conn
+        .query_row("PRAGMA quick_check", [], |row| row.get(0))
+        .map_err(sql_error)?;
+    if check != "ok" {
+        return Err(StoreError::Internal(format!(
+            "the database fails its check after a storage fault: {check}"
+        )));
+    }
+    Ok(())
 }
 
 fn collect_group(
@@ -265,11 +309,20 @@ fn commit_group(
     group: Vec<Box<dyn Job>>,
     acknowledge: &Acknowledge,
     metrics: &StoreMetrics,
+    fault: &FaultLatch,
 ) {
+    // An I/O error from SQLite itself (a sync inside BEGIN, COMMIT or a
+    // spill) is a storage fault like a failed flush of the WAL.
+    let io_fault = |error: &rusqlite::Error| {
+        if error.sqlite_error_code() == Some(rusqlite::ErrorCode::SystemIoFailure) {
+            fault.trip(format!("SQLite: {error}"));
+        }
+    };
     let _span = tracing::debug_span!("group_commit", jobs = group.len()).entered();
     let started = Instant::now();
     let items: usize = group.iter().map(|job| job.items()).sum();
     if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
+        io_fault(&error);
         let error = sql_error(error);
         tracing::error!(%error, "could not begin a write transaction");
         for job in group {
@@ -285,7 +338,10 @@ fn commit_group(
     let deliveries: Vec<Delivery> = group.into_iter().map(|job| job.run(&mut ctx)).collect();
     let commit = match ctx.poisoned.take() {
         Some(error) => Err(error),
-        None => conn.execute_batch("COMMIT").map_err(sql_error),
+        None => conn.execute_batch("COMMIT").map_err(|error| {
+            io_fault(&error);
+            sql_error(error)
+        }),
     };
     match &commit {
         Ok(()) => dict.settle(),

@@ -11,6 +11,9 @@
 //! At the end the activity log verifies, and every derived channel table
 //! equals, cell by cell, what `tracklog analytics rebuild` makes on a copy.
 //!
+//! [`fsync`] runs the same load while fdatasync fails, and checks that
+//! nothing is acknowledged until the server has recovered by itself.
+//!
 //! `CHAOS_KILLS` sets how many kills (10 by default, the CI size);
 //! `scripts/chaos` runs 100. `CHAOS_SEED` replays a run.
 
@@ -19,6 +22,7 @@ mod common;
 
 mod audit;
 mod channel;
+mod fsync;
 mod portal;
 mod tables;
 

@@ -46,7 +46,21 @@ pub struct Server {
 
 impl Server {
     pub fn start(data_dir: &Path) -> Self {
-        let mut child = Command::new(BIN)
+        Self::start_under(&[], data_dir)
+    }
+
+    /// Starts the server as the last argument of `wrapper` (a program and
+    /// its arguments, such as `fiu-run -x`), or directly when it is empty.
+    pub fn start_under(wrapper: &[&str], data_dir: &Path) -> Self {
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(BIN);
+                command
+            }
+            None => Command::new(BIN),
+        };
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .stdout(Stdio::piped())
