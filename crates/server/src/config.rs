@@ -102,6 +102,10 @@ pub struct IngestConfig {
     pub log_max_bytes: u64,
     /// Size at which a log segment is closed and a new one started.
     pub log_segment_bytes: u64,
+    /// Writes get 503 while the disk holding the data directory has less
+    /// free than this, kept for applying what was already acknowledged
+    /// (0 turns the reserve off).
+    pub log_min_free_bytes: u64,
     /// Milliseconds a read waits for the writes it must see to be applied,
     /// before it gets 503.
     pub read_your_writes_ms: u64,
@@ -125,6 +129,7 @@ impl Default for IngestConfig {
             max_item_bytes: limits.max_item_bytes,
             log_max_bytes: store.log.max_bytes,
             log_segment_bytes: store.log.segment_bytes,
+            log_min_free_bytes: store.log.min_free_bytes,
             read_your_writes_ms: store.settle_timeout.as_millis() as u64,
             ready_max_lag_ms: 5_000,
         }
@@ -465,6 +470,7 @@ impl Config {
                 queue_max_items: self.ingest.queue_max_items,
                 max_bytes: self.ingest.log_max_bytes,
                 segment_bytes: self.ingest.log_segment_bytes.max(4096),
+                min_free_bytes: self.ingest.log_min_free_bytes,
                 ..LogOptions::default()
             },
             settle_timeout: Duration::from_millis(self.ingest.read_your_writes_ms.max(1)),

@@ -59,6 +59,10 @@ pub struct LogOptions {
     /// [`StoreError::Overloaded`]: the backlog the materialisers (or, in a
     /// cluster, the shipper) have not passed yet.
     pub max_bytes: u64,
+    /// Appends are refused while the filesystem holding the log has less
+    /// than this free: the rest is kept for the materialisers to apply
+    /// what was acknowledged, so that reads go on being served.
+    pub min_free_bytes: u64,
 }
 
 impl Default for LogOptions {
@@ -70,6 +74,7 @@ impl Default for LogOptions {
             linger: Duration::from_micros(200),
             queue_max_items: 400_000,
             max_bytes: 2 << 30,
+            min_free_bytes: 256 << 20,
         }
     }
 }
@@ -145,6 +150,8 @@ struct Shared {
     /// Set when a write or sync of the newest segment failed, until the
     /// segment is re-established ([`crate::fault`]).
     fault: FaultLatch,
+    /// Free bytes on the log's filesystem, and when they were last read.
+    space: Mutex<(Option<Instant>, u64)>,
 }
 
 /// The log. Cheap to clone; every clone appends through the one thread.
@@ -154,6 +161,7 @@ pub struct Log<A: Admission> {
     budget: Arc<Semaphore>,
     queue_max_items: usize,
     max_bytes: u64,
+    min_free_bytes: u64,
     shared: Arc<Shared>,
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
@@ -166,6 +174,7 @@ impl<A: Admission> Clone for Log<A> {
             budget: self.budget.clone(),
             queue_max_items: self.queue_max_items,
             max_bytes: self.max_bytes,
+            min_free_bytes: self.min_free_bytes,
             shared: self.shared.clone(),
             thread: self.thread.clone(),
         }
@@ -235,6 +244,7 @@ impl<A: Admission> Log<A> {
             },
             bytes: std::sync::atomic::AtomicU64::new(bytes),
             fault: FaultLatch::default(),
+            space: Mutex::new((None, u64::MAX)),
         });
         let (jobs, receiver) = crossbeam_channel::bounded(65_536);
         let writer = Writer {
@@ -256,6 +266,7 @@ impl<A: Admission> Log<A> {
             budget: Arc::new(Semaphore::new(options.queue_max_items)),
             queue_max_items: options.queue_max_items,
             max_bytes: options.max_bytes,
+            min_free_bytes: options.min_free_bytes,
             shared,
             thread: Arc::new(Mutex::new(Some(thread))),
         })
@@ -277,6 +288,9 @@ impl<A: Admission> Log<A> {
         F: FnOnce(&mut A, u64) -> Result<Admitted<T>, StoreError> + Send + 'static,
     {
         if let Some(refusal) = self.shared.fault.refusal() {
+            return Err(refusal);
+        }
+        if let Some(refusal) = self.space_refusal() {
             return Err(refusal);
         }
         if self.shared.bytes.load(std::sync::atomic::Ordering::Relaxed) > self.max_bytes {
@@ -331,10 +345,46 @@ impl<A: Admission> Log<A> {
         result
     }
 
-    /// The fault that stops appends, if a write or sync failed and the
-    /// segment is not yet re-established.
+    /// What stops appends: a write or sync that failed, until the segment
+    /// is re-established, or a filesystem with less free space than
+    /// [`LogOptions::min_free_bytes`].
     pub fn fault(&self) -> Option<Fault> {
-        self.shared.fault.current()
+        self.shared.fault.current().or_else(|| {
+            self.space_refusal().map(|refusal| Fault {
+                cause: crate::fault::cause_of(&refusal),
+                since: std::time::SystemTime::now(),
+            })
+        })
+    }
+
+    /// The refusal while the log's filesystem is short of space. Free
+    /// space is read at most every 100 ms.
+    fn space_refusal(&self) -> Option<StoreError> {
+        if self.min_free_bytes == 0 {
+            return None;
+        }
+        let free = {
+            let mut space = self.shared.space.lock().ok()?;
+            let now = Instant::now();
+            if space
+                .0
+                .is_none_or(|at| now.duration_since(at) >= Duration::from_millis(100))
+            {
+                if let Ok(stat) = rustix::fs::statvfs(&self.dir) {
+                    space.1 = stat.f_bavail.saturating_mul(stat.f_frsize);
+                }
+                space.0 = Some(now);
+            }
+            space.1
+        };
+        (free < self.min_free_bytes).then(|| {
+            StoreError::Unavailable(format!(
+                "the disk is full: {} has {free} bytes free, under the {} kept for applying \
+                 what was acknowledged (ingest.log_min_free_bytes); writes resume when space is freed",
+                self.dir.display(),
+                self.min_free_bytes
+            ))
+        })
     }
 
     /// Faults since start.
@@ -672,10 +722,7 @@ impl<A: Admission> Writer<A> {
                 self.rotate_if_full();
             }
             Err(error) => {
-                if !self.shared.fault.is_set() {
-                    tracing::error!(%error, "the log could not write a group; it is undone");
-                    self.shared.fault.trip(crate::fault::cause_of(&error));
-                }
+                tracing::warn!(%error, "the log could not write a group; it is undone");
                 self.next_seq = durable + 1;
                 self.state.rollback(durable);
                 for (reply, _) in replies {
@@ -693,21 +740,35 @@ impl<A: Admission> Writer<A> {
         }
         let path = self.active_path();
         let before = self.active_len();
-        let outcome = self.file.write_all(&self.buffer).and_then(|()| {
-            if self.options.durability == Durability::Fsync {
-                self.file.sync_data()
-            } else {
-                Ok(())
+        let outcome = match self.file.write_all(&self.buffer) {
+            // A full disk refuses the write before any of it is in the
+            // page cache as acknowledged: nothing to distrust later.
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+                ) =>
+            {
+                Err((io("cannot write", &path, error), false))
             }
-        });
-        if let Err(error) = outcome {
+            Err(error) => Err((io("cannot write", &path, error), true)),
+            Ok(()) if self.options.durability == Durability::Fsync => self
+                .file
+                .sync_data()
+                .map_err(|error| (io("cannot sync", &path, error), true)),
+            Ok(()) => Ok(()),
+        };
+        if let Err((error, latch)) = outcome {
             // Cut the file back to its durable end, so that a half-written
             // group is never read; a later group starts from there.
             let _ = self
                 .file
                 .set_len(before)
                 .and_then(|()| self.file.sync_data());
-            return Err(io("cannot write", &path, error));
+            if latch {
+                self.shared.fault.trip(crate::fault::cause_of(&error));
+            }
+            return Err(error);
         }
         let added = self.buffer.len() as u64;
         if let Ok(mut tail) = self.shared.tail.lock() {

@@ -10,16 +10,14 @@
 //! before and after a kill -9, the activity log verifies, and the derived
 //! channel tables equal a rebuild.
 
-use std::collections::HashMap;
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 
-use super::common::{Server, create_policy, item, tracklog};
-use super::{audit, channel, portal, tables};
+use super::common::{Server, create_policy, item};
+use super::load::{check_found_once, load, metric, verify_and_rebuild, wait_ready};
+use super::portal;
 
 const FAILPOINT: &str = "posix/io/sync/*";
 
@@ -29,50 +27,6 @@ fn fiu_ctrl(pid: u32, command: &str) {
         .status()
         .expect("fiu-ctrl, from Debian's fiu-utils (scripts/test installs it)");
     assert!(status.success(), "fiu-ctrl -c {command:?} {pid}");
-}
-
-/// What one round of load got acknowledged, by pillar.
-struct Round {
-    interactions: Vec<(usize, String)>,
-    records: Vec<String>,
-    channel: channel::Acknowledged,
-}
-
-/// Runs the three pillars' senders for round `round`; `during` runs while
-/// they send, and they stop once it returns (or at their first refusal).
-async fn load<F: std::future::Future<Output = ()>>(
-    server: &Server,
-    key: &str,
-    round: usize,
-    during: F,
-) -> Round {
-    let stop = Arc::new(AtomicBool::new(false));
-    let (base, key) = (server.base.clone(), key.to_owned());
-    let portal = tokio::spawn(portal::send(base.clone(), key.clone(), round, stop.clone()));
-    let audit = tokio::spawn(audit::send(base.clone(), key.clone(), round, stop.clone()));
-    let channel = tokio::spawn(channel::send(base, key, round, stop.clone()));
-    during.await;
-    stop.store(true, Ordering::Relaxed);
-    Round {
-        interactions: portal.await.unwrap(),
-        records: audit.await.unwrap(),
-        channel: channel.await.unwrap(),
-    }
-}
-
-async fn metric(http: &reqwest::Client, server: &Server, name: &str) -> f64 {
-    let text = http
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name} ")))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in /metrics"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,23 +105,7 @@ async fn a_failed_fsync_is_never_acknowledged_and_the_server_recovers_by_itself(
 
     // The fault clears: the server recovers without a restart.
     fiu_ctrl(pid, &format!("disable name={FAILPOINT}"));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let status = http
-            .get(server.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status();
-        if status == 200 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not ready 30 s after the fault cleared"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_ready(&http, &server, "the fault cleared").await;
     assert_eq!(
         metric(&http, &server, "tracklog_storage_faulted").await,
         0.0
@@ -188,42 +126,12 @@ async fn a_failed_fsync_is_never_acknowledged_and_the_server_recovers_by_itself(
         "nothing was acknowledged after recovery"
     );
 
-    let mut interactions: HashMap<usize, Vec<String>> = HashMap::new();
-    let mut records: HashMap<usize, Vec<String>> = HashMap::new();
-    for (round, load) in [(0, &before), (1, &after)] {
-        for (contact, id) in &load.interactions {
-            interactions.entry(*contact).or_default().push(id.clone());
-        }
-        records.insert(round, load.records.clone());
-    }
-    let contacts: Vec<usize> = (0..2 * portal::CONTACTS).collect();
-    // Checked on the recovered server, then after a kill -9 and a restart
-    // without fault injection.
-    let mut server = server;
-    for pass in 0..2 {
-        portal::check(&http, &server, &key, &interactions, &contacts, pass).await;
-        audit::check(&http, &server, &key, &records, 0..2, pass).await;
-        for (round, load) in [(0, &before), (1, &after)] {
-            channel::check(&http, &server, &key, &load.channel, round).await;
-        }
-        channel::check_rollups(&http, &server, &key, pass).await;
-        if pass == 0 {
-            server.kill_hard();
-            server = Server::start(dir.path());
-        }
-    }
+    let server = check_found_once(&http, server, dir.path(), &key, &[&before, &after]).await;
     assert!(server.terminate().success());
     for fifo in ["in", "out"] {
         let _ = std::fs::remove_file(format!("/tmp/fiu-ctrl-{pid}.{fifo}"));
     }
-    let output = tracklog(dir.path(), &["audit", "verify"]);
-    assert!(
-        output.status.success(),
-        "audit verify after the fault: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let cells = tables::equal_to_a_rebuild(dir.path());
+    let cells = verify_and_rebuild(dir.path(), "the fault");
     eprintln!(
         "fsync fault: acknowledged and found once: {} + {} interactions, {} + {} audit records, \
          {} + {} sessions, before and after the fault; {cells} derived cells equal to a rebuild",

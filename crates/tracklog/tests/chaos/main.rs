@@ -22,7 +22,9 @@ mod common;
 
 mod audit;
 mod channel;
+mod diskfull;
 mod fsync;
+mod load;
 mod portal;
 mod tables;
 

@@ -52,6 +52,11 @@ impl Server {
     /// Starts the server as the last argument of `wrapper` (a program and
     /// its arguments, such as `fiu-run -x`), or directly when it is empty.
     pub fn start_under(wrapper: &[&str], data_dir: &Path) -> Self {
+        Self::start_with(wrapper, &[], data_dir)
+    }
+
+    /// [`Server::start_under`], with `env` (name, value) set for the server.
+    pub fn start_with(wrapper: &[&str], env: &[(&str, &str)], data_dir: &Path) -> Self {
         let mut command = match wrapper.split_first() {
             Some((program, args)) => {
                 let mut command = Command::new(program);
@@ -61,6 +66,7 @@ impl Server {
             None => Command::new(BIN),
         };
         let mut child = command
+            .envs(env.iter().copied())
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .stdout(Stdio::piped())
