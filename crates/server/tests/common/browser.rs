@@ -4,6 +4,7 @@
 //! Where they are missing, a test is skipped with a message, except under CI
 //! (`CI` set), where a missing browser fails the test.
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -55,7 +56,10 @@ impl Browser {
             return None;
         };
         let port = free_port();
+        // Its own process group, which the Chromium it starts joins: the
+        // whole tree is stopped at once when the test ends.
         let driver = Command::new(driver_path)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -99,9 +103,26 @@ impl Browser {
         })
     }
 
-    /// Closes the session and stops chromedriver.
-    pub async fn close(mut self) {
+    /// Closes the session, then stops chromedriver and every browser
+    /// process it started.
+    pub async fn close(self) {
         let _ = self.client.clone().close().await;
+        // Drop stops the processes.
+    }
+
+    /// Kills chromedriver's process group and any process still naming the
+    /// profile directory (Chromium's helpers may leave the group), then
+    /// reaps chromedriver.
+    fn stop(&mut self) {
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-f"])
+            .arg(self._profile.path())
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -109,7 +130,7 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.driver.kill();
+        self.stop();
     }
 }
 
