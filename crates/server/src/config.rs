@@ -146,6 +146,9 @@ pub struct StorageConfig {
     pub wal_autocheckpoint_pages: u32,
     /// How often a background thread checkpoints the WAL.
     pub checkpoint_interval_ms: u64,
+    /// `serve` runs SQLite's quick check of the database before it opens
+    /// it, and refuses to start on a damaged one.
+    pub check_at_start: bool,
 }
 
 impl Default for StorageConfig {
@@ -156,6 +159,7 @@ impl Default for StorageConfig {
             busy_timeout_ms: store.busy_timeout.as_millis() as u64,
             wal_autocheckpoint_pages: store.wal_autocheckpoint_pages,
             checkpoint_interval_ms: store.checkpoint_interval.as_millis() as u64,
+            check_at_start: true,
         }
     }
 }
@@ -474,6 +478,7 @@ impl Config {
                 ..LogOptions::default()
             },
             settle_timeout: Duration::from_millis(self.ingest.read_your_writes_ms.max(1)),
+            check_at_start: self.storage.check_at_start,
             ..SqliteOptions::default()
         }
     }

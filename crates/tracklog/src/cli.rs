@@ -86,6 +86,14 @@ enum Command {
     Analytics(AnalyticsCommand),
     /// Benchmark Tracklog side by side with ClickHouse and PostgreSQL.
     Bench(tracklog_bench::BenchArgs),
+    /// Check every file of the data directory: the database's integrity,
+    /// every frame of the log, the materialisers' positions and each org's
+    /// activity log. Reads only; exits 1 when it finds a problem.
+    Doctor {
+        /// Print the findings as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -351,7 +359,12 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
         Command::Serve { listen } => listen.clone(),
         _ => None,
     };
-    let config = load_config(&args.global, listen)?;
+    let mut config = load_config(&args.global, listen)?;
+    if !matches!(args.command, Command::Serve { .. }) {
+        // Only the server checks the database before it opens it; a
+        // command beside it, or `doctor`, must not pay for it each time.
+        config.storage.check_at_start = false;
+    }
     match args.command {
         Command::Serve { .. } => {
             init_logging(config.log_format, "info");
@@ -360,6 +373,10 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
         Command::Bench(bench) => {
             init_logging(config.log_format, "warn");
             tracklog_bench::run(bench).await
+        }
+        Command::Doctor { json } => {
+            init_logging(config.log_format, "warn");
+            crate::doctor::run(&config, json).await
         }
         command => {
             init_logging(config.log_format, "warn");
@@ -508,6 +525,7 @@ async fn manage(stores: &Stores, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve { .. }
         | Command::Bench(_)
+        | Command::Doctor { .. }
         | Command::Audit(_)
         | Command::Import(_)
         | Command::Analytics(_)

@@ -7,6 +7,7 @@
 
 mod cli;
 mod contacts;
+mod doctor;
 
 use std::process::ExitCode;
 

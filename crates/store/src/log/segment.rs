@@ -245,6 +245,79 @@ pub fn reestablish(meta: &SegmentMeta) -> Result<File, StoreError> {
     open_for_append(meta)
 }
 
+/// Reads every frame of every segment in `dir` without changing anything:
+/// the problems found (a damaged frame, a gap in the sequence), and notes
+/// (a torn tail of the newest segment, which was never acknowledged and is
+/// cut at the next start). Returns the frames read and the last whole one.
+pub fn check_dir(
+    dir: &Path,
+    problems: &mut Vec<String>,
+    notes: &mut Vec<String>,
+) -> (u64, Option<u64>) {
+    let mut found: Vec<(u64, PathBuf)> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|entry| {
+                let path = entry.ok()?.path();
+                let stem = path.file_name()?.to_str()?.strip_suffix(".log")?;
+                Some((stem.parse().ok()?, path))
+            })
+            .collect(),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return (0, None),
+        Err(error) => {
+            problems.push(format!("cannot list {}: {error}", dir.display()));
+            return (0, None);
+        }
+    };
+    found.sort();
+    let mut frames = 0;
+    let mut due: Option<u64> = None;
+    let count = found.len();
+    for (index, (first_seq, path)) in found.into_iter().enumerate() {
+        if let Some(due) = due.filter(|due| *due != first_seq) {
+            problems.push(format!(
+                "{} starts at frame {first_seq}, but frame {due} was due",
+                path.display()
+            ));
+        }
+        let mut bytes = Vec::new();
+        if let Err(error) = File::open(&path).and_then(|mut f| f.read_to_end(&mut bytes)) {
+            problems.push(format!("cannot read {}: {error}", path.display()));
+            continue;
+        }
+        if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+            problems.push(format!("{} is not a Tracklog log segment", path.display()));
+            continue;
+        }
+        let (whole, expected) = match whole_frames(&bytes, &path, first_seq) {
+            Ok(walked) => walked,
+            Err(error) => {
+                problems.push(error.to_string());
+                continue;
+            }
+        };
+        frames += expected - first_seq;
+        due = Some(expected);
+        if whole < bytes.len() {
+            let later = (whole + 1..bytes.len()).any(|offset| {
+                frame::decode(&bytes[offset..]).is_ok_and(|(frame, _)| frame.seq >= expected)
+            });
+            if index + 1 == count && !later {
+                notes.push(format!(
+                    "{} ends with a torn write of {} bytes, never acknowledged; the next start cuts it",
+                    path.display(),
+                    bytes.len() - whole
+                ));
+            } else {
+                problems.push(format!(
+                    "{} is damaged at byte {whole}, frame {expected}",
+                    path.display()
+                ));
+            }
+        }
+    }
+    (frames, due.map(|due| due - 1))
+}
+
 /// Opens the newest segment for appending.
 pub fn open_for_append(meta: &SegmentMeta) -> Result<File, StoreError> {
     let mut file = OpenOptions::new()
@@ -397,6 +470,41 @@ mod tests {
         let error = recover(dir.path()).unwrap_err().to_string();
         assert!(error.contains("damaged"), "{error}");
         assert_eq!(std::fs::read(&meta.path).unwrap(), bytes, "nothing was cut");
+    }
+
+    #[test]
+    fn the_check_reads_every_frame_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let older = write_frames(dir.path(), 1, 3);
+        let newest = write_frames(dir.path(), 4, 2);
+        let check = || {
+            let (mut problems, mut notes) = (Vec::new(), Vec::new());
+            let read = check_dir(dir.path(), &mut problems, &mut notes);
+            (read, problems, notes)
+        };
+        assert_eq!(check(), ((5, Some(5)), vec![], vec![]));
+        // A torn tail of the newest segment is a note, and stays.
+        let mut half = Vec::new();
+        encode(6, Kind::Audit, 1, &[vec![1; 100]], &mut half);
+        let mut file = OpenOptions::new().append(true).open(&newest.path).unwrap();
+        file.write_all(&half[..half.len() / 2]).unwrap();
+        drop(file);
+        let (read, problems, notes) = check();
+        assert_eq!((read, problems.len(), notes.len()), ((5, Some(5)), 0, 1));
+        assert!(notes[0].contains("torn"), "{notes:?}");
+        assert_eq!(
+            std::fs::metadata(&newest.path).unwrap().len(),
+            newest.len + half.len() as u64 / 2
+        );
+        // A flipped byte in an older segment is a problem.
+        let mut bytes = std::fs::read(&older.path).unwrap();
+        bytes[MAGIC.len() + 30] ^= 0x40;
+        std::fs::write(&older.path, &bytes).unwrap();
+        let (_, problems, _) = check();
+        assert!(
+            problems.iter().any(|p| p.contains("damaged")),
+            "{problems:?}"
+        );
     }
 
     #[test]

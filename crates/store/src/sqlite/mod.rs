@@ -19,6 +19,7 @@ mod channel;
 mod checkpoint;
 mod compact;
 mod connection;
+pub mod doctor;
 mod events;
 mod journeys;
 mod meta;
@@ -97,6 +98,9 @@ pub struct SqliteOptions {
     /// its org that were acknowledged before it started; past this it
     /// fails with [`StoreError::Unavailable`] (503).
     pub settle_timeout: Duration,
+    /// Run SQLite's quick check before opening, and refuse a damaged
+    /// database ([`doctor`]).
+    pub check_at_start: bool,
 }
 
 impl Default for SqliteOptions {
@@ -115,6 +119,7 @@ impl Default for SqliteOptions {
             audit_fts_driven_below: 20_000,
             log: LogOptions::default(),
             settle_timeout: Duration::from_secs(10),
+            check_at_start: false,
         }
     }
 }
@@ -170,6 +175,9 @@ impl SqliteStore {
             StoreError::Unavailable(format!("cannot create {}: {e}", data_dir.display()))
         })?;
         let path = data_dir.join(DB_FILE);
+        if options.check_at_start {
+            doctor::refuse_if_damaged(data_dir)?;
+        }
         let mut conn = open_write_connection(&path, &options)?;
         schema::migrate(&mut conn).map_err(StoreError::Internal)?;
         ensure_org_sync(&conn, "default")?;
