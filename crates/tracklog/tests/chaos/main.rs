@@ -11,8 +11,14 @@
 //! At the end the activity log verifies, and every derived channel table
 //! equals, cell by cell, what `tracklog analytics rebuild` makes on a copy.
 //!
-//! [`fsync`] runs the same load while fdatasync fails, and checks that
-//! nothing is acknowledged until the server has recovered by itself.
+//! The same load also meets the faults of a bad day:
+//! - [`fsync`]: fdatasync fails; nothing is acknowledged until the server
+//!   has recovered by itself;
+//! - [`diskfull`]: the disk fills; writes are refused, reads served, and
+//!   writes resume once space is freed;
+//! - [`powercut`]: the filesystem stops where its last sync left it; every
+//!   acknowledged item survives, and a negative control under `eatmydata`
+//!   shows that the test sees the loss when fsync is disabled.
 //!
 //! `CHAOS_KILLS` sets how many kills (10 by default, the CI size);
 //! `scripts/chaos` runs 100. `CHAOS_SEED` replays a run.
@@ -26,6 +32,7 @@ mod diskfull;
 mod fsync;
 mod load;
 mod portal;
+mod powercut;
 mod tables;
 
 use std::collections::HashMap;

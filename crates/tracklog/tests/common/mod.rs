@@ -57,6 +57,15 @@ impl Server {
 
     /// [`Server::start_under`], with `env` (name, value) set for the server.
     pub fn start_with(wrapper: &[&str], env: &[(&str, &str)], data_dir: &Path) -> Self {
+        Self::try_start(wrapper, env, data_dir).unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// [`Server::start_with`], or why the server did not start.
+    pub fn try_start(
+        wrapper: &[&str],
+        env: &[(&str, &str)],
+        data_dir: &Path,
+    ) -> Result<Self, String> {
         let mut command = match wrapper.split_first() {
             Some((program, args)) => {
                 let mut command = Command::new(program);
@@ -76,16 +85,21 @@ impl Server {
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).unwrap();
-        let address = line
+        let Some(address) = line
             .split("http://")
             .nth(1)
             .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_owned();
-        Self {
-            child,
+        else {
+            let _ = child.kill();
+            let status = child.wait().unwrap();
+            return Err(format!(
+                "the server did not start ({status}); it printed {line:?}"
+            ));
+        };
+        Ok(Self {
             base: format!("http://{address}"),
-        }
+            child,
+        })
     }
 
     pub fn url(&self, path: &str) -> String {
