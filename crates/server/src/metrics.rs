@@ -10,6 +10,8 @@
 //! | `tracklog_batch_commit_seconds` | histogram | | time from the start of a group commit until it is durable |
 //! | `tracklog_batch_commit_items` | histogram | | items per group commit |
 //! | `tracklog_queue_depth` | gauge | | items waiting for the writer |
+//! | `tracklog_log_sync_seconds` | histogram | | how long the log's fdatasync of one group took |
+//! | `tracklog_log_queue_depth` | gauge | | items waiting for the log |
 //! | `tracklog_storage_faults_total` | counter | | failed writes or syncs of the log or the database, each latched until the file was re-established |
 //! | `tracklog_storage_faulted` | gauge | | 1 while a storage fault stops writes |
 //! | `tracklog_http_requests_total` | counter | `method`, `status` | HTTP responses |
@@ -256,6 +258,16 @@ impl Metrics {
             "batch_commit_items",
             "Items per group commit",
             store.commit_items.clone(),
+        );
+        registry.register(
+            "log_sync_seconds",
+            "Seconds the log's fdatasync of one group took",
+            store.log_sync_seconds.clone(),
+        );
+        registry.register(
+            "log_queue_depth",
+            "Items waiting for the log",
+            store.log_queue_depth.clone(),
         );
         registry.register(
             "queue_depth",

@@ -101,6 +101,10 @@ pub struct StoreMetrics {
     pub queue_depth: Gauge,
     /// Items per group commit.
     pub commit_items: Histogram,
+    /// Seconds the log's fdatasync of a group took.
+    pub log_sync_seconds: Histogram,
+    /// Items waiting for the log.
+    pub log_queue_depth: Gauge,
 }
 
 impl Default for StoreMetrics {
@@ -113,6 +117,10 @@ impl Default for StoreMetrics {
             commit_items: Histogram::new([
                 1.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0, 10000.0, 50000.0,
             ]),
+            log_sync_seconds: Histogram::new([
+                0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+            log_queue_depth: Gauge::default(),
         }
     }
 }

@@ -63,6 +63,15 @@ pub struct LogOptions {
     /// than this free: the rest is kept for the materialisers to apply
     /// what was acknowledged, so that reads go on being served.
     pub min_free_bytes: u64,
+    /// Where the log reports its fdatasync times and waiting items.
+    pub metrics: Option<LogMetrics>,
+}
+
+/// The log's metrics, owned by whoever registers them.
+#[derive(Debug, Clone)]
+pub struct LogMetrics {
+    pub sync_seconds: prometheus_client::metrics::histogram::Histogram,
+    pub queue_depth: prometheus_client::metrics::gauge::Gauge,
 }
 
 impl Default for LogOptions {
@@ -75,6 +84,7 @@ impl Default for LogOptions {
             queue_max_items: 400_000,
             max_bytes: 2 << 30,
             min_free_bytes: 256 << 20,
+            metrics: None,
         }
     }
 }
@@ -162,6 +172,7 @@ pub struct Log<A: Admission> {
     queue_max_items: usize,
     max_bytes: u64,
     min_free_bytes: u64,
+    metrics: Option<LogMetrics>,
     shared: Arc<Shared>,
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
@@ -175,6 +186,7 @@ impl<A: Admission> Clone for Log<A> {
             queue_max_items: self.queue_max_items,
             max_bytes: self.max_bytes,
             min_free_bytes: self.min_free_bytes,
+            metrics: self.metrics.clone(),
             shared: self.shared.clone(),
             thread: self.thread.clone(),
         }
@@ -267,6 +279,7 @@ impl<A: Admission> Log<A> {
             queue_max_items: options.queue_max_items,
             max_bytes: options.max_bytes,
             min_free_bytes: options.min_free_bytes,
+            metrics: options.metrics.clone(),
             shared,
             thread: Arc::new(Mutex::new(Some(thread))),
         })
@@ -302,6 +315,7 @@ impl<A: Admission> Log<A> {
             .clone()
             .try_acquire_many_owned(items as u32)
             .map_err(|_| StoreError::Overloaded)?;
+        self.report_queue_depth();
         let (tx, rx) = oneshot::channel::<Result<(T, u64), StoreError>>();
         struct OneShot<T> {
             answer: T,
@@ -342,7 +356,15 @@ impl<A: Admission> Log<A> {
             }
         };
         drop(permit);
+        self.report_queue_depth();
         result
+    }
+
+    fn report_queue_depth(&self) {
+        if let Some(metrics) = &self.metrics {
+            let waiting = self.queue_max_items - self.budget.available_permits();
+            metrics.queue_depth.set(waiting as i64);
+        }
     }
 
     /// What stops appends: a write or sync that failed, until the segment
@@ -752,10 +774,16 @@ impl<A: Admission> Writer<A> {
                 Err((io("cannot write", &path, error), false))
             }
             Err(error) => Err((io("cannot write", &path, error), true)),
-            Ok(()) if self.options.durability == Durability::Fsync => self
-                .file
-                .sync_data()
-                .map_err(|error| (io("cannot sync", &path, error), true)),
+            Ok(()) if self.options.durability == Durability::Fsync => {
+                let started = Instant::now();
+                let synced = self.file.sync_data();
+                if let Some(metrics) = &self.options.metrics {
+                    metrics
+                        .sync_seconds
+                        .observe(started.elapsed().as_secs_f64());
+                }
+                synced.map_err(|error| (io("cannot sync", &path, error), true))
+            }
             Ok(()) => Ok(()),
         };
         if let Err((error, latch)) = outcome {

@@ -82,6 +82,7 @@ pub(super) fn open_pipeline(
     db: &Path,
     options: &SqliteOptions,
     watermarks: &[u64],
+    metrics: &crate::StoreMetrics,
 ) -> Result<Option<Pipeline>, StoreError> {
     let dir = data_dir.join(LOG_DIR);
     std::fs::create_dir_all(&dir)
@@ -124,6 +125,10 @@ pub(super) fn open_pipeline(
         .collect();
     let log_options = LogOptions {
         durability: options.durability,
+        metrics: Some(crate::log::LogMetrics {
+            sync_seconds: metrics.log_sync_seconds.clone(),
+            queue_depth: metrics.log_queue_depth.clone(),
+        }),
         ..options.log.clone()
     };
     let log = Log::open(&dir, log_options, &consumers, Pending::new(probe))?;

@@ -238,7 +238,7 @@ impl SqliteStore {
                 )
             })
             .map_err(|e| StoreError::Internal(format!("cannot start the writer: {e}")))?;
-        let pipeline = open_pipeline(data_dir, &path, &options, &watermarks)?;
+        let pipeline = open_pipeline(data_dir, &path, &options, &watermarks, &metrics)?;
         let store = Self {
             inner: Arc::new(Inner {
                 path,

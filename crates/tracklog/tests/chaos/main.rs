@@ -16,6 +16,8 @@
 //!   has recovered by itself;
 //! - [`diskfull`]: the disk fills; writes are refused, reads served, and
 //!   writes resume once space is freed;
+//! - [`slowdisk`]: every fdatasync is delayed; the queue fills, the excess
+//!   is refused, reads are served;
 //! - [`powercut`]: the filesystem stops where its last sync left it; every
 //!   acknowledged item survives, and a negative control under `eatmydata`
 //!   shows that the test sees the loss when fsync is disabled.
@@ -33,6 +35,7 @@ mod fsync;
 mod load;
 mod portal;
 mod powercut;
+mod slowdisk;
 mod tables;
 
 use std::collections::HashMap;
