@@ -28,6 +28,7 @@ pub struct Config {
     pub log_format: LogFormat,
     pub ingest: IngestConfig,
     pub storage: StorageConfig,
+    pub http: HttpConfig,
     pub ui: UiConfig,
     pub retention: RetentionConfig,
     pub audit: AuditConfig,
@@ -44,6 +45,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             ingest: IngestConfig::default(),
             storage: StorageConfig::default(),
+            http: HttpConfig::default(),
             ui: UiConfig::default(),
             retention: RetentionConfig::default(),
             audit: AuditConfig::default(),
@@ -160,6 +162,31 @@ impl Default for StorageConfig {
             wal_autocheckpoint_pages: store.wal_autocheckpoint_pages,
             checkpoint_interval_ms: store.checkpoint_interval.as_millis() as u64,
             check_at_start: true,
+        }
+    }
+}
+
+/// Limits at the HTTP edge ([`crate::listener`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Connections open at once; one more is answered 503 and closed.
+    pub max_connections: usize,
+    /// A request's head must arrive within this many milliseconds.
+    pub header_read_timeout_ms: u64,
+    /// The most bytes a request's head may take (431 past it).
+    pub max_header_bytes: usize,
+    /// The longest URI, path and query (414 past it).
+    pub max_uri_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 4096,
+            header_read_timeout_ms: 10_000,
+            max_header_bytes: 65_536,
+            max_uri_bytes: 8_192,
         }
     }
 }

@@ -28,6 +28,7 @@ pub mod edge;
 pub mod error;
 pub mod forward;
 pub mod jobs;
+pub mod listener;
 pub mod metrics;
 pub mod retention;
 pub mod sdk;
@@ -36,7 +37,6 @@ pub mod state;
 pub mod ui;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -231,11 +231,8 @@ pub async fn run_with_stores(
     tracing::info!(%address, "serving");
     let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
     let state_for_jobs = state.clone();
-    let server = axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let (limits, metrics) = (state.config.http.clone(), state.metrics.clone());
+    let server = listener::serve(listener, app(state), limits, metrics, async move {
         shutdown.await;
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = stopping_tx.send(true);
@@ -248,7 +245,7 @@ pub async fn run_with_stores(
     let jobs = jobs::spawn(state_for_jobs, stopping_rx.clone());
     let mut stopping = stopping_rx.clone();
     tokio::select! {
-        result = server => result?,
+        () = server => {},
         _ = async {
             let _ = stopping.wait_for(|s| *s).await;
             tokio::time::sleep(grace).await;

@@ -15,6 +15,8 @@
 //! | `tracklog_storage_faults_total` | counter | | failed writes or syncs of the log or the database, each latched until the file was re-established |
 //! | `tracklog_storage_faulted` | gauge | | 1 while a storage fault stops writes |
 //! | `tracklog_http_requests_total` | counter | `method`, `status` | HTTP responses |
+//! | `tracklog_connections_open` | gauge | | HTTP connections open |
+//! | `tracklog_connections_refused_total` | counter | | connections answered 503 and closed because `http.max_connections` were open |
 //! | `tracklog_auth_failures_total` | counter | `status` | 401 and 403 answers |
 //! | `tracklog_logins_total` | counter | `outcome` | web UI sign-ins |
 //! | `tracklog_audit_excluded_total` | counter | `reason` | audit records not recorded by the org's settings (`excluded_message`, `read_auditing_off`, ...) |
@@ -92,6 +94,8 @@ pub struct Metrics {
     pub materialiser_lag_items: Family<MaterialiserLabel, Gauge>,
     pub materialiser_lag_seconds: Family<MaterialiserLabel, Gauge<f64, AtomicU64>>,
     pub log_bytes: Gauge,
+    pub connections_open: Gauge,
+    pub connections_refused: Counter,
     pub storage_faults: Counter,
     pub storage_faulted: Gauge,
     pub provider_events: Family<ProviderLabel, Counter>,
@@ -165,6 +169,8 @@ impl Metrics {
             materialiser_lag_items: Family::default(),
             materialiser_lag_seconds: Family::default(),
             log_bytes: Gauge::default(),
+            connections_open: Gauge::default(),
+            connections_refused: Counter::default(),
             storage_faults: Counter::default(),
             storage_faulted: Gauge::default(),
             provider_events: Family::default(),
@@ -218,6 +224,16 @@ impl Metrics {
             "log_bytes",
             "Bytes the write-ahead log holds on disk",
             metrics.log_bytes.clone(),
+        );
+        registry.register(
+            "connections_open",
+            "HTTP connections open",
+            metrics.connections_open.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "HTTP connections refused because http.max_connections were open",
+            metrics.connections_refused.clone(),
         );
         registry.register(
             "storage_faults",
