@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
-use super::common::{Server, create_policy, item};
-use super::load::{check_found_once, load, metric, verify_and_rebuild, wait_ready};
+use super::common::{Server, create_policy};
+use super::load::{
+    check_found_once, load, metric, refused_everywhere, verify_and_rebuild, wait_ready,
+};
 use super::{audit, channel, portal};
 
 const RESERVE: u64 = 8 << 20;
@@ -109,22 +109,7 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_resumes_when_space_is_freed(
     );
 
     // While it is full: writes are refused, reads are served.
-    let refused = load(&server, &key, 2, async {}).await;
-    assert!(
-        refused.interactions.is_empty()
-            && refused.records.is_empty()
-            && refused.channel.sessions.is_empty(),
-        "a write was acknowledged on a full disk"
-    );
-    let response = http
-        .post(server.url("/api/v1/interactions"))
-        .basic_auth("app", Some(&key))
-        .json(&json!([item("on-a-full-disk", "chaos-0")]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 503);
-    assert!(response.headers().contains_key("retry-after"));
+    refused_everywhere(&http, &server, &key, "on a full disk").await;
     assert_eq!(
         metric(&http, &server, "tracklog_storage_faulted").await,
         1.0

@@ -15,8 +15,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::common::{Server, create_policy, item};
-use super::load::{check_found_once, load, metric, verify_and_rebuild, wait_ready};
+use super::common::{Server, create_policy};
+use super::load::{
+    check_found_once, load, metric, refused_everywhere, verify_and_rebuild, wait_ready,
+};
 use super::portal;
 
 const FAILPOINT: &str = "posix/io/sync/*";
@@ -56,22 +58,7 @@ async fn a_failed_fsync_is_never_acknowledged_and_the_server_recovers_by_itself(
     );
 
     // While it lasts: every pillar is refused at its first write.
-    let refused = load(&server, &key, 2, async {}).await;
-    assert!(
-        refused.interactions.is_empty()
-            && refused.records.is_empty()
-            && refused.channel.sessions.is_empty(),
-        "a write was acknowledged while fsync failed"
-    );
-    let response = http
-        .post(server.url("/api/v1/interactions"))
-        .basic_auth("app", Some(&key))
-        .json(&json!([item("during-the-fault", "chaos-0")]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 503);
-    assert!(response.headers().contains_key("retry-after"));
+    refused_everywhere(&http, &server, &key, "while fsync failed").await;
     // A metadata write goes to the database, whose flush fails too.
     let response = http
         .post(server.url("/api/v1/cases"))

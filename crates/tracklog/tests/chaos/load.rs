@@ -53,6 +53,30 @@ pub async fn metric(http: &reqwest::Client, server: &Server, name: &str) -> f64 
         .unwrap_or_else(|| panic!("no {name} in /metrics"))
 }
 
+/// Every pillar's sender is refused at its first write (round 2 of the
+/// contacts, which nothing else uses), and a refused write is a 503 with
+/// Retry-After.
+pub async fn refused_everywhere(http: &reqwest::Client, server: &Server, key: &str, when: &str) {
+    let refused = load(server, key, 2, async {}).await;
+    assert!(
+        refused.interactions.is_empty()
+            && refused.records.is_empty()
+            && refused.channel.sessions.is_empty(),
+        "a write was acknowledged {when}"
+    );
+    let response = http
+        .post(server.url("/api/v1/interactions"))
+        .basic_auth("app", Some(key))
+        .json(&serde_json::json!([super::common::item(
+            "refused", "chaos-0"
+        )]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503, "{when}");
+    assert!(response.headers().contains_key("retry-after"), "{when}");
+}
+
 /// Waits (up to 30 s) until `/readyz` answers 200.
 pub async fn wait_ready(http: &reqwest::Client, server: &Server, after: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
