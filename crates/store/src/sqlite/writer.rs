@@ -203,13 +203,10 @@ pub(crate) fn run_writer(
 ) {
     let mut dict = Dictionary::default();
     let mut stopping = false;
-    while !stopping {
-        let first = match jobs.recv() {
-            Ok(Message::Job(job)) => job,
-            Ok(Message::Stop) | Err(_) => break,
-        };
-        let (group, stop) = collect_group(first, &jobs, policy);
-        stopping = stop;
+    // Faulted, the writer tries to re-establish the database on its own
+    // every interval, not only when a write arrives: `/readyz` sends none
+    // while a fault is latched.
+    let recover = || {
         if fault.due() {
             match reestablish(&conn) {
                 Ok(()) => fault.clear(),
@@ -218,6 +215,27 @@ pub(crate) fn run_writer(
                 }
             }
         }
+    };
+    while !stopping {
+        let received = if fault.is_set() {
+            match jobs.recv_timeout(crate::fault::RECOVERY_INTERVAL) {
+                Ok(message) => Some(message),
+                Err(RecvTimeoutError::Timeout) => {
+                    recover();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => None,
+            }
+        } else {
+            jobs.recv().ok()
+        };
+        let first = match received {
+            Some(Message::Job(job)) => job,
+            Some(Message::Stop) | None => break,
+        };
+        let (group, stop) = collect_group(first, &jobs, policy);
+        stopping = stop;
+        recover();
         if let Some(refusal) = fault.refusal() {
             for job in group {
                 job.fail(refusal.clone());

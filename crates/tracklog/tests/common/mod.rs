@@ -39,6 +39,24 @@ pub fn create_policy(data_dir: &Path, name: &str, rights: &str) -> (String, Stri
     )
 }
 
+/// Where a server's log goes: a file of its own in `$TEST_SERVER_LOGS`
+/// when that is set (to read what a failed test's server said), else
+/// nowhere.
+fn server_log() -> Stdio {
+    let Some(dir) = std::env::var_os("TEST_SERVER_LOGS") else {
+        return Stdio::null();
+    };
+    let name = format!(
+        "server-{}-{}.log",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    std::fs::File::create(Path::new(&dir).join(name)).map_or_else(|_| Stdio::null(), Stdio::from)
+}
+
 pub struct Server {
     pub child: Child,
     pub base: String,
@@ -79,7 +97,7 @@ impl Server {
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(server_log())
             .spawn()
             .expect("start tracklog serve");
         let stdout = child.stdout.take().unwrap();
