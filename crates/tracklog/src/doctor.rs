@@ -161,9 +161,9 @@ async fn activity_log(config: &Config) -> Section {
         notes: Vec::new(),
         seconds: 0.0,
     };
-    let mut options = config.clone();
-    options.storage.check_at_start = false;
-    let stores = match tracklog_server::open_stores(&options) {
+    // `execute` has turned the check at start off for every command but
+    // `serve`: the database was checked in full above.
+    let stores = match tracklog_server::open_stores(config) {
         Ok(stores) => stores,
         Err(error) => {
             section

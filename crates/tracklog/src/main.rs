@@ -6,6 +6,8 @@
 //! policies on every request, so a change takes effect at once.
 
 mod cli;
+mod cli_audit;
+mod cli_manage;
 mod contacts;
 mod doctor;
 

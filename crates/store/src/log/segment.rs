@@ -68,11 +68,9 @@ pub fn create(dir: &Path, first_seq: u64) -> Result<(File, SegmentMeta), StoreEr
     Ok((file, meta))
 }
 
-/// The segments in `dir`, oldest first, with the newest scanned and cut
-/// back to its last whole frame.
-pub fn recover(dir: &Path) -> Result<Vec<SegmentMeta>, StoreError> {
-    let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
-        .map_err(|e| io("cannot list", dir, e))?
+/// The segment files in `dir` with their first frames, oldest first.
+fn list(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
+    let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)?
         .filter_map(|entry| {
             let path = entry.ok()?.path();
             let stem = path.file_name()?.to_str()?.strip_suffix(".log")?;
@@ -80,6 +78,13 @@ pub fn recover(dir: &Path) -> Result<Vec<SegmentMeta>, StoreError> {
         })
         .collect();
     found.sort();
+    Ok(found)
+}
+
+/// The segments in `dir`, oldest first, with the newest scanned and cut
+/// back to its last whole frame.
+pub fn recover(dir: &Path) -> Result<Vec<SegmentMeta>, StoreError> {
+    let found = list(dir).map_err(|e| io("cannot list", dir, e))?;
     let mut segments = Vec::with_capacity(found.len());
     let count = found.len();
     for (index, (first_seq, path)) in found.into_iter().enumerate() {
@@ -254,21 +259,14 @@ pub fn check_dir(
     problems: &mut Vec<String>,
     notes: &mut Vec<String>,
 ) -> (u64, Option<u64>) {
-    let mut found: Vec<(u64, PathBuf)> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .filter_map(|entry| {
-                let path = entry.ok()?.path();
-                let stem = path.file_name()?.to_str()?.strip_suffix(".log")?;
-                Some((stem.parse().ok()?, path))
-            })
-            .collect(),
+    let found = match list(dir) {
+        Ok(found) => found,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return (0, None),
         Err(error) => {
             problems.push(format!("cannot list {}: {error}", dir.display()));
             return (0, None);
         }
     };
-    found.sort();
     let mut frames = 0;
     let mut due: Option<u64> = None;
     let count = found.len();

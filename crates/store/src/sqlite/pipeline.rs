@@ -186,34 +186,29 @@ impl Progress {
 pub(crate) fn load_watermarks(conn: &Connection) -> Result<Vec<u64>, StoreError> {
     let found: Vec<Option<u64>> = MATERIALISERS
         .iter()
-        .map(|(name, _)| {
-            let found: Option<i64> = conn
-                .query_row(
-                    "SELECT frame FROM materialised WHERE name = ?1",
-                    [name],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(sql_error)?;
-            Ok(found.map(|f| f as u64))
-        })
+        .map(|(name, _)| watermark_of(conn, name))
         .collect::<Result<_, StoreError>>()?;
     let slowest = found.iter().flatten().min().copied().unwrap_or(0);
     Ok(found.into_iter().map(|f| f.unwrap_or(slowest)).collect())
 }
 
+/// One materialiser's stored watermark, if it has one.
+fn watermark_of(conn: &Connection, name: &str) -> Result<Option<u64>, StoreError> {
+    let found: Option<i64> = conn
+        .query_row(
+            "SELECT frame FROM materialised WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(sql_error)?;
+    Ok(found.map(|f| f as u64))
+}
+
 /// The watermark as committed, read beside the writer.
 fn stored_watermark(store: &SqliteStore, name: &str) -> Option<u64> {
     let conn = store.inner.readers.get().ok()?;
-    conn.query_row(
-        "SELECT frame FROM materialised WHERE name = ?1",
-        [name],
-        |r| r.get::<_, i64>(0),
-    )
-    .optional()
-    .ok()
-    .flatten()
-    .map(|frame| frame as u64)
+    watermark_of(&conn, name).ok().flatten()
 }
 
 fn save_watermark(conn: &Connection, name: &str, upto: u64) -> Result<(), StoreError> {
