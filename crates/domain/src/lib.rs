@@ -17,6 +17,8 @@
 //! - [`audit`]: the activity-log record of PRODUCT.md §5.1 and its categorisation.
 //! - [`portal`]: portals, their origins and public keys, and interaction-type
 //!   definitions (built-in and custom).
+//! - [`escape`]: escaping for CSV, CEF and syslog lines, so that no value can
+//!   break a line or run as a spreadsheet formula.
 //! - [`contact`]: contacts (profiles) and support cases.
 //! - [`journey`]: what a contact did before a case, grouped for an agent.
 //! - [`user`]: roles of people who sign in to the web UI.
@@ -30,6 +32,7 @@ pub mod audit;
 pub mod auth;
 pub mod channel;
 pub mod contact;
+pub mod escape;
 pub mod forecast;
 pub mod ids;
 pub mod ingest;

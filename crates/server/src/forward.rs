@@ -18,7 +18,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::Instrument;
-use tracklog_domain::audit::format::{octet_frame, syslog, webhook_signature};
+use tracklog_domain::audit::format::{octet_frame, syslog, webhook_body, webhook_signature};
 use tracklog_domain::ids::{OrgId, OrgName};
 use tracklog_store::AuditHit;
 
@@ -226,7 +226,7 @@ impl Sink {
             Sink::Webhook { url, secret, http } => {
                 let records: Vec<serde_json::Value> =
                     hits.iter().map(crate::api::audit::hit_json).collect();
-                let body = serde_json::to_vec(&records)?;
+                let body = webhook_body(&records)?;
                 let response = http
                     .post(url.as_str())
                     .header("Content-Type", "application/json")

@@ -18,7 +18,7 @@
 //! | `tracklog_connections_open` | gauge | | HTTP connections open |
 //! | `tracklog_connections_refused_total` | counter | | connections answered 503 and closed because `http.max_connections` were open |
 //! | `tracklog_auth_failures_total` | counter | `status` | 401 and 403 answers |
-//! | `tracklog_logins_total` | counter | `outcome` | web UI sign-ins |
+//! | `tracklog_logins_total` | counter | `outcome` | web UI sign-ins: `succeeded`, `failed`, or `throttled` (refused by a lockout, [`crate::ui::throttle`]) |
 //! | `tracklog_audit_excluded_total` | counter | `reason` | audit records not recorded by the org's settings (`excluded_message`, `read_auditing_off`, ...) |
 //! | `tracklog_audit_job_failures_total` | counter | `job` | failed runs of the activity log's background jobs (`checkpoint`, `purge`) |
 //! | `tracklog_audit_checkpoints_total` | counter | | signed checkpoints made |

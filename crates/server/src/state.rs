@@ -24,11 +24,16 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Each provider's health, recorded by the KPI event ingest path.
     pub channel_health: Arc<crate::channel_health::ChannelHealth>,
+    /// Failed sign-ins per user name and client address.
+    pub sign_in: Arc<crate::ui::throttle::SignInThrottle>,
 }
 
 impl AppState {
     pub fn new(stores: Stores, config: Config, audit_key: ed25519_dalek::SigningKey) -> Self {
         let metrics = Arc::new(Metrics::new(&stores.metrics));
+        let sign_in = Arc::new(crate::ui::throttle::SignInThrottle::new(
+            config.ui.sign_in.clone(),
+        ));
         Self {
             limits: config.limits(),
             stores,
@@ -41,6 +46,7 @@ impl AppState {
                 .build()
                 .unwrap_or_default(),
             channel_health: Arc::default(),
+            sign_in,
         }
     }
 }

@@ -1000,39 +1000,10 @@ async fn retention_is_set_per_org_through_the_api_and_the_purge_keeps_the_chain_
     server.stop().await;
 }
 
-/// Fails to sign in to Tracklog's pages as `name`, through the form with its
-/// CSRF double-submit cookie.
+/// Fails to sign in to Tracklog's pages as `name`.
 async fn failed_sign_in(server: &TestServer, name: &str) {
-    let form = server.http.get(server.url("/login")).send().await.unwrap();
-    let cookie = form
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("tracklog_login_csrf="))
-        .and_then(|v| v.split(';').next())
-        .unwrap()
-        .to_owned();
-    let html = form.text().await.unwrap();
-    let token = html
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap()
-        .to_owned();
-    let response = server
-        .http
-        .post(server.url("/login"))
-        .header("Cookie", cookie)
-        .form(&[
-            ("username", name),
-            ("password", "not the password"),
-            ("csrf", &token),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 401);
+    let answer = server.form_sign_in(name, "not the password").await;
+    assert_eq!(answer.status, 401);
 }
 
 #[tokio::test]

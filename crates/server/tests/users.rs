@@ -22,50 +22,15 @@ struct Session {
     cookie: String,
 }
 
-fn cookie_value(response: &reqwest::Response, name: &str) -> Option<String> {
-    response
-        .headers()
-        .get_all(reqwest::header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| {
-            let first = v.split(';').next()?;
-            let (key, value) = first.split_once('=')?;
-            (key == name && !value.is_empty()).then(|| value.to_owned())
-        })
-}
-
 /// Signs in with the form; the answer's status and the session, if any.
 async fn form_sign_in(
     server: &TestServer,
     name: &str,
     password: &str,
 ) -> (StatusCode, Option<Session>, String) {
-    let form = server.http.get(server.url("/login")).send().await.unwrap();
-    let login_cookie = cookie_value(&form, "tracklog_login_csrf").unwrap();
-    let html = form.text().await.unwrap();
-    let csrf = html
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap()
-        .to_owned();
-    let response = server
-        .http
-        .post(server.url("/login"))
-        .header("cookie", format!("tracklog_login_csrf={login_cookie}"))
-        .form(&[
-            ("username", name),
-            ("password", password),
-            ("csrf", &csrf),
-            ("next", "/"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let session = cookie_value(&response, "tracklog_session").map(|cookie| Session { cookie });
-    (status, session, response.text().await.unwrap_or_default())
+    let answer = server.form_sign_in(name, password).await;
+    let session = answer.session.map(|cookie| Session { cookie });
+    (answer.status, session, answer.page)
 }
 
 impl Session {

@@ -2,11 +2,17 @@
 //! syslog and OCSF (API Activity, class 6003). Each renders one record per
 //! line; CSV has a header line first.
 //!
-//! The escaping rules are the formats' own: CEF escapes `\` and `|` in the
-//! header and `\`, `=` and line breaks in extension values; RFC 5424 escapes
-//! `"`, `\` and `]` in structured-data values. Golden tests pin them.
+//! The escaping rules are the formats' own ([`crate::escape`]): CEF escapes
+//! `\` and `|` in the header and `\`, `=` and line breaks in extension
+//! values; RFC 5424 escapes `"`, `\` and `]` in structured-data values; CSV
+//! cells are quoted by the `csv` crate and neutralised against formulas.
+//! Golden tests pin them, and `tests/output_injection.rs` shows that no
+//! field value can break a line of any format.
 
+use serde::Serialize;
 use serde_json::{Value, json};
+
+pub use crate::escape::{cef_header, cef_value, csv_cell, sd_value};
 
 use super::split::PartsIntegrity;
 use super::{AuditRecord, Category, FIELD_NAMES};
@@ -141,9 +147,10 @@ fn values(record: &AuditRecord) -> serde_json::Map<String, Value> {
 
 fn csv_values(record: &AuditRecord) -> impl Iterator<Item = String> {
     let map = values(record);
-    FIELD_NAMES
-        .iter()
-        .map(move |name| map.get(*name).map(as_text).unwrap_or_default())
+    FIELD_NAMES.iter().map(move |name| {
+        let text = map.get(*name).map(as_text).unwrap_or_default();
+        csv_cell(&text).into_owned()
+    })
 }
 
 fn csv_line(values: impl Iterator<Item = String>) -> String {
@@ -155,35 +162,6 @@ fn csv_line(values: impl Iterator<Item = String>) -> String {
     let _ = writer.write_record(&row);
     let bytes = writer.into_inner().unwrap_or_default();
     String::from_utf8(bytes).unwrap_or_default()
-}
-
-/// Escapes a CEF header field: `\` and `|`; line breaks become spaces.
-pub fn cef_header(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '|' => out.push_str("\\|"),
-            '\r' | '\n' => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Escapes a CEF extension value: `\`, `=`, and line breaks as `\n`/`\r`.
-pub fn cef_value(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '=' => out.push_str("\\="),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn severity(record: &AuditRecord) -> u8 {
@@ -261,18 +239,6 @@ pub fn cef(record: &AuditRecord, damage: Option<&str>) -> String {
     )
 }
 
-/// Escapes an RFC 5424 structured-data parameter value: `"`, `\` and `]`.
-pub fn sd_value(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '"' | '\\' | ']') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// A header field of RFC 5424: printable US-ASCII without spaces, at most
 /// `max` characters, `-` when empty.
 fn header_token(text: &str, max: usize) -> String {
@@ -334,6 +300,11 @@ pub fn webhook_signature(secret: &[u8], body: &[u8]) -> String {
     let digest = mac.finalize().into_bytes();
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256={hex}")
+}
+
+/// The body a webhook forwarder posts: the items as one JSON array.
+pub fn webhook_body<T: Serialize>(items: &[T]) -> serde_json::Result<Vec<u8>> {
+    serde_json::to_vec(items)
 }
 
 /// One OCSF API Activity event (class 6003).

@@ -9,6 +9,7 @@ use serde_json::json;
 use tracklog_domain::channel::facts::SessionFacts;
 use tracklog_domain::channel::metrics::Dimension;
 use tracklog_domain::contact::RecordError;
+use tracklog_domain::escape::csv_cell;
 use tracklog_domain::ids::OrgId;
 use tracklog_domain::time::UtcMillis;
 use tracklog_store::{Cursor, DissatisfiedQuery, Stores};
@@ -271,16 +272,10 @@ const CSV_COLUMNS: [&str; 20] = [
     "timeline",
 ];
 
-/// A cell as text a spreadsheet shows as text: one that starts with `=`,
-/// `+`, `-`, `@`, a tab or a carriage return, and is not a number, gets a
-/// leading `'` (OWASP's advice against formula injection).
+/// A cell as text a spreadsheet shows as text (OWASP's advice against
+/// formula injection, [`csv_cell`]).
 pub fn neutralised(text: &str) -> String {
-    let risky = text.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    if risky && text.parse::<f64>().is_err() {
-        format!("'{text}")
-    } else {
-        text.to_owned()
-    }
+    csv_cell(text).into_owned()
 }
 
 fn number(value: Option<f64>) -> String {

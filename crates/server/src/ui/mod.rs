@@ -9,6 +9,7 @@ pub mod journeys;
 pub mod pages;
 pub mod sentiment;
 pub mod session;
+pub mod throttle;
 pub mod users;
 
 use axum::http::HeaderValue;

@@ -1,19 +1,21 @@
 //! Sign-in, sign-out and the home page.
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use askama::Template;
 use axum::Form;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 use serde_json::json;
 use tracklog_domain::audit::UserType;
 use tracklog_domain::audit::reports::TRACKLOG_MANAGEMENT;
-use tracklog_domain::ids::{OrgName, UserName};
+use tracklog_domain::ids::{OrgId, OrgName, UserName};
 use tracklog_domain::time::UtcMillis;
 use tracklog_domain::user::Role;
 use tracklog_store::{AuditFilter, WebSession};
@@ -22,6 +24,7 @@ use super::session::{
     self, LOGIN_CSRF_COOKIE, SESSION_COOKIE, WebUser, random_token, safe_next, token_hash,
     tokens_match,
 };
+use super::throttle::{Key, Locked, Lockout};
 use super::{NavSection, navigation};
 use crate::api::extract::ClientAddr;
 use crate::metrics::OutcomeLabel;
@@ -115,6 +118,78 @@ fn client_ip(peer: Option<SocketAddr>) -> Option<String> {
     peer.map(|p| p.ip().to_string())
 }
 
+/// What a failed sign-in counts against: the user name tried, and the
+/// client's address.
+fn throttle_keys(username: &str, peer: Option<SocketAddr>) -> Vec<Key> {
+    let mut keys = vec![Key::user(username)];
+    keys.extend(peer.map(|p| Key::address(p.ip())));
+    keys
+}
+
+/// The sign-in form again, answered 429 with Retry-After.
+fn locked_out(
+    state: &AppState,
+    parts: &Parts,
+    next: String,
+    username: String,
+    locked: &Locked,
+) -> Response {
+    let seconds = locked.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    let minutes = seconds.div_ceil(60);
+    let whose = match locked.key {
+        Key::User(_) => "for this user name",
+        Key::Address(_) => "from this address",
+    };
+    let message = format!(
+        "Too many failed sign-ins {whose}. Try again in {minutes} minute{}.",
+        if minutes == 1 { "" } else { "s" }
+    );
+    let mut response = login_page(
+        state,
+        parts,
+        next,
+        Some(message),
+        username,
+        StatusCode::TOO_MANY_REQUESTS,
+    );
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(seconds));
+    response
+}
+
+/// Records a lockout that a failed sign-in started.
+async fn record_lockout(state: &AppState, org: OrgId, actor: &Actor, lockout: &Lockout) {
+    let subject = lockout.key.subject();
+    tracing::warn!(
+        scope = lockout.key.scope(),
+        subject,
+        failures = lockout.failures,
+        "sign-ins locked out"
+    );
+    selfaudit::record(
+        &state.stores,
+        org,
+        actor,
+        Action {
+            operation: "SignInLockedOut",
+            entity_name: match lockout.key {
+                Key::User(_) => "user",
+                Key::Address(_) => "client_address",
+            },
+            entity_id: &subject,
+            success: false,
+            fields: Some(json!({
+                "scope": lockout.key.scope(),
+                "failures": lockout.failures,
+                "window_seconds": state.config.ui.sign_in.window_seconds,
+                "lockout_seconds": lockout.duration.as_secs(),
+            })),
+        },
+    )
+    .await;
+}
+
 /// Checks the password, starts a session and goes where the person was going.
 #[utoipa::path(post, path = "/login", tag = "ui",
     request_body(content = String, content_type = "application/x-www-form-urlencoded",
@@ -123,6 +198,8 @@ fn client_ip(peer: Option<SocketAddr>) -> Option<String> {
         (status = 303, description = "Signed in"),
         (status = 401, description = "Wrong user name or password", content_type = "text/html"),
         (status = 403, description = "Missing or wrong CSRF token", content_type = "text/html"),
+        (status = 429, description = "Too many failed sign-ins for this user name or from this address; \
+            Retry-After gives the seconds until the lockout ends", content_type = "text/html"),
     ))]
 pub async fn login(
     State(state): State<AppState>,
@@ -150,6 +227,18 @@ pub async fn login(
             form.username,
             StatusCode::FORBIDDEN,
         );
+    }
+
+    let keys = throttle_keys(&form.username, peer);
+    if let Some(locked) = state.sign_in.check(&keys, Instant::now()) {
+        state
+            .metrics
+            .logins
+            .get_or_create(&OutcomeLabel {
+                outcome: "throttled",
+            })
+            .inc();
+        return locked_out(&state, &parts, next, form.username, &locked);
     }
 
     let user = match UserName::parse(form.username.trim()) {
@@ -212,6 +301,9 @@ pub async fn login(
             },
         )
         .await;
+        for lockout in state.sign_in.failed(&keys, Instant::now()) {
+            record_lockout(&state, org, &actor, &lockout).await;
+        }
         let message = if disabled {
             "This account is disabled. Ask an administrator to enable it.".to_owned()
         } else {
@@ -227,6 +319,7 @@ pub async fn login(
         );
     };
 
+    state.sign_in.succeeded(&Key::user(&form.username));
     let token = random_token();
     let ttl_ms = state.config.ui.session_hours as i64 * 3_600_000;
     let stored = WebSession {

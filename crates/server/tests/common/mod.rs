@@ -64,6 +64,39 @@ impl TestServer {
         format!("http://{}{path}", self.addr)
     }
 
+    /// Signs in through the form, with its CSRF double-submit cookie, as a
+    /// browser would; no browser needed.
+    pub async fn form_sign_in(&self, name: &str, password: &str) -> FormSignIn {
+        let form = self.http.get(self.url("/login")).send().await.unwrap();
+        let login_cookie = cookie_value(&form, "tracklog_login_csrf").unwrap();
+        let html = form.text().await.unwrap();
+        let csrf = html
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap()
+            .to_owned();
+        let response = self
+            .http
+            .post(self.url("/login"))
+            .header("cookie", format!("tracklog_login_csrf={login_cookie}"))
+            .form(&[
+                ("username", name),
+                ("password", password),
+                ("csrf", &csrf),
+                ("next", "/"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        FormSignIn {
+            status: response.status(),
+            session: cookie_value(&response, "tracklog_session"),
+            headers: response.headers().clone(),
+            page: response.text().await.unwrap_or_default(),
+        }
+    }
+
     pub async fn org(&self, name: &str) -> OrgId {
         self.stores
             .meta
@@ -112,6 +145,29 @@ impl TestServer {
 }
 
 /// `Basic` credentials for a policy's primary key.
+/// The answer to a sign-in through the form.
+pub struct FormSignIn {
+    pub status: reqwest::StatusCode,
+    /// The session cookie's value, when one was set.
+    pub session: Option<String>,
+    pub headers: reqwest::header::HeaderMap,
+    pub page: String,
+}
+
+/// The value of the cookie `name` that a response sets, if any.
+pub fn cookie_value(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            let first = v.split(';').next()?;
+            let (key, value) = first.split_once('=')?;
+            (key == name && !value.is_empty()).then(|| value.to_owned())
+        })
+}
+
 pub fn basic(policy: &Policy) -> (String, Option<String>) {
     (
         policy.name.to_string(),

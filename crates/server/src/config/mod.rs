@@ -12,9 +12,11 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use tracklog_domain::ingest::Limits;
-use tracklog_store::Durability;
 use tracklog_store::log::LogOptions;
 use tracklog_store::sqlite::SqliteOptions;
+
+mod sections;
+pub use sections::*;
 
 /// Everything a server needs to start.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,290 +55,6 @@ impl Default for Config {
             shutdown_grace_seconds: 30,
         }
     }
-}
-
-/// The background purge of data past its retention.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RetentionConfig {
-    /// Seconds between purges. Each portal's `retention_days` decides what goes.
-    pub interval_seconds: u64,
-}
-
-impl Default for RetentionConfig {
-    fn default() -> Self {
-        Self {
-            interval_seconds: 3600,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-/// The ingestion pipeline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct IngestConfig {
-    /// `fsync` (default): acknowledged writes survive a power cut.
-    /// `os`: they survive a crash of Tracklog, not of the machine.
-    pub durability: Durability,
-    /// A group commit closes at this many items...
-    pub commit_max_items: usize,
-    /// ...or this many milliseconds after its first write arrived.
-    pub commit_linger_ms: u64,
-    /// Items that may wait for the writer before requests get 503.
-    pub queue_max_items: usize,
-    /// Largest request body, after decompression.
-    pub max_body_bytes: usize,
-    /// Most items in one request.
-    pub max_batch_items: usize,
-    /// Longest string value in an item.
-    pub max_field_bytes: usize,
-    /// Largest single item.
-    pub max_item_bytes: usize,
-    /// Bytes the write-ahead log may hold that the materialisers have not
-    /// applied yet, before requests get 503.
-    pub log_max_bytes: u64,
-    /// Size at which a log segment is closed and a new one started.
-    pub log_segment_bytes: u64,
-    /// Writes get 503 while the disk holding the data directory has less
-    /// free than this, kept for applying what was already acknowledged
-    /// (0 turns the reserve off).
-    pub log_min_free_bytes: u64,
-    /// Milliseconds a read waits for the writes it must see to be applied,
-    /// before it gets 503.
-    pub read_your_writes_ms: u64,
-    /// `/readyz` answers 503 while a materialiser's oldest unapplied item
-    /// is older than this.
-    pub ready_max_lag_ms: u64,
-}
-
-impl Default for IngestConfig {
-    fn default() -> Self {
-        let limits = Limits::default();
-        let store = SqliteOptions::default();
-        Self {
-            durability: Durability::Fsync,
-            commit_max_items: store.batch_max_items,
-            commit_linger_ms: store.batch_linger.as_millis() as u64,
-            queue_max_items: store.queue_max_items,
-            max_body_bytes: limits.max_body_bytes,
-            max_batch_items: limits.max_batch_items,
-            max_field_bytes: limits.max_field_bytes,
-            max_item_bytes: limits.max_item_bytes,
-            log_max_bytes: store.log.max_bytes,
-            log_segment_bytes: store.log.segment_bytes,
-            log_min_free_bytes: store.log.min_free_bytes,
-            read_your_writes_ms: store.settle_timeout.as_millis() as u64,
-            ready_max_lag_ms: 5_000,
-        }
-    }
-}
-
-/// The embedded store.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StorageConfig {
-    pub read_connections: u32,
-    pub busy_timeout_ms: u64,
-    /// WAL pages before the writer checkpoints by itself (a backstop).
-    pub wal_autocheckpoint_pages: u32,
-    /// How often a background thread checkpoints the WAL.
-    pub checkpoint_interval_ms: u64,
-    /// `serve` runs SQLite's quick check of the database before it opens
-    /// it, and refuses to start on a damaged one.
-    pub check_at_start: bool,
-}
-
-impl Default for StorageConfig {
-    fn default() -> Self {
-        let store = SqliteOptions::default();
-        Self {
-            read_connections: store.read_connections,
-            busy_timeout_ms: store.busy_timeout.as_millis() as u64,
-            wal_autocheckpoint_pages: store.wal_autocheckpoint_pages,
-            checkpoint_interval_ms: store.checkpoint_interval.as_millis() as u64,
-            check_at_start: true,
-        }
-    }
-}
-
-/// Limits at the HTTP edge ([`crate::listener`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct HttpConfig {
-    /// Connections open at once; one more is answered 503 and closed.
-    pub max_connections: usize,
-    /// A request's head must arrive within this many milliseconds.
-    pub header_read_timeout_ms: u64,
-    /// The most bytes a request's head may take (431 past it).
-    pub max_header_bytes: usize,
-    /// The longest URI, path and query (414 past it).
-    pub max_uri_bytes: usize,
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        Self {
-            max_connections: 4096,
-            header_read_timeout_ms: 10_000,
-            max_header_bytes: 65_536,
-            max_uri_bytes: 8_192,
-        }
-    }
-}
-
-/// The web UI.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct UiConfig {
-    /// Hours a sign-in lasts.
-    pub session_hours: u64,
-    /// `auto`: Secure cookies unless the request came to a loopback host over
-    /// plain HTTP. `always` or `never` force it.
-    pub secure_cookies: SecureCookies,
-    /// The CSP `frame-ancestors` of the embeddable journey
-    /// (`/embed/cases/{id}`): the CRM origins allowed to frame it, such as
-    /// `'self' https://crm.example.com`.
-    pub embed_frame_ancestors: String,
-}
-
-impl Default for UiConfig {
-    fn default() -> Self {
-        Self {
-            session_hours: 12,
-            secure_cookies: SecureCookies::Auto,
-            embed_frame_ancestors: "'self'".into(),
-        }
-    }
-}
-
-/// Channel analytics.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ChannelConfig {
-    /// Origins of agent desktops that may call the channel ingestion
-    /// endpoints from a browser with the SDK (`/sdk/channel-analytics.js`),
-    /// such as `https://crm.example.com`. Empty: same origin only.
-    pub sdk_allowed_origins: Vec<String>,
-    /// Seconds between evaluations of the alert rules.
-    pub alert_interval_seconds: u64,
-    /// A provider that has sent nothing for this many seconds is silent:
-    /// its health shows it, and the alerts job raises an alert.
-    pub provider_silence_seconds: u64,
-}
-
-impl Default for ChannelConfig {
-    fn default() -> Self {
-        Self {
-            sdk_allowed_origins: Vec::new(),
-            alert_interval_seconds: 30,
-            provider_silence_seconds: 900,
-        }
-    }
-}
-
-/// The activity log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuditConfig {
-    /// Records whose JSON is longer than this are stored as parts.
-    pub split_threshold_bytes: usize,
-    /// Each org's first this many records train its zstd dictionary, and
-    /// later records are stored compressed with it; 0 compresses nothing.
-    pub compress_after_records: usize,
-    /// Days records are kept, for orgs that set none of their own.
-    pub retention_days: u32,
-    /// How often the retention purge runs.
-    pub purge_interval_seconds: u64,
-    /// A signed checkpoint is made once this many records arrived since the last...
-    pub checkpoint_every_records: u64,
-    /// ...or this many seconds after the last, if any record arrived since.
-    pub checkpoint_every_seconds: u64,
-    /// Continuous forwarding to SIEMs.
-    pub forwarders: Vec<ForwarderConfig>,
-}
-
-/// Where a forwarder sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ForwarderKind {
-    /// RFC 5424 over TCP with octet-counting framing.
-    Syslog,
-    /// HTTP POST of a JSON array, signed with HMAC-SHA256.
-    Webhook,
-}
-
-/// One SIEM forwarder. Each resumes from its own saved cursor per org.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ForwarderConfig {
-    /// Unique; names the saved cursor and the metrics.
-    pub name: String,
-    pub kind: ForwarderKind,
-    /// `host:port` for syslog.
-    #[serde(default)]
-    pub address: Option<String>,
-    /// The URL for webhooks.
-    #[serde(default)]
-    pub url: Option<String>,
-    /// The webhook's HMAC key.
-    #[serde(default)]
-    pub secret: Option<String>,
-    /// Only this org's records; every org's when absent.
-    #[serde(default)]
-    pub org: Option<String>,
-    /// Records per delivery.
-    #[serde(default = "default_forward_batch")]
-    pub batch: usize,
-    /// The HOSTNAME of syslog messages.
-    #[serde(default = "default_forward_hostname")]
-    pub hostname: String,
-    /// Syslog over TLS (RFC 5425 framing is the same octet counting).
-    #[serde(default)]
-    pub tls: bool,
-    /// PEM file of the certificates to trust for TLS; required with `tls`.
-    #[serde(default)]
-    pub tls_ca_file: Option<PathBuf>,
-    /// The name the server's certificate must carry; the host part of
-    /// `address` when absent.
-    #[serde(default)]
-    pub tls_server_name: Option<String>,
-}
-
-fn default_forward_batch() -> usize {
-    500
-}
-
-fn default_forward_hostname() -> String {
-    "tracklog".into()
-}
-
-impl Default for AuditConfig {
-    fn default() -> Self {
-        Self {
-            split_threshold_bytes: 3072,
-            compress_after_records: 2_000,
-            retention_days: 90,
-            purge_interval_seconds: 3600,
-            checkpoint_every_records: 1000,
-            checkpoint_every_seconds: 60,
-            forwarders: Vec::new(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SecureCookies {
-    Auto,
-    Always,
-    Never,
 }
 
 /// A configuration that could not be used; the message names the key.
@@ -396,6 +114,23 @@ impl Config {
                 self.storage.read_connections as usize,
             ),
             ("ui.session_hours", self.ui.session_hours as usize),
+            (
+                "ui.sign_in.failures_per_user",
+                self.ui.sign_in.failures_per_user as usize,
+            ),
+            (
+                "ui.sign_in.failures_per_address",
+                self.ui.sign_in.failures_per_address as usize,
+            ),
+            (
+                "ui.sign_in.window_seconds",
+                self.ui.sign_in.window_seconds as usize,
+            ),
+            (
+                "ui.sign_in.lockout_seconds",
+                self.ui.sign_in.lockout_seconds as usize,
+            ),
+            ("ui.sign_in.max_tracked", self.ui.sign_in.max_tracked),
             (
                 "retention.interval_seconds",
                 self.retention.interval_seconds as usize,
@@ -539,6 +274,7 @@ fn describe(error: figment::Error) -> String {
 mod tests {
     use super::*;
     use figment::Jail;
+    use tracklog_store::Durability;
 
     #[test]
     fn defaults_run_out_of_the_box() {
