@@ -14,6 +14,7 @@ pub mod format;
 pub mod reports;
 pub mod settings;
 pub mod split;
+pub mod standalone;
 mod stored;
 
 use serde::{Deserialize, Serialize};

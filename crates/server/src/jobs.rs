@@ -1,5 +1,6 @@
 //! Background jobs of a running server: signed checkpoints of every org's
-//! activity log, the retention purge, SIEM forwarders ([`crate::forward`]),
+//! activity log and their publication ([`crate::publish`]), the retention
+//! purge, SIEM forwarders ([`crate::forward`]),
 //! and the channel analytics alert rules. Each run has its own tracing span;
 //! failures are logged and counted in `tracklog_audit_job_failures_total`.
 
@@ -92,6 +93,14 @@ pub fn spawn(state: AppState, stopping: watch::Receiver<bool>) -> Jobs {
             }
         }),
     ];
+    if let Some(path) = state.config.audit.checkpoint_file.clone() {
+        handles.push(tokio::spawn(crate::publish::run(
+            state.clone(),
+            path,
+            checkpoint_tick,
+            stopping.clone(),
+        )));
+    }
     for forwarder in state.config.audit.forwarders.clone() {
         handles.push(tokio::spawn(crate::forward::run(
             state.clone(),

@@ -30,6 +30,7 @@ pub mod forward;
 pub mod jobs;
 pub mod listener;
 pub mod metrics;
+pub mod publish;
 pub mod retention;
 pub mod sdk;
 pub mod services;
@@ -235,7 +236,28 @@ pub async fn run_with_stores(
 ) -> anyhow::Result<()> {
     let grace = Duration::from_secs(config.shutdown_grace_seconds);
     let state_interval = config.retention.interval_seconds;
-    let audit_key = services::audit::load_or_create_key(&config.data_dir)?;
+    let (audit_key, key_source) = services::signing_key::load_key(&config)?;
+    if key_source.is_in_data_directory() {
+        tracing::info!(
+            "the audit signing key is in the data directory; set audit.signing_key_file \
+             to keep it where the log's writers cannot reach"
+        );
+    }
+    for (key, path) in [
+        ("audit.signing_key_file", &config.audit.signing_key_file),
+        ("audit.checkpoint_file", &config.audit.checkpoint_file),
+    ] {
+        if path
+            .as_ref()
+            .is_some_and(|p| p.starts_with(&config.data_dir))
+        {
+            tracing::warn!(
+                key,
+                "this file is inside the data directory, where whoever can rewrite the log \
+                 can reach it too"
+            );
+        }
+    }
     let state = AppState::new(stores.clone(), config, audit_key);
     let address = listener.local_addr()?;
     tracing::info!(%address, "serving");

@@ -20,8 +20,10 @@
 //! | `tracklog_auth_failures_total` | counter | `status` | 401 and 403 answers |
 //! | `tracklog_logins_total` | counter | `outcome` | web UI sign-ins: `succeeded`, `failed`, or `throttled` (refused by a lockout, [`crate::ui::throttle`]) |
 //! | `tracklog_audit_excluded_total` | counter | `reason` | audit records not recorded by the org's settings (`excluded_message`, `read_auditing_off`, ...) |
-//! | `tracklog_audit_job_failures_total` | counter | `job` | failed runs of the activity log's background jobs (`checkpoint`, `purge`) |
+//! | `tracklog_audit_job_failures_total` | counter | `job` | failed runs of the activity log's background jobs (`checkpoint`, `purge`, `checkpoint_file`) |
 //! | `tracklog_audit_checkpoints_total` | counter | | signed checkpoints made |
+//! | `tracklog_audit_checkpoints_published_total` | counter | | checkpoints appended to `audit.checkpoint_file` |
+//! | `tracklog_audit_checkpoints_forwarded_total` | counter | `forwarder` | checkpoints sent to a SIEM (resends included) |
 //! | `tracklog_audit_purged_total` | counter | | records removed by retention |
 //! | `tracklog_audit_exported_total` | counter | `format` | records written by exports |
 //! | `tracklog_audit_forwarded_total` | counter | `forwarder` | records sent to a SIEM (resends included) |
@@ -87,6 +89,8 @@ pub struct Metrics {
     pub audit_excluded: Family<ReasonLabel, Counter>,
     pub audit_job_failures: Family<JobLabel, Counter>,
     pub audit_checkpoints: Counter,
+    pub audit_checkpoints_published: Counter,
+    pub audit_checkpoints_forwarded: Family<ForwarderLabel, Counter>,
     pub audit_purged: Counter,
     pub audit_exported: Family<FormatLabel, Counter>,
     pub audit_forwarded: Family<ForwarderLabel, Counter>,
@@ -162,6 +166,8 @@ impl Metrics {
             audit_excluded: Family::default(),
             audit_job_failures: Family::default(),
             audit_checkpoints: Counter::default(),
+            audit_checkpoints_published: Counter::default(),
+            audit_checkpoints_forwarded: Family::default(),
             audit_purged: Counter::default(),
             audit_exported: Family::default(),
             audit_forwarded: Family::default(),
@@ -321,6 +327,16 @@ impl Metrics {
             metrics.audit_checkpoints.clone(),
         );
         registry.register(
+            "audit_checkpoints_published",
+            "Checkpoints appended to the checkpoint file",
+            metrics.audit_checkpoints_published.clone(),
+        );
+        registry.register(
+            "audit_checkpoints_forwarded",
+            "Checkpoints sent to a SIEM, resends included",
+            metrics.audit_checkpoints_forwarded.clone(),
+        );
+        registry.register(
             "audit_purged",
             "Audit records removed by retention",
             metrics.audit_purged.clone(),
@@ -340,7 +356,7 @@ impl Metrics {
             "Failed deliveries to a SIEM; each is retried",
             metrics.audit_forward_failures.clone(),
         );
-        for job in ["checkpoint", "purge"] {
+        for job in ["checkpoint", "purge", "checkpoint_file"] {
             let _ = metrics.audit_job_failures.get_or_create(&JobLabel { job });
         }
         // Pre-create the reason series so dashboards see zeros, not gaps.

@@ -1,6 +1,8 @@
 //! SIEM forwarding against real receivers: Debian's rsyslog on a loopback
 //! port with its own configuration and directory (restarted mid-stream), and
 //! an HTTP endpoint that checks the webhook's signature and fails at first.
+//! What each receiver kept of the checkpoints must verify an export of the
+//! log on its own.
 //!
 //! `rsyslogd` is installed by the test script; where it is missing the syslog
 //! test is skipped with a message, except under CI (`CI` set), where it fails.
@@ -15,6 +17,7 @@ use std::time::{Duration, Instant};
 use common::{TestServer, basic};
 use serde_json::{Value, json};
 use tracklog_domain::audit::format::webhook_signature;
+use tracklog_domain::audit::standalone::{StandaloneReport, parse_public_key, verify_export_as_of};
 use tracklog_server::config::{ForwarderConfig, ForwarderKind};
 
 fn record(id: &str) -> Value {
@@ -129,6 +132,55 @@ async fn post_all(server: &TestServer, auth: &(String, Option<String>), ids: &[S
     }
 }
 
+/// Verifies an export taken now against the checkpoint lines a receiver
+/// kept, under the server's public key, once those lines vouch for every
+/// record up to `head`.
+async fn verify_kept(
+    server: &TestServer,
+    auth: &(String, Option<String>),
+    kept: impl Fn() -> String,
+    head: i64,
+) -> StandaloneReport {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let public: Value = server
+        .http
+        .get(server.url("/api/v1/audit/public-key"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = parse_public_key(public.to_string().as_bytes()).unwrap();
+    loop {
+        let as_of = tracklog_domain::time::UtcMillis::now().as_millis();
+        let export = server
+            .http
+            .get(server.url("/api/v1/audit/export?format=jsonl"))
+            .basic_auth(&auth.0, auth.1.as_ref())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let report = verify_export_as_of(
+            &key,
+            "default",
+            kept().as_bytes(),
+            export.as_bytes(),
+            Some(as_of),
+        );
+        match report {
+            Ok(report) if report.covered_to >= head => return report,
+            Ok(_) | Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            other => panic!("the kept checkpoints do not verify the export: {other:?}"),
+        }
+    }
+}
+
 async fn metric(server: &TestServer, name: &str) -> f64 {
     let text = server
         .http
@@ -159,6 +211,7 @@ async fn syslog_forwarding_survives_an_rsyslog_restart() {
     let port = free_port();
     let rsyslog = Rsyslog::start(&binary, dir.path(), port);
     let server = TestServer::start_with(|config| {
+        config.audit.checkpoint_every_seconds = 1;
         config.audit.forwarders = vec![ForwarderConfig {
             name: "rsyslog".into(),
             kind: ForwarderKind::Syslog,
@@ -174,7 +227,7 @@ async fn syslog_forwarding_survives_an_rsyslog_restart() {
         }];
     })
     .await;
-    let auth = basic(&server.policy("crm", "write").await);
+    let auth = basic(&server.policy("crm", "write,read").await);
 
     let first: Vec<String> = (0..200).map(|i| format!("f{i}")).collect();
     post_all(&server, &auth, &first).await;
@@ -202,6 +255,10 @@ async fn syslog_forwarding_survives_an_rsyslog_restart() {
         metric(&server, "tracklog_audit_forward_failures_total").await >= 1.0,
         "failures are counted"
     );
+    // The checkpoints rsyslog wrote among the records verify the log.
+    let report = verify_kept(&server, &auth, || delivered(dir.path()), 400).await;
+    assert!(report.checkpoints_matched >= 1, "{report:?}");
+    assert!(metric(&server, "tracklog_audit_checkpoints_forwarded_total").await >= 1.0);
     rsyslog.stop();
     server.stop().await;
 }
@@ -209,16 +266,19 @@ async fn syslog_forwarding_survives_an_rsyslog_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_forwarding_is_signed_and_retried_until_acknowledged() {
     let received: Arc<Mutex<Vec<String>>> = Arc::default();
+    let checkpoints: Arc<Mutex<String>> = Arc::default();
     let calls = Arc::new(Mutex::new(0u32));
     let secret = "s3cret";
     let app = {
         let received = received.clone();
+        let checkpoints = checkpoints.clone();
         let calls = calls.clone();
         axum::Router::new().route(
             "/hook",
             axum::routing::post(
                 move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
                     let received = received.clone();
+                    let checkpoints = checkpoints.clone();
                     let calls = calls.clone();
                     async move {
                         let signature = headers
@@ -232,6 +292,19 @@ async fn webhook_forwarding_is_signed_and_retried_until_acknowledged() {
                         *count += 1;
                         if *count <= 2 {
                             return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                        }
+                        match headers
+                            .get("X-Tracklog-Event")
+                            .and_then(|v| v.to_str().ok())
+                        {
+                            Some("checkpoint") => {
+                                let line = String::from_utf8(body.to_vec()).unwrap();
+                                assert!(!line.contains('\n'), "one line per checkpoint");
+                                checkpoints.lock().unwrap().push_str(&format!("{line}\n"));
+                                return axum::http::StatusCode::OK;
+                            }
+                            Some("records") => {}
+                            other => panic!("X-Tracklog-Event: {other:?}"),
                         }
                         let records: Vec<Value> = serde_json::from_slice(&body).unwrap();
                         let mut received = received.lock().unwrap();
@@ -249,6 +322,7 @@ async fn webhook_forwarding_is_signed_and_retried_until_acknowledged() {
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let server = TestServer::start_with(|config| {
+        config.audit.checkpoint_every_seconds = 1;
         config.audit.forwarders = vec![ForwarderConfig {
             name: "hook".into(),
             kind: ForwarderKind::Webhook,
@@ -264,7 +338,7 @@ async fn webhook_forwarding_is_signed_and_retried_until_acknowledged() {
         }];
     })
     .await;
-    let auth = basic(&server.policy("crm", "write").await);
+    let auth = basic(&server.policy("crm", "write,read").await);
     let ids: Vec<String> = (0..100).map(|i| format!("h{i}")).collect();
     post_all(&server, &auth, &ids).await;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -284,6 +358,17 @@ async fn webhook_forwarding_is_signed_and_retried_until_acknowledged() {
         .await
         .unwrap();
     assert!(cursor >= 101, "the cursor is saved: {cursor}");
+    // The checkpoints the webhook kept verify the log on their own.
+    let kept = || checkpoints.lock().unwrap().clone();
+    let report = verify_kept(&server, &auth, kept, 100).await;
+    assert!(report.checkpoints_matched >= 1, "{report:?}");
+    let saved = server
+        .stores
+        .audit
+        .forward_cursor("hook/checkpoints".into(), server.org("default").await)
+        .await
+        .unwrap();
+    assert!(saved >= 1, "the checkpoint cursor is saved: {saved}");
     server.stop().await;
 }
 

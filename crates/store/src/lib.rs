@@ -486,6 +486,10 @@ pub struct AuditHit {
     /// Parts the record was stored as (0 when whole).
     pub parts: u32,
     pub integrity: Option<PartsIntegrity>,
+    /// When the record was stored, in milliseconds, as its chained bytes
+    /// say; `None` when they could not be read. JSON-lines exports carry it
+    /// so that the bytes can be rebuilt and checked outside the server.
+    pub stored_at: Option<i64>,
 }
 
 /// A page of search results, newest first.
@@ -615,6 +619,14 @@ pub trait AuditStore: Send + Sync {
     async fn chain_anchor(&self, org: OrgId) -> Result<Anchor, StoreError>;
     /// The org's checkpoints, by number.
     async fn checkpoints(&self, org: OrgId) -> Result<Vec<Checkpoint>, StoreError>;
+    /// The org's checkpoints numbered above `after`, by number, at most
+    /// `limit`: what a publisher has not sent yet.
+    async fn checkpoints_after(
+        &self,
+        org: OrgId,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<Checkpoint>, StoreError>;
     /// The org's newest checkpoint.
     async fn latest_checkpoint(&self, org: OrgId) -> Result<Option<Checkpoint>, StoreError>;
     async fn add_checkpoint(&self, org: OrgId, checkpoint: Checkpoint) -> Result<(), StoreError>;

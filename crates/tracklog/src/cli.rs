@@ -287,6 +287,10 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
             init_logging(config.log_format, "warn");
             crate::doctor::run(&config, json).await
         }
+        Command::Audit(audit) if audit.needs_no_store() => {
+            init_logging(config.log_format, "warn");
+            crate::cli_audit::standalone_command(&config, audit)
+        }
         command => {
             init_logging(config.log_format, "warn");
             let stores = tracklog_server::open_stores(&config)

@@ -1,16 +1,21 @@
 //! `tracklog audit`: export the activity log with a progress bar, set an
-//! org's retention, and verify the chain and its checkpoints.
+//! org's retention, verify the chain and its checkpoints, and verify an
+//! export against independently kept checkpoints without the data directory
+//! or the server ([`standalone_command`]); make and show signing keys.
 
+use std::io::BufRead;
 use std::path::PathBuf;
 
 use anyhow::{Context, anyhow, bail};
 use clap::{Args as ClapArgs, Subcommand};
 use serde_json::json;
 use tracklog_domain::audit::format::Format;
+use tracklog_domain::audit::standalone;
 use tracklog_domain::ids::OrgId;
+use tracklog_domain::time::UtcMillis;
 use tracklog_server::api::audit::FilterParams;
 use tracklog_server::config::Config;
-use tracklog_server::services::{Actor, audit, selfaudit};
+use tracklog_server::services::{Actor, audit, selfaudit, signing_key};
 use tracklog_store::Stores;
 
 use crate::cli::org_id;
@@ -40,20 +45,63 @@ pub(crate) enum AuditCommand {
         days: u32,
     },
     /// Verify the hash chain and the signed checkpoints; exits non-zero at
-    /// the first break, naming it.
+    /// the first break, naming it. With --export, verify an export against
+    /// checkpoints kept outside (the checkpoint file, a SIEM's copy) under a
+    /// public key kept outside, trusting nothing in the data directory.
     Verify {
         #[arg(long, default_value = "default")]
         org: String,
         /// First sequence to check.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "export")]
         from: Option<i64>,
         /// Last sequence to check.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "export")]
         to: Option<i64>,
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
+        /// An export in JSON lines, unfiltered (`audit export --format
+        /// jsonl`, or `GET /api/v1/audit/export?format=jsonl`); `-` reads
+        /// standard input.
+        #[arg(long, requires_all = ["public_key", "checkpoints"])]
+        export: Option<PathBuf>,
+        /// The public key: the JSON of `GET /api/v1/audit/public-key`, its
+        /// base64, or the 32 raw bytes.
+        #[arg(long, requires = "export")]
+        public_key: Option<PathBuf>,
+        /// Checkpoint lines as published: `audit.checkpoint_file`, or what
+        /// a syslog or webhook forwarder delivered.
+        #[arg(long, requires = "export")]
+        checkpoints: Option<PathBuf>,
+        /// When the export was asked for, RFC 3339 (by your own clock, a
+        /// minute early is safe): checkpoints signed later may vouch for
+        /// records it could not hold, such as the record of the export.
+        #[arg(long, requires = "export")]
+        as_of: Option<String>,
     },
+    /// Make a new checkpoint signing key in a file that must not exist yet
+    /// (mode 0600), for `audit.signing_key_file`; prints its public key.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the public key of the configured signing key, base64: what
+    /// auditors keep to verify checkpoints.
+    PublicKey,
+}
+
+impl AuditCommand {
+    /// Whether the command runs without opening the stores.
+    pub(crate) fn needs_no_store(&self) -> bool {
+        matches!(
+            self,
+            AuditCommand::Verify {
+                export: Some(_),
+                ..
+            } | AuditCommand::Keygen { .. }
+                | AuditCommand::PublicKey
+        )
+    }
 }
 
 /// The search filter of `audit export`, as in `GET /api/v1/audit/search`.
@@ -153,10 +201,12 @@ pub(crate) async fn audit_command(
             from,
             to,
             json,
+            export: None,
+            ..
         } => {
             let id = org_id(stores, &org).await?;
-            let key = audit::load_or_create_key(&config.data_dir)?;
-            let result = audit::verify(stores, &key.verifying_key(), id, &org, from, to).await?;
+            let key = signing_key::verifying_key_for(config, stores, id).await?;
+            let result = audit::verify(stores, &key, id, &org, from, to).await?;
             if json {
                 println!("{}", serde_json::to_string(&result)?);
             } else if result.ok {
@@ -180,6 +230,116 @@ pub(crate) async fn audit_command(
                 }
             }
         }
+        command @ (AuditCommand::Verify { .. }
+        | AuditCommand::Keygen { .. }
+        | AuditCommand::PublicKey) => standalone_command(config, command)?,
+    }
+    Ok(())
+}
+
+/// The commands that open no store: the standalone verifier, which must not
+/// trust the data directory, and the key commands.
+pub(crate) fn standalone_command(config: &Config, command: AuditCommand) -> anyhow::Result<()> {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    match command {
+        AuditCommand::Verify {
+            org,
+            json,
+            export: Some(export),
+            public_key: Some(public_key),
+            checkpoints: Some(checkpoints),
+            as_of,
+            ..
+        } => {
+            let as_of = as_of
+                .map(|text| UtcMillis::parse_rfc3339(&text).map(UtcMillis::as_millis))
+                .transpose()
+                .map_err(|e| anyhow!("--as-of: {e}"))?;
+            let key_bytes = std::fs::read(&public_key)
+                .with_context(|| format!("reading {}", public_key.display()))?;
+            let key = standalone::parse_public_key(&key_bytes)
+                .map_err(|e| anyhow!("{}: {e}", public_key.display()))?;
+            let kept = std::fs::File::open(&checkpoints)
+                .with_context(|| format!("reading {}", checkpoints.display()))?;
+            let exported: Box<dyn BufRead> = if export.as_os_str() == "-" {
+                Box::new(std::io::stdin().lock())
+            } else {
+                Box::new(std::io::BufReader::new(
+                    std::fs::File::open(&export)
+                        .with_context(|| format!("reading {}", export.display()))?,
+                ))
+            };
+            let report = standalone::verify_export_as_of(
+                &key,
+                &org,
+                std::io::BufReader::new(kept),
+                exported,
+                as_of,
+            )
+            .map_err(|e| anyhow!("verification failed: {e}"))?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+                return Ok(());
+            }
+            println!(
+                "ok: {} records of {} ({} to {}) match {} of {} checkpoints signed by the given key",
+                report.records,
+                report.org,
+                report.first_sequence,
+                report.last_sequence,
+                report.checkpoints_matched,
+                report.checkpoints_read,
+            );
+            if report.checkpoints_after_export > 0 {
+                println!(
+                    "note: {} checkpoints signed after --as-of vouch for later records",
+                    report.checkpoints_after_export
+                );
+            }
+            if report.uncovered_tail > 0 {
+                println!(
+                    "note: the last {} records (after sequence {}) are chained but no \
+                     checkpoint signs them yet; verify again after the next checkpoint",
+                    report.uncovered_tail, report.covered_to
+                );
+            }
+            if !report.missing_checkpoint_numbers.is_empty() {
+                println!(
+                    "note: checkpoints {:?} are not among the kept lines (a lost delivery, or \
+                     lines removed)",
+                    report.missing_checkpoint_numbers
+                );
+            }
+            if !report.unreadable_lines.is_empty() {
+                println!(
+                    "note: lines {:?} of {} name a checkpoint but are not whole (torn by a \
+                     crash?) and were skipped",
+                    report.unreadable_lines,
+                    checkpoints.display()
+                );
+            }
+        }
+        AuditCommand::Keygen { out } => {
+            let key = signing_key::generate_key_file(&out)?;
+            println!("{}", STANDARD.encode(key.verifying_key().to_bytes()));
+            eprintln!(
+                "wrote the signing key to {}; set audit.signing_key_file to it, and give \
+                 auditors the public key printed above",
+                out.display()
+            );
+        }
+        AuditCommand::PublicKey => {
+            let (key, source) = audit::find_key(config)?;
+            println!("{}", STANDARD.encode(key.verifying_key().to_bytes()));
+            if source.is_in_data_directory() {
+                eprintln!(
+                    "note: this key is in the data directory {}; see `audit.signing_key_file`",
+                    config.data_dir.display()
+                );
+            }
+        }
+        _ => bail!("--export, --public-key and --checkpoints go together"),
     }
     Ok(())
 }
@@ -245,7 +405,12 @@ async fn export(
         for hit in &page.items {
             sink.write_all(
                 format
-                    .line(&hit.record, &hostname, hit.integrity.as_ref())
+                    .line_at(
+                        &hit.record,
+                        &hostname,
+                        hit.integrity.as_ref(),
+                        hit.stored_at,
+                    )
                     .as_bytes(),
             )?;
         }

@@ -16,7 +16,7 @@ use std::time::Instant;
 use anyhow::bail;
 use serde::Serialize;
 use tracklog_server::config::Config;
-use tracklog_server::services::audit;
+use tracklog_server::services::{audit, signing_key};
 use tracklog_store::sqlite::DB_FILE;
 use tracklog_store::sqlite::doctor::{Depth, check_database, watermarks};
 
@@ -173,14 +173,21 @@ async fn activity_log(config: &Config) -> Section {
         }
     };
     let (mut records, mut checkpoints) = (0, 0);
-    match (
-        stores.meta.list_orgs().await,
-        audit::load_or_create_key(&config.data_dir),
-    ) {
-        (Ok(orgs), Ok(key)) => {
+    match stores.meta.list_orgs().await {
+        Ok(orgs) => {
             for org in &orgs {
                 let name = org.name.as_str();
-                match audit::verify(&stores, &key.verifying_key(), org.id, name, None, None).await {
+                let key = match signing_key::verifying_key_for(config, &stores, org.id).await {
+                    Ok(key) => key,
+                    Err(error) => {
+                        section.problems.push(format!(
+                            "org {}: cannot read the signing key: {error}",
+                            org.name
+                        ));
+                        continue;
+                    }
+                };
+                match audit::verify(&stores, &key, org.id, name, None, None).await {
                     Ok(result) => {
                         records += result.records_checked;
                         checkpoints += result.checkpoints_checked;
@@ -206,10 +213,7 @@ async fn activity_log(config: &Config) -> Section {
                 orgs.len()
             );
         }
-        (Err(error), _) => section.problems.push(format!("cannot list orgs: {error}")),
-        (_, Err(error)) => section
-            .problems
-            .push(format!("cannot read the signing key: {error}")),
+        Err(error) => section.problems.push(format!("cannot list orgs: {error}")),
     }
     stores.lifecycle.close().await;
     section.seconds = started.elapsed().as_secs_f64();

@@ -40,10 +40,12 @@
 //!   row, not signed. The window is at most one checkpoint interval
 //!   (`audit.checkpoint_every_records` / `_seconds`).
 //! - **Not found by this verifier alone**: rewriting everything and
-//!   re-signing with the key read from the data directory. Keep the public
-//!   key and recent checkpoints (or a SIEM forward of the records) outside
-//!   the machine to catch that: a checkpoint signed earlier names a link the
-//!   rewritten log cannot reproduce.
+//!   re-signing, when the key is read from the data directory. The server
+//!   can take its key from outside the data directory and publish every
+//!   checkpoint outside it (a file, the SIEM forwarders);
+//!   [`super::standalone`] then checks an export against those kept
+//!   checkpoints, and a checkpoint signed earlier names a link the rewritten
+//!   log cannot reproduce.
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 

@@ -13,9 +13,20 @@ use serde::Deserialize;
 use super::{AuditRecord, Category};
 
 /// The key of the stored time in a record's stored bytes. Reads parse the
-/// bytes into [`AuditRecord`], which has no such field, so it never leaves
-/// the store.
+/// bytes into [`AuditRecord`], which has no such field, so search and the
+/// API never show it; JSON-lines exports carry it, so that the chained
+/// bytes can be rebuilt from an export alone.
 pub const STORED_AT_KEY: &str = "TracklogStoredAt";
+
+/// The stored time in a record's stored bytes, if they hold one.
+pub fn stored_at(bytes: &[u8]) -> Option<i64> {
+    #[derive(serde::Deserialize)]
+    struct StoredAt {
+        #[serde(rename = "TracklogStoredAt")]
+        at: Option<i64>,
+    }
+    serde_json::from_slice::<StoredAt>(bytes).ok()?.at
+}
 
 /// The columns of one stored record that queries read.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -88,7 +88,26 @@ impl Format {
         hostname: &str,
         damage: Option<&PartsIntegrity>,
     ) -> String {
+        self.line_at(record, hostname, damage, None)
+    }
+
+    /// [`Format::line`] for a record whose stored time is known: a JSON
+    /// line is then the record exactly as it was chained (its fields in key
+    /// order, absent ones left out, and [`super::columns::STORED_AT_KEY`]),
+    /// which `tracklog audit verify --export` checks outside the server.
+    pub fn line_at(
+        self,
+        record: &AuditRecord,
+        hostname: &str,
+        damage: Option<&PartsIntegrity>,
+        stored_at: Option<i64>,
+    ) -> String {
         let described = damage.map(ToString::to_string);
+        if let (Format::Jsonl, None, Some(at)) = (self, damage, stored_at) {
+            let mut line = String::from_utf8(record.stored_json_at(at)).unwrap_or_default();
+            line.push('\n');
+            return line;
+        }
         match self {
             Format::Csv => csv_line(csv_values(record).chain([described.unwrap_or_default()])),
             Format::Jsonl => {
@@ -282,6 +301,27 @@ pub fn syslog(record: &AuditRecord, hostname: &str, damage: Option<&str>) -> Str
         record.creation_time,
         header_token(hostname, 255),
         header_token(&record.operation, 32),
+    )
+}
+
+/// One RFC 5424 message carrying a signed checkpoint, so that a SIEM keeps
+/// every checkpoint beside the records it vouches for: MSGID `checkpoint`,
+/// severity notice, structured data naming the org, number and sequence,
+/// and the published line ([`super::standalone::PublishedCheckpoint`]) as the
+/// message, which `tracklog audit verify --checkpoints` reads back.
+pub fn syslog_checkpoint(
+    published: &super::standalone::PublishedCheckpoint,
+    hostname: &str,
+) -> String {
+    format!(
+        "<{}>1 {} {} tracklog - checkpoint [tracklog@32473 Org=\"{}\" Checkpoint=\"{}\" Sequence=\"{}\"] \u{feff}{}",
+        13 * 8 + 5,
+        crate::time::UtcMillis::from_millis(published.created_at_ms).to_rfc3339(),
+        header_token(hostname, 255),
+        sd_value(&published.org),
+        published.number,
+        published.sequence,
+        published.to_line(),
     )
 }
 

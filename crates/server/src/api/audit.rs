@@ -605,7 +605,12 @@ pub fn export_stream(
             };
             let mut chunk = String::new();
             for hit in &items {
-                chunk.push_str(&format.line(&hit.record, &hostname, hit.integrity.as_ref()));
+                chunk.push_str(&format.line_at(
+                    &hit.record,
+                    &hostname,
+                    hit.integrity.as_ref(),
+                    hit.stored_at,
+                ));
             }
             state
                 .metrics

@@ -184,6 +184,19 @@ impl Config {
                     "{key}.name and {key}.batch must not be empty"
                 )));
             }
+            // Each name keys saved cursors (`NAME` and `NAME/checkpoints`).
+            if forwarder.name.contains('/') {
+                return Err(ConfigError(format!("{key}.name must not contain '/'")));
+            }
+            let same = self.audit.forwarders[..i]
+                .iter()
+                .any(|other| other.name == forwarder.name);
+            if same {
+                return Err(ConfigError(format!(
+                    "{key}.name {:?} is used by another forwarder; each keeps its own position",
+                    forwarder.name
+                )));
+            }
         }
         if self.audit.split_threshold_bytes < 256 {
             return Err(ConfigError(

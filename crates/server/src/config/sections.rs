@@ -249,6 +249,30 @@ pub struct AuditConfig {
     pub checkpoint_every_seconds: u64,
     /// Continuous forwarding to SIEMs.
     pub forwarders: Vec<ForwarderConfig>,
+    /// The checkpoint signing key's file (a 32-byte Ed25519 seed, raw or
+    /// base64), kept outside the data directory so that someone who can
+    /// write the data directory cannot re-sign a rewritten log. Absent:
+    /// `audit-signing.key` in the data directory, created at first start.
+    pub signing_key_file: Option<PathBuf>,
+    /// The key itself, base64, usually from `TRACKLOG_AUDIT__SIGNING_KEY`
+    /// (a secret store's injection); it wins over `signing_key_file`.
+    pub signing_key: Option<Secret>,
+    /// Every signed checkpoint is appended to this file as one JSON line,
+    /// and synced: a record kept outside the data directory (make it
+    /// append-only, `chattr +a`, or on another machine's mount) for
+    /// `tracklog audit verify --checkpoints`.
+    pub checkpoint_file: Option<PathBuf>,
+}
+
+/// A secret from the configuration: never printed, not even by `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(redacted)")
+    }
 }
 
 /// Where a forwarder sends.
@@ -316,6 +340,9 @@ impl Default for AuditConfig {
             checkpoint_every_records: 1000,
             checkpoint_every_seconds: 60,
             forwarders: Vec::new(),
+            signing_key_file: None,
+            signing_key: None,
+            checkpoint_file: None,
         }
     }
 }

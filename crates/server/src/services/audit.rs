@@ -3,8 +3,6 @@
 //! retention and verification. Shared by the HTTP API, the UI and the CLI.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::path::Path;
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::Serialize;
@@ -22,45 +20,7 @@ use tracklog_store::{AuditFilter, CheckpointDraft, PurgeSigner, StoreError, Stor
 
 use super::selfaudit::{self, Action, Actor};
 
-/// The file in the data directory holding the checkpoint signing key.
-pub const KEY_FILE: &str = "audit-signing.key";
-
-/// Loads the Ed25519 key that signs checkpoints, creating it (mode 0600) at
-/// the first start.
-pub fn load_or_create_key(data_dir: &Path) -> anyhow::Result<SigningKey> {
-    let path = data_dir.join(KEY_FILE);
-    match std::fs::read(&path) {
-        Ok(bytes) => {
-            let seed: [u8; 32] = bytes
-                .as_slice()
-                .try_into()
-                .map_err(|_| anyhow::anyhow!("{} is not a 32-byte Ed25519 seed", path.display()))?;
-            Ok(SigningKey::from_bytes(&seed))
-        }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(data_dir)?;
-            let seed: [u8; 32] = rand::random();
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            match options.open(&path) {
-                Ok(mut file) => {
-                    file.write_all(&seed)?;
-                    file.sync_all()?;
-                    tracing::info!(path = %path.display(), "created the audit signing key");
-                    Ok(SigningKey::from_bytes(&seed))
-                }
-                // Another process created it first: use theirs.
-                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-                    load_or_create_key(data_dir)
-                }
-                Err(error) => Err(error.into()),
-            }
-        }
-        Err(error) => Err(anyhow::anyhow!("cannot read {}: {error}", path.display())),
-    }
-}
+pub use super::signing_key::{KEY_FILE, find_key, load_key, load_or_create_key};
 
 /// An item that was not recorded because of the org's settings.
 #[derive(Debug, Clone, Serialize)]

@@ -12,6 +12,7 @@ pub mod portals;
 pub mod realtime;
 pub mod reports;
 pub mod selfaudit;
+pub mod signing_key;
 pub mod users;
 
 pub use selfaudit::Actor;

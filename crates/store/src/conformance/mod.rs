@@ -976,6 +976,29 @@ pub async fn audit_chain_links_checkpoints_and_purges(stores: Stores) {
     let result = verify(stores.clone()).await;
     assert!(result.ok, "{result:?}");
     assert_eq!(result.records_checked, 1);
+    // What a publisher has not sent yet: above a number, by number, bounded.
+    let all = stores.audit.checkpoints(org).await.unwrap();
+    assert_eq!(all.iter().map(|c| c.number).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(
+        stores.audit.checkpoints_after(org, 0, 10).await.unwrap(),
+        all
+    );
+    assert_eq!(
+        stores.audit.checkpoints_after(org, 0, 1).await.unwrap(),
+        all[..1]
+    );
+    assert_eq!(
+        stores.audit.checkpoints_after(org, 1, 10).await.unwrap(),
+        all[1..]
+    );
+    assert!(
+        stores
+            .audit
+            .checkpoints_after(org, 2, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // A purge with a signer writes its checkpoint with the deletion: the
     // chain verifies at once, with no checkpoint added afterwards.

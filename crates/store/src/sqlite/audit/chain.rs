@@ -196,7 +196,7 @@ pub(super) fn sign_purge(
     signer: PurgeSigner,
 ) -> Result<(), StoreError> {
     let (sequence, hash) = newest(conn, org)?.unwrap_or(anchor);
-    let number = read_checkpoints(conn, org, true)?
+    let number = read_checkpoints(conn, org, Checkpoints::Latest)?
         .pop()
         .map_or(1, |c| c.number + 1);
     let checkpoint = signer(CheckpointDraft {
@@ -210,21 +210,44 @@ pub(super) fn sign_purge(
 }
 
 /// The org's checkpoints by number, or only the newest.
+/// Which of an org's checkpoints to read.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Checkpoints {
+    /// Every one, by number.
+    All,
+    /// The newest alone.
+    Latest,
+    /// Those numbered above the first, by number, at most the second.
+    After(i64, i64),
+}
+
 pub(super) fn read_checkpoints(
     conn: &Connection,
     org: OrgId,
-    latest_only: bool,
+    which: Checkpoints,
 ) -> Result<Vec<Checkpoint>, StoreError> {
-    let sql = if latest_only {
-        "SELECT number, seq, hash, anchor_seq, anchor_hash, created_at, signature
-         FROM audit_checkpoints WHERE org_id = ?1 ORDER BY number DESC LIMIT 1"
-    } else {
-        "SELECT number, seq, hash, anchor_seq, anchor_hash, created_at, signature
-         FROM audit_checkpoints WHERE org_id = ?1 ORDER BY number"
+    const COLUMNS: &str = "SELECT number, seq, hash, anchor_seq, anchor_hash, created_at, signature
+         FROM audit_checkpoints WHERE org_id = ?1";
+    let (sql, after, limit) = match which {
+        Checkpoints::All => (
+            format!("{COLUMNS} AND number > ?2 ORDER BY number LIMIT ?3"),
+            i64::MIN,
+            -1,
+        ),
+        Checkpoints::Latest => (
+            format!("{COLUMNS} AND number > ?2 ORDER BY number DESC LIMIT ?3"),
+            i64::MIN,
+            1,
+        ),
+        Checkpoints::After(number, limit) => (
+            format!("{COLUMNS} AND number > ?2 ORDER BY number LIMIT ?3"),
+            number,
+            limit,
+        ),
     };
-    let mut stmt = conn.prepare_cached(sql).map_err(sql_error)?;
+    let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
     let rows = stmt
-        .query_map([org.0], |r| {
+        .query_map([org.0, after, limit], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, i64>(1)?,

@@ -85,6 +85,7 @@ fn hit_from_row(conn: &Connection, row: &Row<'_>) -> Result<AuditHit, StoreError
                 record,
                 parts: parts as u32,
                 integrity: None,
+                stored_at: tracklog_domain::audit::columns::stored_at(&bytes),
             })
         }
         Err(integrity) => {
@@ -110,6 +111,7 @@ fn hit_from_row(conn: &Connection, row: &Row<'_>) -> Result<AuditHit, StoreError
                 record,
                 parts: parts as u32,
                 integrity: Some(integrity),
+                stored_at: None,
             })
         }
     }
@@ -470,13 +472,28 @@ impl AuditStore for SqliteStore {
     }
 
     async fn checkpoints(&self, org: OrgId) -> Result<Vec<Checkpoint>, StoreError> {
-        self.read(move |conn| chain::read_checkpoints(conn, org, false))
+        self.read(move |conn| chain::read_checkpoints(conn, org, chain::Checkpoints::All))
             .await
     }
 
     async fn latest_checkpoint(&self, org: OrgId) -> Result<Option<Checkpoint>, StoreError> {
-        self.read(move |conn| Ok(chain::read_checkpoints(conn, org, true)?.pop()))
-            .await
+        self.read(move |conn| {
+            Ok(chain::read_checkpoints(conn, org, chain::Checkpoints::Latest)?.pop())
+        })
+        .await
+    }
+
+    async fn checkpoints_after(
+        &self,
+        org: OrgId,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<Checkpoint>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            chain::read_checkpoints(conn, org, chain::Checkpoints::After(after, limit))
+        })
+        .await
     }
 
     async fn add_checkpoint(&self, org: OrgId, checkpoint: Checkpoint) -> Result<(), StoreError> {
