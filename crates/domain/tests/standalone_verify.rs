@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use tracklog_domain::audit::chain::{Checkpoint, GENESIS, link};
 use tracklog_domain::audit::format::{Format, syslog_checkpoint};
 use tracklog_domain::audit::standalone::{
-    PublishedCheckpoint, parse_public_key, verify_export, verify_export_as_of,
+    PublishedCheckpoint, StandaloneReport, parse_public_key, verify_export, verify_export_as_of,
 };
 use tracklog_domain::audit::{AuditRecord, Category};
 
@@ -96,18 +96,23 @@ impl Log {
         .map(|report| format!("{report:?}"))
         .map_err(|e| e.to_string())
     }
+
+    /// The report on this log's honest export against `kept`.
+    fn report(&self, kept: &str) -> StandaloneReport {
+        verify_export(
+            &self.key.verifying_key(),
+            ORG,
+            kept.as_bytes(),
+            self.export().as_bytes(),
+        )
+        .unwrap()
+    }
 }
 
 #[test]
 fn an_honest_export_verifies() {
     let log = Log::new(25, 10);
-    let report = verify_export(
-        &log.key.verifying_key(),
-        ORG,
-        log.kept().as_bytes(),
-        log.export().as_bytes(),
-    )
-    .unwrap();
+    let report = log.report(&log.kept());
     assert_eq!(report.records, 25);
     assert_eq!(report.checkpoints_matched, 3);
     assert_eq!(report.covered_to, 25);
@@ -304,13 +309,7 @@ fn the_tail_after_the_newest_checkpoint_is_reported_not_vouched_for() {
         .iter()
         .map(|c| PublishedCheckpoint::new(ORG, c).to_line() + "\n")
         .collect();
-    let report = verify_export(
-        &log.key.verifying_key(),
-        ORG,
-        kept.as_bytes(),
-        log.export().as_bytes(),
-    )
-    .unwrap();
+    let report = log.report(&kept);
     assert_eq!(report.covered_to, 20);
     assert_eq!(report.uncovered_tail, 5);
 }
@@ -337,13 +336,7 @@ fn a_line_torn_by_a_crash_is_named_and_skipped_but_a_bad_signature_is_not() {
         &lines[1][..lines[1].len() / 2],
         lines[1]
     );
-    let report = verify_export(
-        &log.key.verifying_key(),
-        ORG,
-        torn.as_bytes(),
-        log.export().as_bytes(),
-    )
-    .unwrap();
+    let report = log.report(&torn);
     assert_eq!(report.unreadable_lines, [2]);
     assert_eq!(report.checkpoints_matched, 2);
 
@@ -370,13 +363,7 @@ fn checkpoints_kept_by_a_siem_as_syslog_messages_verify() {
             format!("2026-12-07T10:00:00+00:00 node-1 {message}\n")
         })
         .collect();
-    let report = verify_export(
-        &log.key.verifying_key(),
-        ORG,
-        kept.as_bytes(),
-        log.export().as_bytes(),
-    )
-    .unwrap();
+    let report = log.report(&kept);
     assert_eq!(report.checkpoints_matched, 3);
     assert!(report.unreadable_lines.is_empty());
 }

@@ -6,6 +6,11 @@
 //! Wrong, expired or revoked credentials get 401; a valid credential without
 //! the right or scope gets 403. Keys are compared in constant time and never
 //! logged.
+//!
+//! A policy limited to one portal or one provider may only send for it
+//! ([`scope_allows`]): every other operation answers 403, whatever rights
+//! the policy holds, because none of them is confined to one portal's or
+//! one provider's data.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -44,6 +49,59 @@ impl Principal {
     }
 }
 
+/// The rights a handler can demand of its caller before the body is read
+/// ([`Authorized`], [`crate::api::extract::Caller`]).
+pub mod need {
+    use tracklog_domain::auth::Right;
+
+    /// A right as a type.
+    pub trait Need: Send + Sync + 'static {
+        /// `None`: any authenticated caller.
+        const RIGHT: Option<Right>;
+    }
+    /// Any authenticated caller: the handler checks what it needs.
+    pub struct Any;
+    pub struct Read;
+    pub struct Write;
+    pub struct Manage;
+    impl Need for Any {
+        const RIGHT: Option<Right> = None;
+    }
+    impl Need for Read {
+        const RIGHT: Option<Right> = Some(Right::Read);
+    }
+    impl Need for Write {
+        const RIGHT: Option<Right> = Some(Right::Write);
+    }
+    impl Need for Manage {
+        const RIGHT: Option<Right> = Some(Right::Manage);
+    }
+}
+
+/// A caller that holds the right `N` names, checked as the request's head
+/// is read: a handler whose body is parsed after it answers 403 to a caller
+/// without the right, never a 400 that would describe the body to them.
+pub struct Authorized<N>(pub Principal, pub std::marker::PhantomData<N>);
+
+impl<N: need::Need> FromRequestParts<AppState> for Authorized<N> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        if let Some(right) = N::RIGHT
+            && let Err(error) = principal.require(right)
+        {
+            state
+                .metrics
+                .auth_failures
+                .get_or_create(&StatusLabel { status: 403 })
+                .inc();
+            return Err(error);
+        }
+        Ok(Self(principal, std::marker::PhantomData))
+    }
+}
+
 fn unauthorized(message: &str) -> ApiError {
     ApiError::Unauthorized(message.to_owned())
 }
@@ -52,7 +110,21 @@ impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let result = authenticate(parts, state).await;
+        let result = authenticate(parts, state).await.and_then(|principal| {
+            if scope_allows(&principal, &parts.method, parts.uri.path()) {
+                Ok(principal)
+            } else {
+                let scope = match (&principal.portal, &principal.provider) {
+                    (Some(portal), _) => format!("portal {portal}"),
+                    (None, Some(provider)) => format!("provider {provider}"),
+                    (None, None) => unreachable!("an unscoped policy is allowed everything"),
+                };
+                Err(ApiError::Forbidden(format!(
+                    "policy {} is limited to {scope}; it may only send for it",
+                    principal.policy
+                )))
+            }
+        });
         if let Err(error) = &result {
             let status = error.status().as_u16();
             if status == 401 || status == 403 {
@@ -64,6 +136,40 @@ impl FromRequestParts<AppState> for Principal {
             }
         }
         result
+    }
+}
+
+/// Whether a scoped policy may call `method path`: a portal's policy sends
+/// interactions (natively or as Segment calls), a provider's sends channel
+/// analytics and reads the KPI event definitions its SDK validates against.
+/// Unscoped policies pass; their rights decide.
+pub fn scope_allows(principal: &Principal, method: &axum::http::Method, path: &str) -> bool {
+    use axum::http::Method;
+    const PORTAL: &[&str] = &[
+        PUBLIC_KEY_PATH,
+        "/v1/batch",
+        "/v1/identify",
+        "/v1/page",
+        "/v1/track",
+    ];
+    const PROVIDER: &[&str] = &[
+        "/api/v1/channel/init",
+        "/api/v1/channel/events",
+        "/api/v1/conversations",
+        "/api/v1/sessions",
+        "/api/v1/participants",
+        "/api/v1/kpi-events",
+    ];
+    let path = path.trim_end_matches('/');
+    if principal.portal.is_some() {
+        *method == Method::POST && PORTAL.contains(&path)
+    } else if principal.provider.is_some() {
+        (*method == Method::POST && PROVIDER.contains(&path))
+            || (*method == Method::GET
+                && (path == "/api/v1/kpi-event-definitions"
+                    || path.starts_with("/api/v1/kpi-event-definitions/")))
+    } else {
+        true
     }
 }
 

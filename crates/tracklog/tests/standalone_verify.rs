@@ -52,7 +52,7 @@ fn kept_up_to(file: &Path) -> i64 {
         .unwrap_or(0)
 }
 
-fn wait_until_kept(file: &Path, sequence: i64) {
+async fn wait_until_kept(file: &Path, sequence: i64) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while kept_up_to(file) < sequence {
         assert!(
@@ -60,7 +60,7 @@ fn wait_until_kept(file: &Path, sequence: i64) {
             "no checkpoint reached {sequence} in {}",
             file.display()
         );
-        std::thread::sleep(Duration::from_millis(100));
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -160,10 +160,7 @@ async fn an_export_verifies_against_checkpoints_kept_outside_and_a_lying_server_
     // Sequences run from 1 without gaps: the last is the count.
     let head = all["count"].as_i64().unwrap();
     assert!(head >= 120, "{all}");
-    let kept_for_wait = kept.clone();
-    tokio::task::spawn_blocking(move || wait_until_kept(&kept_for_wait, head))
-        .await
-        .unwrap();
+    wait_until_kept(&kept, head).await;
 
     // The auditor notes the time, then takes the export from the server.
     let as_of = jiff::Timestamp::now().to_string();
@@ -194,10 +191,7 @@ async fn an_export_verifies_against_checkpoints_kept_outside_and_a_lying_server_
 
     // The export's own record is checkpointed later: without the time the
     // export was taken, a later checkpoint makes it look truncated.
-    let kept_for_wait = kept.clone();
-    tokio::task::spawn_blocking(move || wait_until_kept(&kept_for_wait, last + 1))
-        .await
-        .unwrap();
+    wait_until_kept(&kept, last + 1).await;
     let (ok, text) = verify(outside, &export, None);
     assert!(!ok && text.contains("truncated"), "{text}");
     let (ok, text) = verify(outside, &export, Some(&as_of));

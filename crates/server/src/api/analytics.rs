@@ -19,7 +19,7 @@ use utoipa::IntoParams;
 
 use super::extract::{ApiJson, ApiQuery, Caller};
 use super::interactions::limit_param;
-use crate::auth::Principal;
+use crate::auth::{Authorized, Principal, need};
 use crate::error::ApiError;
 use crate::services::analytics::{self as service, DrilldownRequest, MetricsQuery, MetricsRequest};
 use crate::services::{alerts, forecast, realtime};
@@ -47,7 +47,7 @@ pub async fn list_metrics(principal: Principal) -> Result<Json<Value>, ApiError>
     security(("sas" = []), ("basic" = [])))]
 pub async fn query_metrics(
     State(state): State<AppState>,
-    principal: Principal,
+    Authorized(principal, _): Authorized<need::Read>,
     ApiJson(body): ApiJson<MetricsRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     principal.require(Right::Read)?;
@@ -71,7 +71,7 @@ pub async fn query_metrics(
     security(("sas" = []), ("basic" = [])))]
 pub async fn drilldown(
     State(state): State<AppState>,
-    principal: Principal,
+    Authorized(principal, _): Authorized<need::Read>,
     ApiJson(body): ApiJson<DrilldownRequest>,
 ) -> Result<Json<Value>, ApiError> {
     principal.require(Right::Read)?;
@@ -200,7 +200,7 @@ pub async fn list_alert_rules(
     security(("sas" = []), ("basic" = [])))]
 pub async fn put_alert_rule(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Caller<need::Manage>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<Value>, ApiError> {
     caller.principal.require(Right::Manage)?;

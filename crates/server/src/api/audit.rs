@@ -25,7 +25,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::extract::{ApiJson, ApiQuery, ClientAddr};
 use super::interactions::{limit_param, time_param};
 use super::policies::api_actor;
-use crate::auth::Principal;
+use crate::auth::{Authorized, Principal, need};
 use crate::edge;
 use crate::error::ApiError;
 use crate::metrics::{FormatLabel, KindLabel, ReasonLabel};
@@ -277,7 +277,7 @@ fn check_messages(settings: &OrgAuditSettings) -> Result<(), ApiError> {
     security(("sas" = []), ("basic" = [])))]
 pub async fn put_settings(
     State(state): State<AppState>,
-    principal: Principal,
+    Authorized(principal, _): Authorized<need::Manage>,
     ClientAddr(peer): ClientAddr,
     headers: HeaderMap,
     ApiJson(body): ApiJson<AuditSettingsBody>,
@@ -339,7 +339,7 @@ pub async fn get_entity_settings(
     security(("sas" = []), ("basic" = [])))]
 pub async fn put_entity_settings(
     State(state): State<AppState>,
-    principal: Principal,
+    Authorized(principal, _): Authorized<need::Manage>,
     ClientAddr(peer): ClientAddr,
     headers: HeaderMap,
     Path(entity): Path<String>,

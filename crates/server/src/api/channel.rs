@@ -18,7 +18,7 @@ use utoipa::IntoParams;
 
 use super::extract::{ApiJson, ApiQuery, Caller};
 use super::interactions::{limit_param, read_ingest_body, refuse_body, time_param};
-use crate::auth::Principal;
+use crate::auth::{Principal, need};
 use crate::channel_health::Arrival;
 use crate::edge;
 use crate::error::ApiError;
@@ -350,7 +350,7 @@ pub async fn list_providers(
     security(("sas" = []), ("basic" = [])))]
 pub async fn put_provider(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Caller<need::Manage>,
     ApiJson(body): ApiJson<ProviderInput>,
 ) -> Result<Json<Value>, ApiError> {
     caller.principal.require(Right::Manage)?;
@@ -393,7 +393,7 @@ pub async fn get_provider(
     security(("sas" = []), ("basic" = [])))]
 pub async fn patch_provider(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Caller<need::Manage>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ProviderPatch>,
 ) -> Result<Json<Value>, ApiError> {
@@ -456,7 +456,7 @@ pub async fn list_definitions(
     security(("sas" = []), ("basic" = [])))]
 pub async fn create_definition(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Caller<need::Manage>,
     ApiJson(body): ApiJson<DefinitionInput>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.principal.require(Right::Manage)?;
@@ -501,7 +501,7 @@ pub struct DefinitionPatch {
     security(("sas" = []), ("basic" = [])))]
 pub async fn patch_definition(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Caller<need::Manage>,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<DefinitionPatch>,
 ) -> Result<Json<Value>, ApiError> {
@@ -572,7 +572,7 @@ pub async fn list_queues(
     security(("sas" = []), ("basic" = [])))]
 pub async fn put_queue(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Caller<need::Manage>,
     Path(queue): Path<String>,
     ApiJson(body): ApiJson<QueueInput>,
 ) -> Result<Json<Value>, ApiError> {

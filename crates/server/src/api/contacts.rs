@@ -13,7 +13,7 @@ use utoipa::IntoParams;
 
 use super::extract::{ApiJson, ApiQuery, Caller, one_or_many};
 use super::interactions::limit_param;
-use crate::auth::Principal;
+use crate::auth::{Authorized, Principal, need};
 use crate::error::ApiError;
 use crate::services::portals;
 use crate::state::AppState;
@@ -72,7 +72,7 @@ pub fn parse_contacts(items: Vec<Value>, now: UtcMillis) -> (Vec<Contact>, Vec<V
     security(("sas" = []), ("basic" = [])))]
 pub async fn upsert_contacts(
     State(state): State<AppState>,
-    principal: Principal,
+    Authorized(principal, _): Authorized<need::Write>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<Value>, ApiError> {
     principal.require(Right::Write)?;
@@ -205,7 +205,7 @@ pub async fn erase_contact(
     security(("sas" = []), ("basic" = [])))]
 pub async fn upsert_cases(
     State(state): State<AppState>,
-    principal: Principal,
+    Authorized(principal, _): Authorized<need::Write>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<Value>, ApiError> {
     principal.require(Right::Write)?;

@@ -72,27 +72,34 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     }
 }
 
-/// An authenticated caller and the actor its management actions are
-/// recorded under.
-pub struct Caller {
+/// An authenticated caller holding the right `N` names (checked before the
+/// body is read, see [`crate::auth::Authorized`]) and the actor its
+/// management actions are recorded under.
+pub struct Caller<N = crate::auth::need::Any> {
     pub principal: crate::auth::Principal,
     pub actor: crate::services::Actor,
+    right: std::marker::PhantomData<N>,
 }
 
-impl FromRequestParts<crate::state::AppState> for Caller {
+impl<N: crate::auth::need::Need> FromRequestParts<crate::state::AppState> for Caller<N> {
     type Rejection = ApiError;
 
     async fn from_request_parts(
         parts: &mut Parts,
         state: &crate::state::AppState,
     ) -> Result<Self, ApiError> {
-        let principal = crate::auth::Principal::from_request_parts(parts, state).await?;
+        let crate::auth::Authorized(principal, _) =
+            crate::auth::Authorized::<N>::from_request_parts(parts, state).await?;
         let ClientAddr(peer) = match ClientAddr::from_request_parts(parts, state).await {
             Ok(addr) => addr,
             Err(never) => match never {},
         };
         let actor = super::policies::api_actor(&principal, &parts.headers, peer);
-        Ok(Self { principal, actor })
+        Ok(Self {
+            principal,
+            actor,
+            right: std::marker::PhantomData,
+        })
     }
 }
 

@@ -13,7 +13,7 @@ use tracklog_store::{KeySlot, Policy};
 use utoipa::ToSchema;
 
 use super::extract::{ApiJson, ClientAddr};
-use crate::auth::Principal;
+use crate::auth::{Authorized, Principal, need};
 use crate::error::ApiError;
 use crate::services::{Actor, policies};
 use crate::state::AppState;
@@ -140,7 +140,7 @@ pub async fn list_policies(
     security(("sas" = []), ("basic" = [])))]
 pub async fn create_policy(
     State(state): State<AppState>,
-    principal: Principal,
+    Authorized(principal, _): Authorized<need::Manage>,
     ClientAddr(peer): ClientAddr,
     headers: HeaderMap,
     ApiJson(request): ApiJson<CreatePolicy>,

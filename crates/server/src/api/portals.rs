@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::extract::{ApiJson, ApiQuery, Caller};
 use super::interactions::time_param;
 use super::policies::PolicyWithKeys;
-use crate::auth::Principal;
+use crate::auth::{Principal, need};
 use crate::error::ApiError;
 use crate::services::ServiceError;
 use crate::services::portals::{self, PortalSettings};
@@ -79,7 +79,7 @@ pub async fn list_portals(
     security(("sas" = []), ("basic" = [])))]
 pub async fn create_portal(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Caller<need::Manage>,
     ApiJson(body): ApiJson<PortalBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.principal.require(Right::Manage)?;
@@ -128,7 +128,7 @@ pub async fn get_portal(
     security(("sas" = []), ("basic" = [])))]
 pub async fn update_portal(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Caller<need::Manage>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<PortalBody>,
 ) -> Result<Json<Value>, ApiError> {

@@ -10,7 +10,7 @@ use tracklog_domain::portal::TypeState;
 use utoipa::ToSchema;
 
 use super::extract::{ApiJson, Caller};
-use crate::auth::Principal;
+use crate::auth::{Principal, need};
 use crate::error::ApiError;
 use crate::services::portals::{self, TypeChange};
 use crate::state::AppState;
@@ -59,7 +59,7 @@ pub async fn list_types(
     security(("sas" = []), ("basic" = [])))]
 pub async fn create_type(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Caller<need::Manage>,
     ApiJson(body): ApiJson<NewType>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.principal.require(Right::Manage)?;
@@ -91,9 +91,9 @@ pub async fn get_type(
     Ok(Json(def.to_json()))
 }
 
-async fn change(
+async fn change<N>(
     state: &AppState,
-    caller: &Caller,
+    caller: &Caller<N>,
     name: &str,
     change: TypeChange,
 ) -> Result<Json<Value>, ApiError> {
@@ -120,7 +120,7 @@ async fn change(
     security(("sas" = []), ("basic" = [])))]
 pub async fn patch_type(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Caller<need::Manage>,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<TypePatch>,
 ) -> Result<Json<Value>, ApiError> {

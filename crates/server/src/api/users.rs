@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 
 use super::extract::{ApiJson, ClientAddr};
 use super::policies::api_actor;
-use crate::auth::Principal;
+use crate::auth::{Authorized, Principal, need};
 use crate::error::ApiError;
 use crate::services::users::{self, UserError, UserUpdate};
 use crate::state::AppState;
@@ -127,7 +127,7 @@ pub async fn list_users(
     security(("sas" = []), ("basic" = [])))]
 pub async fn create_user(
     State(state): State<AppState>,
-    principal: Principal,
+    Authorized(principal, _): Authorized<need::Manage>,
     ClientAddr(peer): ClientAddr,
     headers: HeaderMap,
     ApiJson(request): ApiJson<CreateUser>,
@@ -192,7 +192,7 @@ pub async fn get_user(
     security(("sas" = []), ("basic" = [])))]
 pub async fn patch_user(
     State(state): State<AppState>,
-    principal: Principal,
+    Authorized(principal, _): Authorized<need::Manage>,
     ClientAddr(peer): ClientAddr,
     headers: HeaderMap,
     Path(name): Path<String>,
