@@ -592,9 +592,12 @@ pub struct OpenCase {
 }
 
 /// `/ui/cases/open?id=`: the "open a case" form.
-#[utoipa::path(get, path = "/ui/cases/open", tag = "ui", params(("id" = String, Query)), responses((status = 303, description = "To the case's journey")))]
-pub async fn open_case(_user: WebUser, Query(open): Query<OpenCase>) -> Redirect {
-    Redirect::to(&format!("/ui/cases/{}", path_segment(open.id.trim())))
+#[utoipa::path(get, path = "/ui/cases/open", tag = "ui", params(("id" = String, Query)), responses((status = 303, description = "To the case's journey"), (status = 403, description = "Not for this role")))]
+pub async fn open_case(user: WebUser, Query(open): Query<OpenCase>) -> Response {
+    if !allowed(&user, &JOURNEY_ROLES) {
+        return forbidden("Case journeys are for agents, supervisors and admins.");
+    }
+    Redirect::to(&format!("/ui/cases/{}", path_segment(open.id.trim()))).into_response()
 }
 
 const PORTAL_ROLES: [Role; 2] = [Role::Admin, Role::Supervisor];

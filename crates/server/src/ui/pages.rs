@@ -395,6 +395,8 @@ pub async fn login(
 
 #[derive(Deserialize)]
 pub struct CsrfForm {
+    /// Absent counts as wrong: 403, as for any other token.
+    #[serde(default)]
     csrf: String,
 }
 

@@ -152,6 +152,8 @@ pub async fn users_page(
 /// The fields every form posts; the ones an action does not use are absent.
 #[derive(Deserialize)]
 pub struct UserForm {
+    /// Absent counts as wrong: 403, as for any other token.
+    #[serde(default)]
     csrf: String,
     name: Option<String>,
     role: Option<String>,
