@@ -162,7 +162,58 @@ fn document_itself(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openapi::Op
         vec![HttpMethod::Get],
         get("The live page's script", "ui", "JavaScript"),
     );
+    document_credential_failures(&mut openapi);
     openapi
+}
+
+/// Every operation that takes a credential answers 401 to a missing,
+/// wrong, expired or revoked one and 403 to one without the right or scope
+/// (`auth.rs`), before its own work, and every one that takes a body 400
+/// to one it cannot read: documented once here for all of them.
+fn document_credential_failures(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::response::ResponseBuilder;
+    use utoipa::openapi::{ContentBuilder, Ref};
+    let answer = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorEnvelope")))
+                    .build(),
+            )
+            .build()
+    };
+    for item in openapi.paths.paths.values_mut() {
+        for operation in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if operation.security.as_ref().is_none_or(Vec::is_empty) {
+                continue;
+            }
+            let takes_body = operation.request_body.is_some();
+            let responses = &mut operation.responses.responses;
+            if takes_body {
+                responses.entry("400".into()).or_insert_with(|| {
+                    answer("The body cannot be read: a wrong Content-Type, not JSON, or empty")
+                        .into()
+                });
+            }
+            responses.entry("401".into()).or_insert_with(|| {
+                answer("No credential, or a wrong, expired or revoked one").into()
+            });
+            responses.entry("403".into()).or_insert_with(|| {
+                answer("The credential lacks the right or the scope this operation needs").into()
+            });
+        }
+    }
 }
 
 async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {

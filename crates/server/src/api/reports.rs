@@ -24,8 +24,8 @@ use crate::state::AppState;
 #[utoipa::path(get, path = "/api/v1/reports/dissatisfied", tag = "analytics",
     params(DissatisfiedParams),
     responses(
-        (status = 200, body = DissatisfiedReport, content_type = "application/json"),
-        (status = 200, description = "The whole report, one row per session", content_type = "text/csv"),
+        (status = 200, description = "A page of the report as JSON, or with `format=csv` the whole report, one row per session",
+            content((DissatisfiedReport = "application/json"), (String = "text/csv"))),
         (status = 400, body = super::ErrorEnvelope),
         (status = 401, body = super::ErrorEnvelope),
         (status = 403, body = super::ErrorEnvelope),
