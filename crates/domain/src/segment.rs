@@ -106,6 +106,11 @@ pub fn map_body(
                 Endpoint::Page => Kind::Page,
                 _ => Kind::Identify,
             };
+            if !one.get().trim_start().starts_with('{') {
+                return Err(BodyError::InvalidJson(
+                    "a Segment call is one JSON object (several go to /v1/batch)".into(),
+                ));
+            }
             (vec![one], None, Some(kind))
         }
     };

@@ -168,8 +168,8 @@ fn document_itself(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openapi::Op
 
 /// Every operation that takes a credential answers 401 to a missing,
 /// wrong, expired or revoked one and 403 to one without the right or scope
-/// (`auth.rs`), before its own work, and every one that takes a body 400
-/// to one it cannot read: documented once here for all of them.
+/// (`auth.rs`), before its own work, and every one that takes a body or a
+/// query 400 to one it cannot read: documented once here for all of them.
 fn document_credential_failures(openapi: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::response::ResponseBuilder;
     use utoipa::openapi::{ContentBuilder, Ref};
@@ -199,7 +199,15 @@ fn document_credential_failures(openapi: &mut utoipa::openapi::OpenApi) {
                 continue;
             }
             let takes_body = operation.request_body.is_some();
+            let takes_query = operation.parameters.iter().flatten().any(|parameter| {
+                parameter.parameter_in == utoipa::openapi::path::ParameterIn::Query
+            });
             let responses = &mut operation.responses.responses;
+            if takes_query {
+                responses.entry("400".into()).or_insert_with(|| {
+                    answer("A query parameter is not valid; `field` names it").into()
+                });
+            }
             if takes_body {
                 responses.entry("400".into()).or_insert_with(|| {
                     answer("The body cannot be read: a wrong Content-Type, not JSON, or empty")

@@ -82,6 +82,7 @@ pub async fn drilldown(
 
 /// Parameters of the real-time stream.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RealtimeParams {
     /// Metric names, comma-separated; every metric by default.
     pub metrics: Option<String>,
@@ -90,6 +91,7 @@ pub struct RealtimeParams {
     pub timezone: Option<String>,
     pub queue: Option<String>,
     /// Milliseconds between updates, 200 to 10000; 1000 by default.
+    #[param(minimum = 200, maximum = 10000)]
     pub every_ms: Option<u64>,
 }
 
@@ -121,7 +123,14 @@ pub async fn realtime(
     };
     let base = MetricsQuery::parse(request, UtcMillis::now())
         .map_err(crate::services::ServiceError::from)?;
-    let every = Duration::from_millis(params.every_ms.unwrap_or(1000).clamp(200, 10_000));
+    let every_ms = params.every_ms.unwrap_or(1000);
+    if !(200..=10_000).contains(&every_ms) {
+        return Err(ApiError::bad_field(
+            "every_ms",
+            "every_ms must be from 200 to 10000",
+        ));
+    }
+    let every = Duration::from_millis(every_ms);
     let org = principal.org;
     let stream = futures::stream::unfold(
         (state, base, tokio::time::interval(every)),
@@ -230,10 +239,12 @@ pub async fn delete_alert_rule(
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AlertParams {
     /// `open` (predicted or firing) or `all`; `all` by default.
     pub state: Option<String>,
     /// 1 to 1000; 100 by default.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 

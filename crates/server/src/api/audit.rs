@@ -49,7 +49,7 @@ async fn org_name(state: &AppState, principal: &Principal) -> Result<String, Api
 /// rejected, or excluded by the org's settings; a 2xx means every accepted
 /// record is durable. A retry with the same `Id` stores one copy.
 #[utoipa::path(post, path = "/api/v1/audit/records", tag = "audit",
-    request_body(content = Object, description = "An audit record (PRODUCT.md §5.1), an array of them, or NDJSON",
+    request_body(content = super::ItemsBody, description = "An audit record (PRODUCT.md §5.1), an array of them, or NDJSON",
         content_type = "application/json"),
     responses(
         (status = 200, description = "Per-item outcomes", body = AuditIngestReport),
@@ -355,6 +355,7 @@ pub async fn put_entity_settings(
 
 /// Filters shared by search, export and reports.
 #[derive(Debug, Default, Clone, Deserialize, Serialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FilterParams {
     /// Inclusive lower bound on `CreationTime`, RFC 3339.
     pub from: Option<String>,
@@ -409,8 +410,10 @@ impl FilterParams {
 
 /// Paging of a search.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// Page size, 1 to 1000; 100 by default.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -491,6 +494,7 @@ pub async fn get_record(
 
 /// The export's format.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FormatParam {
     /// csv, jsonl, cef, syslog or ocsf.
     pub format: String,
@@ -627,6 +631,7 @@ pub fn export_stream(
 
 /// A report's time parameters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReportParams {
     /// Inclusive lower bound, RFC 3339.
     pub from: Option<String>,
@@ -762,10 +767,14 @@ pub async fn get_report(
 
 /// A verification's range, in sequence numbers.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct VerifyParams {
-    /// First sequence to check; its link to the one before is taken on trust.
+    /// First sequence to check, from 1; its link to the one before is taken
+    /// on trust.
+    #[param(minimum = 1)]
     pub from: Option<i64>,
-    /// Last sequence to check.
+    /// Last sequence to check, from 1.
+    #[param(minimum = 1)]
     pub to: Option<i64>,
 }
 
@@ -781,6 +790,14 @@ pub async fn verify(
     ApiQuery(params): ApiQuery<VerifyParams>,
 ) -> Result<Json<Verification>, ApiError> {
     principal.require(Right::Read)?;
+    for (field, value) in [("from", params.from), ("to", params.to)] {
+        if value.is_some_and(|v| v < 1) {
+            return Err(ApiError::bad_field(
+                field,
+                format!("{field} must be at least 1"),
+            ));
+        }
+    }
     let org = org_name(&state, &principal).await?;
     let public = state.audit_key.verifying_key();
     let result = audit::verify(

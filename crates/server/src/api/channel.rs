@@ -294,7 +294,7 @@ fn record_health(
 /// (PRODUCT.md §4.2). One object, an array, or NDJSON. Calling it again for
 /// a known conversation or session updates the fields it carries.
 #[utoipa::path(post, path = "/api/v1/channel/init", tag = "channel",
-    request_body(content = Object, description = "`{conversation: {..., session: {..., participants: [...]}}, correlationId}`"),
+    request_body(content = super::ItemsBody, description = "`{conversation: {..., session: {..., participants: [...]}}, correlationId}`"),
     responses((status = 200, description = "Per-item outcomes", body = IngestReport),
         (status = 413, body = super::ErrorEnvelope), (status = 503, body = super::ErrorEnvelope)),
     security(("sas" = []), ("basic" = [])))]
@@ -313,7 +313,7 @@ pub async fn post_init(
 /// out-of-order events are safe. Outcomes are numbered by event, across the
 /// request.
 #[utoipa::path(post, path = "/api/v1/channel/events", tag = "channel",
-    request_body(content = Object, description = "`{conversationId, providerSessionId, participantId, correlationId, events: [...]}`"),
+    request_body(content = super::ItemsBody, description = "`{conversationId, providerSessionId, participantId, correlationId, events: [...]}`"),
     responses((status = 200, description = "Per-event outcomes", body = IngestReport),
         (status = 413, body = super::ErrorEnvelope), (status = 503, body = super::ErrorEnvelope)),
     security(("sas" = []), ("basic" = [])))]
@@ -592,6 +592,7 @@ pub async fn put_queue(
 
 /// Filters and paging of the record lists.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RecordParams {
     pub conversation_id: Option<String>,
     pub session_id: Option<String>,
@@ -609,6 +610,7 @@ pub struct RecordParams {
     /// Exclusive, RFC 3339.
     pub to: Option<String>,
     /// 1 to 1000; 100 by default.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     pub cursor: Option<String>,
 }
@@ -662,7 +664,7 @@ pub async fn list_conversations(
 /// Creates or updates conversations (the conversation object of §4.2,
 /// optionally with its `session`): the same path as `/api/v1/channel/init`.
 #[utoipa::path(post, path = "/api/v1/conversations", tag = "channel",
-    request_body(content = Object, description = "A conversation, or an array"),
+    request_body(content = super::ItemsBody, description = "A conversation, or an array"),
     responses((status = 200, description = "Per-item outcomes", body = IngestReport)),
     security(("sas" = []), ("basic" = [])))]
 pub async fn create_conversations(
@@ -762,7 +764,7 @@ pub async fn list_sessions(
 /// Creates or updates sessions: `{conversationId, providerSessionId, ...,
 /// participants?}`.
 #[utoipa::path(post, path = "/api/v1/sessions", tag = "channel",
-    request_body(content = Object, description = "A session with its conversationId, or an array"),
+    request_body(content = super::ItemsBody, description = "A session with its conversationId, or an array"),
     responses((status = 200, description = "Per-item outcomes", body = IngestReport)),
     security(("sas" = []), ("basic" = [])))]
 pub async fn create_sessions(
@@ -834,7 +836,7 @@ pub async fn list_participants(
 /// Creates or updates participants: `{conversationId, providerSessionId,
 /// participantId, type, ...}`.
 #[utoipa::path(post, path = "/api/v1/participants", tag = "channel",
-    request_body(content = Object, description = "A participant with its session's ids, or an array"),
+    request_body(content = super::ItemsBody, description = "A participant with its session's ids, or an array"),
     responses((status = 200, description = "Per-item outcomes", body = IngestReport)),
     security(("sas" = []), ("basic" = [])))]
 pub async fn create_participants(
@@ -885,7 +887,7 @@ pub async fn list_kpi_events(
 /// Creates KPI events: each carries its own `conversationId`,
 /// `providerSessionId` and `participantId`, or a logAnalyticsEvent payload.
 #[utoipa::path(post, path = "/api/v1/kpi-events", tag = "channel",
-    request_body(content = Object, description = "A KPI event, an array, or logAnalyticsEvent payloads"),
+    request_body(content = super::ItemsBody, description = "A KPI event, an array, or logAnalyticsEvent payloads"),
     responses((status = 200, description = "Per-event outcomes", body = IngestReport)),
     security(("sas" = []), ("basic" = [])))]
 pub async fn create_kpi_events(

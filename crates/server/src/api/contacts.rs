@@ -29,8 +29,16 @@ fn case_id(text: &str) -> Result<CaseId, ApiError> {
     CaseId::parse(text).map_err(|e| ApiError::bad_field("id", format!("case id {e}")))
 }
 
-/// One object or an array of them, at most [`MAX_CONTACTS_PER_REQUEST`].
+/// One object or an array of them, at most [`MAX_CONTACTS_PER_REQUEST`];
+/// any other JSON is refused whole.
 fn bounded_batch(body: Value, what: &str) -> Result<Vec<Value>, ApiError> {
+    if !(body.is_object() || body.is_array()) {
+        return Err(ApiError::BadRequest {
+            code: "invalid_body",
+            message: format!("the body must be one of the {what} as a JSON object, or an array"),
+            field: None,
+        });
+    }
     let items = one_or_many(body);
     if items.len() > MAX_CONTACTS_PER_REQUEST {
         return Err(ApiError::PayloadTooLarge {
@@ -66,7 +74,7 @@ pub fn parse_contacts(items: Vec<Value>, now: UtcMillis) -> (Vec<Contact>, Vec<V
 /// Upserts one contact or an array of them. Fields left out keep their
 /// stored value; attributes merge key by key.
 #[utoipa::path(post, path = "/api/v1/contacts", tag = "contacts",
-    request_body(content = Object, description = "A contact `{id, name?, email?, attributes?}` or an array of them"),
+    request_body(content = super::ItemsBody, description = "A contact `{id, name?, email?, attributes?}` or an array of them"),
     responses((status = 200, description = "`{\"accepted\", \"created\", \"rejected\": [...]}`", body = Object),
         (status = 413, body = super::ErrorEnvelope)),
     security(("sas" = []), ("basic" = [])))]
@@ -90,8 +98,10 @@ pub async fn upsert_contacts(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// 1 to 1000; 100 by default.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -167,6 +177,7 @@ pub async fn export_contact(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EraseParams {
     /// Must be `true`: erasure cannot be undone.
     pub erase: Option<bool>,
@@ -200,7 +211,7 @@ pub async fn erase_contact(
 
 /// Creates or replaces a case, or an array of them.
 #[utoipa::path(post, path = "/api/v1/cases", tag = "cases",
-    request_body(content = Object, description = "A case `{id, contact_id, title, created_at?, status?}` or an array"),
+    request_body(content = super::ItemsBody, description = "A case `{id, contact_id, title, created_at?, status?}` or an array"),
     responses((status = 200, description = "`{\"accepted\", \"rejected\": [...]}`", body = Object)),
     security(("sas" = []), ("basic" = [])))]
 pub async fn upsert_cases(
@@ -234,10 +245,12 @@ pub async fn upsert_cases(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CaseListParams {
     /// Only this contact's cases.
     pub contact_id: Option<String>,
     /// 1 to 1000; 100 by default.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
@@ -284,11 +297,13 @@ pub async fn get_case(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct JourneyParams {
     /// ISO 8601 duration before the case's creation; `PT72H` by default, at
     /// most 366 days.
     pub window: Option<String>,
     /// Interactions on the page, newest first: 1 to 1000, 100 by default.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// The `next_cursor` of the previous page: older interactions.
     pub cursor: Option<String>,

@@ -15,7 +15,22 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+        // An empty value (`from=`, as a form with a blank field sends) is no
+        // value: the parameter's default applies.
+        let query = parts.uri.query().unwrap_or_default();
+        let given = url::form_urlencoded::parse(query.as_bytes()).filter(|(_, v)| !v.is_empty());
+        let kept = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(given)
+            .finish();
+        let uri: axum::http::Uri =
+            format!("/?{kept}")
+                .parse()
+                .map_err(|_| ApiError::BadRequest {
+                    code: "invalid_query",
+                    message: "the query string cannot be read".into(),
+                    field: None,
+                })?;
+        axum::extract::Query::<T>::try_from_uri(&uri)
             .map(|q| ApiQuery(q.0))
             .map_err(|e: QueryRejection| ApiError::BadRequest {
                 code: "invalid_query",

@@ -27,7 +27,7 @@ const KIND: &str = "interaction";
 /// gzip-compressed. Every item gets one outcome; a 2xx means every accepted
 /// item is durable.
 #[utoipa::path(post, path = "/api/v1/interactions", tag = "interactions",
-    request_body(content = Object, description = "An interaction (PRODUCT.md §4.1), an array of them, or NDJSON",
+    request_body(content = super::ItemsBody, description = "An interaction (PRODUCT.md §4.1), an array of them, or NDJSON",
         content_type = "application/json"),
     responses(
         (status = 200, description = "Per-item outcomes", body = IngestReport),
@@ -157,12 +157,14 @@ pub(crate) async fn append_batch(
 
 /// Query parameters of a contact timeline.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TimelineParams {
     /// Inclusive lower bound, RFC 3339.
     pub from: Option<String>,
     /// Exclusive upper bound, RFC 3339.
     pub to: Option<String>,
     /// Page size, 1 to 1000; 100 by default.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,

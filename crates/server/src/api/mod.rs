@@ -40,6 +40,25 @@ pub struct ErrorDetail {
     pub field: Option<String>,
 }
 
+/// An ingestion body: one JSON object, or an array whose items are each
+/// checked on their own and answered with their outcome (NDJSON is taken
+/// too, as `application/x-ndjson`). Anything else is refused whole with 400.
+pub struct ItemsBody;
+
+impl utoipa::PartialSchema for ItemsBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::Object))
+            .item(ArrayBuilder::new().items(
+                ObjectBuilder::new().schema_type(utoipa::openapi::schema::SchemaType::AnyValue),
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for ItemsBody {}
+
 struct Security;
 
 impl Modify for Security {

@@ -78,11 +78,24 @@ impl From<&Policy> for PolicyWithKeys {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePolicy {
+    /// 1 to 64 letters, digits, `.`, `_` or `-`.
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     pub name: String,
     /// Any of `manage`, `write`, `read`.
+    #[schema(value_type = Vec<PolicyRight>, min_items = 1)]
     pub rights: Vec<String>,
     pub portal: Option<String>,
     pub provider: Option<String>,
+}
+
+/// A right a policy holds.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // Documents `CreatePolicy::rights`, which are read as text.
+pub enum PolicyRight {
+    Manage,
+    Write,
+    Read,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -214,7 +227,7 @@ pub async fn delete_policy(
 /// Replaces one key (primary by default); the other keeps working.
 #[utoipa::path(post, path = "/api/v1/policies/{name}/rotate", tag = "policies",
     params(("name" = String, Path)),
-    request_body(content = RotateKey, description = "Optional; `{}` rotates the primary key"),
+    request_body(content = Option<RotateKey>, description = "Optional; none or `{}` rotates the primary key"),
     responses((status = 200, body = PolicyWithKeys), (status = 404, body = super::ErrorEnvelope)),
     security(("sas" = []), ("basic" = [])))]
 pub async fn rotate_policy(

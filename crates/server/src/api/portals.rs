@@ -176,6 +176,7 @@ pub async fn update_configuration(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeleteParams {
     /// `keep` (default) leaves the portal's interactions in place; `purge`
     /// deletes them in the background.
@@ -220,6 +221,7 @@ pub async fn delete_portal(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InsightParams {
     /// RFC 3339; 30 days before `to` by default.
     pub from: Option<String>,

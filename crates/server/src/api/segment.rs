@@ -50,6 +50,19 @@ pub struct SegmentReply {
     pub report: IngestReport,
 }
 
+/// The body of `POST /v1/batch`, as Segment's clients send it.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Documents the body; `segment::map_body` reads it.
+pub struct SegmentBatch {
+    /// The messages: track, page, identify, each with its `type`.
+    #[schema(value_type = Vec<Object>)]
+    batch: Vec<Value>,
+    /// When the client sent the batch, RFC 3339; corrects the clocks of
+    /// the messages' timestamps.
+    #[schema(rename = "sentAt")]
+    sent_at: Option<String>,
+}
+
 async fn ingest(
     state: AppState,
     principal: Principal,
@@ -160,7 +173,7 @@ async fn upsert_contacts(
 /// A Segment batch: `{"batch": [message...], "sentAt"?}`, each message a
 /// `track`, `page` or `identify`. JSON, optionally gzip-compressed.
 #[utoipa::path(post, path = "/v1/batch", tag = "segment",
-    request_body(content = Object, description = "A Segment batch", content_type = "application/json"),
+    request_body(content = SegmentBatch, description = "A Segment batch", content_type = "application/json"),
     responses(
         (status = 200, description = "Read; per-message outcomes", body = SegmentReply),
         (status = 400, description = "Not a Segment batch", body = super::ErrorEnvelope),

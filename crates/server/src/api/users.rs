@@ -53,7 +53,10 @@ pub struct UserList {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
+    /// 1 to 64 letters, digits, `.`, `_` or `-`.
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     pub name: String,
+    #[schema(value_type = UserRole)]
     pub role: String,
     /// At least 10 characters; generated and answered once when left out.
     pub password: Option<String>,
@@ -72,8 +75,20 @@ pub struct CreatedUser {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchUser {
+    #[schema(value_type = Option<UserRole>)]
     pub role: Option<String>,
     pub disabled: Option<bool>,
+}
+
+/// A web UI role.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // Documents the roles, which are read as text.
+pub enum UserRole {
+    Admin,
+    Supervisor,
+    Agent,
+    Auditor,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -236,7 +251,7 @@ pub async fn delete_user(
 /// Sets a user's password, or generates one, and ends their sessions.
 #[utoipa::path(post, path = "/api/v1/users/{name}/password", tag = "users",
     params(("name" = String, Path)),
-    request_body(content = ResetPassword, description = "Optional; `{}` generates a password"),
+    request_body(content = Option<ResetPassword>, description = "Optional; none or `{}` generates a password"),
     responses(
         (status = 200, body = PasswordReset),
         (status = 404, body = super::ErrorEnvelope),

@@ -401,7 +401,7 @@ async fn walk_chain(
     // The head first: records written during the walk lie beyond it.
     let head = stores.audit.written_head(org).await?;
     let anchor = stores.audit.chain_anchor(org).await?;
-    let start = from.map_or(anchor.0, |f| (f - 1).max(anchor.0));
+    let start = from.map_or(anchor.0, |f| f.saturating_sub(1).max(anchor.0));
     let until = to.unwrap_or(i64::MAX);
     let trust_first = start > anchor.0;
     let mut verifier = ChainVerifier::new(org_name, public, anchor, trust_first);

@@ -15,6 +15,7 @@ use super::analytics::{MetricsQuery, query_metrics};
 
 /// `GET /api/v1/forecast` parameters.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ForecastParams {
     /// The queue; every queue together when absent.
     pub queue: Option<String>,

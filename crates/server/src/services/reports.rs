@@ -25,6 +25,7 @@ pub const CSV_MAX_SESSIONS: usize = 1_000_000;
 
 /// `GET /api/v1/reports/dissatisfied` as asked.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DissatisfiedParams {
     /// RFC 3339, inclusive; a week before `to` when absent.
     pub from: Option<String>,
@@ -35,6 +36,7 @@ pub struct DissatisfiedParams {
     /// Only this agent's sessions.
     pub agent: Option<String>,
     /// 1 to 1000; 100 by default. CSV ignores it and holds every session.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     pub cursor: Option<String>,
     /// `json` (the default) or `csv`.
