@@ -295,6 +295,15 @@ pub async fn run_with_stores(
 ) -> anyhow::Result<()> {
     let grace = Duration::from_secs(config.shutdown_grace_seconds);
     let state_interval = config.retention.interval_seconds;
+    if let Some(path) = &config.audit.checkpoint_file {
+        // Found at start, not as a warning every second afterwards.
+        publish::check_writable(path).map_err(|error| {
+            anyhow::anyhow!(
+                "cannot append to {} (key `audit.checkpoint_file`): {error}",
+                path.display()
+            )
+        })?;
+    }
     let (audit_key, key_source) = services::signing_key::load_key(&config)?;
     if key_source.is_in_data_directory() {
         tracing::info!(

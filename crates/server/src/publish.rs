@@ -67,6 +67,11 @@ fn published_so_far(path: &Path) -> std::io::Result<HashMap<String, i64>> {
     Ok(newest)
 }
 
+/// Whether the file can be appended to (it is created when missing).
+pub fn check_writable(path: &Path) -> std::io::Result<()> {
+    append(path, b"")
+}
+
 /// Appends and syncs.
 fn append(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();

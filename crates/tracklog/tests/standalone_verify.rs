@@ -99,6 +99,39 @@ async fn an_export_verifies_against_checkpoints_kept_outside_and_a_lying_server_
     assert!(!again.status.success(), "keygen never overwrites a key");
 
     let (key, _) = create_policy(&data, "crm", "write,read");
+    // A checkpoint file that cannot be written stops the start.
+    let refused = Server::try_start(
+        &[],
+        &[
+            (
+                "TRACKLOG_AUDIT__SIGNING_KEY_FILE",
+                key_file.to_str().unwrap(),
+            ),
+            (
+                "TRACKLOG_AUDIT__CHECKPOINT_FILE",
+                outside
+                    .join("no-such-dir/checkpoints.jsonl")
+                    .to_str()
+                    .unwrap(),
+            ),
+        ],
+        &data,
+    );
+    if let Ok(mut started) = refused {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let status = loop {
+            if let Some(status) = started.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server kept running with an unwritable checkpoint file"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(!status.success());
+    }
+
     let server = Server::start_with(
         &[],
         &[
