@@ -458,12 +458,17 @@ async fn step(
             position.sent = last;
         }
 
-        // The checkpoints whose records are all written, in number order.
+        // The checkpoints whose records are all written, in number order,
+        // up to the first that must wait: the cursor never passes one.
         let mut checkpoints = stores
             .audit
             .checkpoints_after(org.id, position.checkpoints_sent, config.batch)
             .await?;
-        checkpoints.retain(|c| c.sequence <= position.sent);
+        let ready = checkpoints
+            .iter()
+            .take_while(|c| c.sequence <= position.sent)
+            .count();
+        checkpoints.truncate(ready);
         let wrote_checkpoints = !checkpoints.is_empty();
         if let Some(newest) = checkpoints.last().map(|c| c.number) {
             sink.send_checkpoints(org.name.as_str(), &checkpoints)
