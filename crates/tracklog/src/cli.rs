@@ -24,6 +24,14 @@ pub struct Args {
     command: Command,
 }
 
+impl Args {
+    /// Whether the command keeps network connections of its own open (the
+    /// server, the benchmark), rather than only writing its output.
+    pub fn uses_sockets(&self) -> bool {
+        matches!(self.command, Command::Serve { .. } | Command::Bench(_))
+    }
+}
+
 #[derive(Debug, ClapArgs)]
 struct GlobalArgs {
     /// The data directory [default: ./tracklog-data; env: TRACKLOG_DATA_DIR]

@@ -17,6 +17,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Args::parse();
+    if !args.uses_sockets() {
+        end_quietly_on_a_closed_pipe();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -33,5 +36,20 @@ fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Lets a command whose output is piped into `head` end when the reader
+/// goes, as Unix tools do, instead of panicking in `println!`. Rust ignores
+/// SIGPIPE by default, so a write to a closed pipe fails and `println!`
+/// panics on the failure; restoring the default disposition ends the
+/// process quietly. The server and the benchmark keep Rust's default, for
+/// their sockets. No library does this: it is one call into libc.
+fn end_quietly_on_a_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: called before any thread starts; it only restores the
+    // signal's default disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

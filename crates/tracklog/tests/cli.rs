@@ -548,3 +548,33 @@ fn contacts_are_imported_exported_and_erased_from_the_command_line() {
     let export: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(export["profile"]["name"], "Hopper, Grace");
 }
+
+/// `tracklog audit export ... | head -1`: the command ends when the reader
+/// goes, as Unix tools do, without a panic or an error message.
+#[test]
+fn a_listing_piped_into_a_reader_that_stops_ends_quietly() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    // More than a pipe holds (64 KiB), so that writing meets the closed pipe.
+    for i in 0..160 {
+        create_policy(dir.path(), &format!("p{i}"), "read");
+    }
+    let mut child = Command::new(BIN)
+        .args(["audit", "export", "--format", "jsonl", "--data-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with('{'), "{first}");
+    // The reader is gone: the rest of the export meets a closed pipe.
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+    assert_ne!(output.status.code(), Some(101), "{stderr}");
+}
