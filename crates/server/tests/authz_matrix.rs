@@ -449,26 +449,8 @@ async fn every_operation_with_every_credential() {
         public_key,
     };
 
-    let document: Value = server
-        .http
-        .get(server.url("/api/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let mut served = BTreeSet::new();
-    for (path, item) in document["paths"].as_object().unwrap() {
-        for (method, operation) in item.as_object().unwrap() {
-            let tags = operation["tags"].as_array().cloned().unwrap_or_default();
-            // Pages are signed in with a session: the page tests cover them.
-            if tags.iter().any(|t| t == "ui") {
-                continue;
-            }
-            served.insert((method.to_uppercase(), path.clone()));
-        }
-    }
+    // Pages are signed in with a session: page_roles.rs covers them.
+    let (_, served) = server.documented_operations().await;
     let tabled: BTreeSet<(String, String)> = TABLE
         .iter()
         .map(|(m, p, _)| ((*m).to_owned(), (*p).to_owned()))

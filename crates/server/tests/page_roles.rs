@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{TestServer, basic};
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 use tracklog_domain::ids::UserName;
 use tracklog_domain::user::Role;
 use tracklog_server::services::{Actor, users};
@@ -192,26 +192,7 @@ async fn every_page_with_every_role_and_without_the_csrf_token() {
         sessions.push(sign_in(&server, role).await);
     }
 
-    let document: Value = server
-        .http
-        .get(server.url("/api/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let mut served = BTreeSet::new();
-    for (path, item) in document["paths"].as_object().unwrap() {
-        for (method, operation) in item.as_object().unwrap() {
-            if operation["tags"]
-                .as_array()
-                .is_some_and(|t| t.iter().any(|t| t == "ui"))
-            {
-                served.insert((method.to_uppercase(), path.clone()));
-            }
-        }
-    }
+    let (served, _) = server.documented_operations().await;
     let tabled: BTreeSet<(String, String)> = PAGES
         .iter()
         .map(|(m, p, _)| ((*m).to_owned(), (*p).to_owned()))

@@ -4,6 +4,7 @@
 
 pub mod browser;
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
 use tokio::sync::oneshot;
@@ -132,6 +133,33 @@ impl TestServer {
 
     pub async fn policy(&self, name: &str, rights: &str) -> Policy {
         self.policy_in("default", name, rights, None).await
+    }
+
+    /// The (method, path) of every operation the served OpenAPI document
+    /// lists, split into the pages (tag `ui`) and the rest.
+    pub async fn documented_operations(
+        &self,
+    ) -> (BTreeSet<(String, String)>, BTreeSet<(String, String)>) {
+        let document: serde_json::Value = self
+            .http
+            .get(self.url("/api/v1/openapi.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let (mut pages, mut api) = (BTreeSet::new(), BTreeSet::new());
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let page = operation["tags"]
+                    .as_array()
+                    .is_some_and(|tags| tags.iter().any(|t| t == "ui"));
+                let set = if page { &mut pages } else { &mut api };
+                set.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+        (pages, api)
     }
 
     pub async fn stop(mut self) {
