@@ -15,7 +15,9 @@ fuzz_target!(|data: &[u8]| {
     };
     for ndjson in [false, true] {
         if let Ok(batch) = decode_batch(data, ndjson, &ctx) {
-            let items = split_items(data, ndjson, &limits).map(|v| v.len()).unwrap_or(0);
+            let items = split_items(data, ndjson, &limits)
+                .map(|v| v.len())
+                .unwrap_or(0);
             assert_eq!(batch.interactions.len() + batch.rejected.len(), items);
             for interaction in &batch.interactions {
                 let _ = interaction.to_json();

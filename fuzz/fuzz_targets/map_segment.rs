@@ -17,7 +17,12 @@ fuzz_target!(|data: &[u8]| {
         catalogue: &Builtins,
     };
     let now = UtcMillis::from_millis(1_790_000_000_000);
-    for endpoint in [Endpoint::Batch, Endpoint::Track, Endpoint::Page, Endpoint::Identify] {
+    for endpoint in [
+        Endpoint::Batch,
+        Endpoint::Track,
+        Endpoint::Page,
+        Endpoint::Identify,
+    ] {
         let Ok(messages) = map_body(data, endpoint, now, &limits) else {
             continue;
         };

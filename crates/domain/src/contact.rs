@@ -6,6 +6,8 @@ use serde_json::{Map, Value};
 use crate::ids::{CaseId, ContactId};
 use crate::time::UtcMillis;
 
+pub mod import;
+
 /// A person known to the CRM, keyed by the CRM's contact id.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Contact {

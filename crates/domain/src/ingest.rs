@@ -5,7 +5,7 @@
 //! decoded on its own, so one bad item is refused with a reason while the rest
 //! of the batch goes on.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 /// Limits applied to every ingestion request.
@@ -224,6 +224,18 @@ pub struct IngestReport {
     /// Of the accepted, how many were already stored (idempotent retries).
     pub duplicates: usize,
     pub rejected: Vec<Rejection>,
+}
+
+/// How far a write must go before it is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// Flushed to stable storage (fsync) before the reply: survives power loss.
+    #[default]
+    Fsync,
+    /// Handed to the operating system before the reply: survives a crash of
+    /// Tracklog (kill -9), not a power cut.
+    Os,
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@
 //! - [`audit`]: the activity-log record of PRODUCT.md §5.1 and its categorisation.
 //! - [`portal`]: portals, their origins and public keys, and interaction-type
 //!   definitions (built-in and custom).
+//! - [`cursor`]: opaque paging cursors, encoded and decoded.
 //! - [`escape`]: escaping for CSV, CEF and syslog lines, so that no value can
 //!   break a line or run as a spreadsheet formula.
 //! - [`contact`]: contacts (profiles) and support cases.
@@ -32,6 +33,7 @@ pub mod audit;
 pub mod auth;
 pub mod channel;
 pub mod contact;
+pub mod cursor;
 pub mod escape;
 pub mod forecast;
 pub mod ids;

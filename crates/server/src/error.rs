@@ -180,6 +180,12 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<tracklog_store::BadCursor> for ApiError {
+    fn from(error: tracklog_store::BadCursor) -> Self {
+        StoreError::from(error).into()
+    }
+}
+
 impl From<crate::services::users::UserError> for ApiError {
     fn from(error: crate::services::users::UserError) -> Self {
         use crate::services::users::UserError;

@@ -22,7 +22,7 @@ pub mod api;
 pub mod auth;
 pub mod catalogue;
 pub mod channel_health;
-pub mod config;
+pub use tracklog_config as config;
 pub mod cors;
 pub mod edge;
 pub mod error;
@@ -35,6 +35,7 @@ pub mod retention;
 pub mod sdk;
 pub mod services;
 pub mod state;
+pub mod store_options;
 pub mod ui;
 
 use std::future::Future;
@@ -61,7 +62,7 @@ use crate::metrics::HttpLabel;
 /// Opens the stores the configuration names: today, the embedded SQLite store
 /// in `data_dir`.
 pub fn open_stores(config: &Config) -> Result<Stores, tracklog_store::StoreError> {
-    SqliteStore::open_stores(&config.data_dir, config.sqlite_options())
+    SqliteStore::open_stores(&config.data_dir, store_options::sqlite_options(config))
 }
 
 /// The full application: API, operations endpoints and UI.

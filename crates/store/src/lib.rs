@@ -47,12 +47,12 @@ use tracklog_domain::time::UtcMillis;
 use tracklog_domain::user::Role;
 
 pub mod conformance;
-mod cursor;
 pub mod fault;
 pub mod log;
 pub mod sqlite;
 
-pub use cursor::Cursor;
+pub use tracklog_domain::cursor::{BadCursor, Cursor};
+pub use tracklog_domain::ingest::Durability;
 
 /// Errors at the storage boundary.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -80,16 +80,10 @@ pub enum StoreError {
     Internal(String),
 }
 
-/// How far a write must go before it is acknowledged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Durability {
-    /// Flushed to stable storage (fsync) before the reply: survives power loss.
-    #[default]
-    Fsync,
-    /// Handed to the operating system before the reply: survives a crash of
-    /// Tracklog (kill -9), not a power cut.
-    Os,
+impl From<BadCursor> for StoreError {
+    fn from(_: BadCursor) -> Self {
+        StoreError::BadCursor
+    }
 }
 
 /// Metrics every backend keeps, registered by the server under `tracklog_`.

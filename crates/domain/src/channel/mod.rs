@@ -9,6 +9,8 @@
 //!   Derivation sorts its input, so the facts never depend on arrival order.
 //! - [`metrics`]: the metric catalogue as data (§6.1) and the contributions
 //!   each session or agent makes to the pre-aggregated buckets.
+//! - [`query`]: a metrics query as sent, parsed into metrics, a range, an
+//!   interval, a zone and dimensions.
 //! - [`series`]: the fold of those buckets into a query's series, one point
 //!   per interval.
 //! - [`interval`]: query intervals aligned in an IANA time zone, DST-aware.
@@ -22,6 +24,7 @@ pub mod facts;
 pub mod interval;
 pub mod metrics;
 pub mod payload;
+pub mod query;
 pub mod sentiment;
 pub mod series;
 mod series_json;

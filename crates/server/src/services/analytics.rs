@@ -3,13 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tracklog_domain::channel::definitions::names;
 use tracklog_domain::channel::facts::SessionFacts;
-use tracklog_domain::channel::interval::{self, Interval};
-use tracklog_domain::channel::metrics::{self, Dimension, Metric};
+use tracklog_domain::channel::interval;
+use tracklog_domain::channel::metrics::Dimension;
 use tracklog_domain::channel::series::{self, Series};
 use tracklog_domain::contact::RecordError;
 use tracklog_domain::ids::OrgId;
@@ -20,169 +19,7 @@ use super::ServiceError;
 
 // ---- metrics queries ------------------------------------------------------------------
 
-/// One string or a list of them.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(untagged)]
-pub enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl OneOrMany {
-    fn into_vec(self) -> Vec<String> {
-        match self {
-            OneOrMany::One(one) => vec![one],
-            OneOrMany::Many(many) => many,
-        }
-    }
-}
-
-/// `POST /api/v1/metrics/query` as sent.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MetricsRequest {
-    /// Metric names; every metric when absent.
-    #[schema(value_type = Option<Vec<String>>)]
-    pub metrics: Option<OneOrMany>,
-    /// RFC 3339; 24 hours before `to` when absent.
-    pub from: Option<String>,
-    /// RFC 3339, exclusive; now when absent.
-    pub to: Option<String>,
-    /// 15m, 30m, 1h, 1d or 1w; 1h by default.
-    pub interval: Option<String>,
-    /// An IANA time zone; UTC by default.
-    pub timezone: Option<String>,
-    /// queue, channel, agent, provider or sentiment_band (the closing
-    /// sentiment's band), one or a list.
-    #[schema(value_type = Option<Vec<String>>)]
-    pub group_by: Option<OneOrMany>,
-    /// `{"queue": "billing"}` or `{"queue": ["billing", "sales"]}`.
-    #[schema(value_type = Option<Object>)]
-    pub filters: Option<BTreeMap<String, OneOrMany>>,
-}
-
-/// A metrics query, parsed.
-#[derive(Debug, Clone)]
-pub struct MetricsQuery {
-    pub metrics: Vec<Metric>,
-    pub from: UtcMillis,
-    pub to: UtcMillis,
-    pub interval: Interval,
-    pub tz: TimeZone,
-    pub tz_name: String,
-    pub group_by: Vec<Dimension>,
-    pub filters: Vec<(Dimension, String)>,
-}
-
-fn time_field(field: &str, value: Option<&str>) -> Result<Option<UtcMillis>, RecordError> {
-    value
-        .map(|text| {
-            UtcMillis::parse_rfc3339(text)
-                .map_err(|_| RecordError::new(field, "must be an RFC 3339 time"))
-        })
-        .transpose()
-}
-
-impl MetricsQuery {
-    pub fn parse(request: MetricsRequest, now: UtcMillis) -> Result<Self, RecordError> {
-        let catalogue = metrics::catalogue();
-        let metrics = match request.metrics.map(OneOrMany::into_vec) {
-            None => catalogue.clone(),
-            Some(names) if names.is_empty() => catalogue.clone(),
-            Some(names) => names
-                .iter()
-                .map(|name| {
-                    catalogue
-                        .iter()
-                        .find(|m| m.name == name)
-                        .cloned()
-                        .ok_or_else(|| {
-                            RecordError::new(
-                                "metrics",
-                                format!("unknown metric {name:?}; GET /api/v1/metrics lists them"),
-                            )
-                        })
-                })
-                .collect::<Result<_, _>>()?,
-        };
-        let to = time_field("to", request.to.as_deref())?.unwrap_or(now);
-        let from = time_field("from", request.from.as_deref())?
-            .unwrap_or(UtcMillis::from_millis(to.as_millis() - 86_400_000));
-        if from >= to {
-            return Err(RecordError::new("from", "must be before to"));
-        }
-        let interval_text = request.interval.unwrap_or_else(|| "1h".into());
-        let interval = Interval::parse(&interval_text)
-            .ok_or_else(|| RecordError::new("interval", "must be 15m, 30m, 1h, 1d or 1w"))?;
-        let tz_name = request.timezone.unwrap_or_else(|| "UTC".into());
-        let tz = interval::zone(&tz_name).ok_or_else(|| {
-            RecordError::new("timezone", format!("{tz_name:?} is not an IANA time zone"))
-        })?;
-        let dimension = |field: &str, text: &str| {
-            Dimension::parse(text).ok_or_else(|| {
-                RecordError::new(
-                    field,
-                    format!("{text:?} is not queue, channel, agent, provider or sentiment_band"),
-                )
-            })
-        };
-        let mut group_by = Vec::new();
-        for text in request
-            .group_by
-            .map(OneOrMany::into_vec)
-            .unwrap_or_default()
-        {
-            let d = dimension("group_by", &text)?;
-            if !group_by.contains(&d) {
-                group_by.push(d);
-            }
-        }
-        let mut filters = Vec::new();
-        for (key, values) in request.filters.unwrap_or_default() {
-            let d = dimension("filters", &key)?;
-            for value in values.into_vec() {
-                filters.push((d, value));
-            }
-        }
-        for metric in &metrics {
-            for d in group_by.iter().chain(filters.iter().map(|(d, _)| d)) {
-                if !metric.dimensions.contains(d) {
-                    return Err(RecordError::new(
-                        "group_by",
-                        format!(
-                            "{} cannot be grouped or filtered by {}",
-                            metric.name,
-                            d.code()
-                        ),
-                    ));
-                }
-            }
-        }
-        Ok(Self {
-            metrics,
-            from,
-            to,
-            interval,
-            tz,
-            tz_name,
-            group_by,
-            filters,
-        })
-    }
-
-    /// The interval starts, bounded.
-    pub fn starts(&self) -> Result<Vec<UtcMillis>, RecordError> {
-        interval::starts(self.from, self.to, self.interval, &self.tz).ok_or_else(|| {
-            RecordError::new(
-                "interval",
-                format!(
-                    "the range holds more than {} intervals; use a larger interval",
-                    interval::MAX_INTERVALS
-                ),
-            )
-        })
-    }
-}
+pub use tracklog_domain::channel::query::{MetricsQuery, MetricsRequest, OneOrMany};
 
 /// The answer of a metrics query.
 #[derive(Debug, Clone, Serialize)]

@@ -1,3 +1,5 @@
+//! # tracklog-config
+//!
 //! Typed configuration: defaults, then an optional TOML file, then `TRACKLOG_`
 //! environment variables, then command-line flags, each overriding the last.
 //!
@@ -6,14 +8,11 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use tracklog_domain::ingest::Limits;
-use tracklog_store::log::LogOptions;
-use tracklog_store::sqlite::SqliteOptions;
 
 mod sections;
 pub use sections::*;
@@ -94,6 +93,18 @@ impl Config {
                     .filter(|key| key.as_str() != "config"),
             )
             .merge(Serialized::defaults(overrides));
+        Self::extract(figment)
+    }
+
+    /// A configuration file's text over the defaults, without the
+    /// environment or flags: what `load` makes of the file alone.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        Self::extract(
+            Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(text)),
+        )
+    }
+
+    fn extract(figment: Figment) -> Result<Self, ConfigError> {
         let config: Config = figment.extract().map_err(|e| ConfigError(describe(e)))?;
         config.validate()?;
         Ok(config)
@@ -230,33 +241,6 @@ impl Config {
             max_item_bytes: self.ingest.max_item_bytes,
         }
     }
-
-    /// The embedded store's options.
-    pub fn sqlite_options(&self) -> SqliteOptions {
-        SqliteOptions {
-            durability: self.ingest.durability,
-            batch_max_items: self.ingest.commit_max_items,
-            batch_linger: Duration::from_millis(self.ingest.commit_linger_ms),
-            queue_max_items: self.ingest.queue_max_items,
-            read_connections: self.storage.read_connections,
-            busy_timeout: Duration::from_millis(self.storage.busy_timeout_ms),
-            wal_autocheckpoint_pages: self.storage.wal_autocheckpoint_pages,
-            checkpoint_interval: Duration::from_millis(self.storage.checkpoint_interval_ms.max(10)),
-            audit_split_threshold_bytes: self.audit.split_threshold_bytes,
-            audit_compress_after_records: self.audit.compress_after_records,
-            log: LogOptions {
-                durability: self.ingest.durability,
-                queue_max_items: self.ingest.queue_max_items,
-                max_bytes: self.ingest.log_max_bytes,
-                segment_bytes: self.ingest.log_segment_bytes.max(4096),
-                min_free_bytes: self.ingest.log_min_free_bytes,
-                ..LogOptions::default()
-            },
-            settle_timeout: Duration::from_millis(self.ingest.read_your_writes_ms.max(1)),
-            check_at_start: self.storage.check_at_start,
-            ..SqliteOptions::default()
-        }
-    }
 }
 
 /// Figment's error, phrased around the key at fault.
@@ -287,7 +271,7 @@ fn describe(error: figment::Error) -> String {
 mod tests {
     use super::*;
     use figment::Jail;
-    use tracklog_store::Durability;
+    use tracklog_domain::ingest::Durability;
 
     #[test]
     fn defaults_run_out_of_the_box() {

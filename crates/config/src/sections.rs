@@ -4,9 +4,7 @@
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use tracklog_domain::ingest::Limits;
-use tracklog_store::Durability;
-use tracklog_store::sqlite::SqliteOptions;
+use tracklog_domain::ingest::{Durability, Limits};
 
 /// The background purge of data past its retention.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,21 +69,21 @@ pub struct IngestConfig {
 
 impl Default for IngestConfig {
     fn default() -> Self {
+        // The store's own defaults; the server's tests check that they agree.
         let limits = Limits::default();
-        let store = SqliteOptions::default();
         Self {
             durability: Durability::Fsync,
-            commit_max_items: store.batch_max_items,
-            commit_linger_ms: store.batch_linger.as_millis() as u64,
-            queue_max_items: store.queue_max_items,
+            commit_max_items: 20_000,
+            commit_linger_ms: 1,
+            queue_max_items: 200_000,
             max_body_bytes: limits.max_body_bytes,
             max_batch_items: limits.max_batch_items,
             max_field_bytes: limits.max_field_bytes,
             max_item_bytes: limits.max_item_bytes,
-            log_max_bytes: store.log.max_bytes,
-            log_segment_bytes: store.log.segment_bytes,
-            log_min_free_bytes: store.log.min_free_bytes,
-            read_your_writes_ms: store.settle_timeout.as_millis() as u64,
+            log_max_bytes: 2 << 30,
+            log_segment_bytes: 64 << 20,
+            log_min_free_bytes: 256 << 20,
+            read_your_writes_ms: 10_000,
             ready_max_lag_ms: 5_000,
         }
     }
@@ -108,18 +106,17 @@ pub struct StorageConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        let store = SqliteOptions::default();
         Self {
-            read_connections: store.read_connections,
-            busy_timeout_ms: store.busy_timeout.as_millis() as u64,
-            wal_autocheckpoint_pages: store.wal_autocheckpoint_pages,
-            checkpoint_interval_ms: store.checkpoint_interval.as_millis() as u64,
+            read_connections: 4,
+            busy_timeout_ms: 5_000,
+            wal_autocheckpoint_pages: 131_072,
+            checkpoint_interval_ms: 500,
             check_at_start: true,
         }
     }
 }
 
-/// Limits at the HTTP edge ([`crate::listener`]).
+/// Limits at the HTTP edge (the server's listener).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
@@ -157,7 +154,7 @@ pub struct UiConfig {
     /// (`/embed/cases/{id}`): the CRM origins allowed to frame it, such as
     /// `'self' https://crm.example.com`.
     pub embed_frame_ancestors: String,
-    /// Limits on failed sign-ins ([`crate::ui::throttle`]).
+    /// Limits on failed sign-ins (the web UI's sign-in throttle).
     pub sign_in: SignInLimits,
 }
 
