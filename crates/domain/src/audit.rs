@@ -33,6 +33,7 @@ pub enum UserType {
 
 /// The category of an operation, from the prefix table of §5.2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Category {
     ReadMultiple,
     Read,

@@ -90,7 +90,43 @@ macro_rules! text_id {
                 &self.0
             }
         }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                id_schema(stringify!($check), $max)
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $name {}
     };
+}
+
+/// The schema of an identifier: exactly the text `check_text` or
+/// `check_name` accepts, so the API document says what the server takes.
+#[cfg(feature = "openapi")]
+fn id_schema(check: &str, max: usize) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::ObjectBuilder;
+    use utoipa::openapi::schema::Type;
+    // `char::is_control` is Unicode's Cc: U+0000-U+001F and U+007F-U+009F.
+    let (pattern, description) = match check {
+        "check_name" => (
+            format!("^[A-Za-z0-9._-]{{1,{max}}}$"),
+            format!("1 to {max} letters, digits, '-', '_' or '.'"),
+        ),
+        _ => (
+            format!("^[^\\x00-\\x1F\\x7F-\\x9F]{{1,{max}}}$"),
+            format!("1 to {max} characters, none of them a control character"),
+        ),
+    };
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(max))
+        .pattern(Some(pattern))
+        .description(Some(description))
+        .into()
 }
 
 text_id!(

@@ -96,6 +96,15 @@ pub fn map_body(
             let batch = parsed.batch.ok_or_else(|| {
                 BodyError::InvalidJson("a Segment batch is an object with a \"batch\" array".into())
             })?;
+            if parsed
+                .sent_at
+                .as_ref()
+                .is_some_and(|v| !v.is_string() && !v.is_null())
+            {
+                return Err(BodyError::InvalidJson(
+                    "sentAt must be an ISO 8601 time as a string".into(),
+                ));
+            }
             (batch, parsed.sent_at, None)
         }
         Endpoint::Track | Endpoint::Page | Endpoint::Identify => {

@@ -203,7 +203,24 @@ fn document_credential_failures(openapi: &mut utoipa::openapi::OpenApi) {
             let takes_query = operation.parameters.iter().flatten().any(|parameter| {
                 parameter.parameter_in == utoipa::openapi::path::ParameterIn::Query
             });
+            let takes_path = operation.parameters.iter().flatten().any(|parameter| {
+                parameter.parameter_in == utoipa::openapi::path::ParameterIn::Path
+            });
+            for parameter in operation.parameters.iter_mut().flatten() {
+                match parameter.parameter_in {
+                    utoipa::openapi::path::ParameterIn::Path => {
+                        refuse_control_characters(parameter)
+                    }
+                    utoipa::openapi::path::ParameterIn::Query => allow_empty_time(parameter),
+                    _ => {}
+                }
+            }
             let responses = &mut operation.responses.responses;
+            if takes_path {
+                responses.entry("400".into()).or_insert_with(|| {
+                    answer("A path parameter is not a valid name or id; `field` names it").into()
+                });
+            }
             if takes_query {
                 responses.entry("400".into()).or_insert_with(|| {
                     answer("A query parameter is not valid; `field` names it").into()
@@ -223,6 +240,46 @@ fn document_credential_failures(openapi: &mut utoipa::openapi::OpenApi) {
             });
         }
     }
+}
+
+/// Every name and id in a path is refused when empty or when it holds a
+/// control character (`tracklog_domain::ids`); a path parameter documented
+/// as a plain string says so.
+fn refuse_control_characters(parameter: &mut utoipa::openapi::path::Parameter) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{Schema, SchemaType, Type};
+    if let Some(RefOr::T(Schema::Object(object))) = parameter.schema.as_mut()
+        && object.schema_type == SchemaType::Type(Type::String)
+        && object.pattern.is_none()
+    {
+        object.pattern = Some("^[^\\x00-\\x1F\\x7F-\\x9F]+$".into());
+        object.min_length = Some(1);
+    }
+}
+
+/// A query parameter left empty (`to=`, as a form with a blank field sends
+/// it) counts as absent ([`api::extract::ApiQuery`]); a time parameter's
+/// schema says so.
+fn allow_empty_time(parameter: &mut utoipa::openapi::path::Parameter) {
+    use utoipa::openapi::schema::{AnyOfBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    use utoipa::openapi::{RefOr, Schema};
+    let Some(RefOr::T(Schema::Object(object))) = parameter.schema.as_ref() else {
+        return;
+    };
+    if object.format != Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)) {
+        return;
+    }
+    let time = object.clone();
+    let empty = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .max_length(Some(0))
+        .build();
+    parameter.schema = Some(
+        AnyOfBuilder::new()
+            .item(Schema::Object(time))
+            .item(Schema::Object(empty))
+            .into(),
+    );
 }
 
 async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {

@@ -19,6 +19,8 @@ use super::{AuditRecord, Category, FIELD_NAMES};
 
 /// An export format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(rename_all = "lowercase"))]
 pub enum Format {
     Csv,
     Jsonl,

@@ -39,8 +39,10 @@ pub struct MetricsRequest {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>))]
     pub metrics: Option<OneOrMany>,
     /// RFC 3339; 24 hours before `to` when absent.
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub from: Option<String>,
     /// RFC 3339, exclusive; now when absent.
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub to: Option<String>,
     /// 15m, 30m, 1h, 1d or 1w; 1h by default.
     pub interval: Option<String>,

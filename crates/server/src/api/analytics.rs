@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tracklog_domain::auth::Right;
 use tracklog_domain::time::UtcMillis;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{ApiJson, ApiQuery, Caller};
 use super::interactions::limit_param;
@@ -121,8 +121,10 @@ pub async fn realtime(
         }),
         ..MetricsRequest::default()
     };
+    // Every part of this query arrived as a query parameter: a bad one is a
+    // 400 naming it, as for every other query parameter.
     let base = MetricsQuery::parse(request, UtcMillis::now())
-        .map_err(crate::services::ServiceError::from)?;
+        .map_err(|e| ApiError::bad_field(&e.field, format!("{}: {}", e.field, e.message)))?;
     let every_ms = params.every_ms.unwrap_or(1000);
     if !(200..=10_000).contains(&every_ms) {
         return Err(ApiError::bad_field(
@@ -238,11 +240,20 @@ pub async fn delete_alert_rule(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Which alerts a listing shows.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertStateFilter {
+    Open,
+    All,
+}
+
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AlertParams {
     /// `open` (predicted or firing) or `all`; `all` by default.
-    pub state: Option<String>,
+    #[param(inline)]
+    pub state: Option<AlertStateFilter>,
     /// 1 to 1000; 100 by default.
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
@@ -259,11 +270,7 @@ pub async fn list_alerts(
     ApiQuery(params): ApiQuery<AlertParams>,
 ) -> Result<Json<Value>, ApiError> {
     principal.require(Right::Read)?;
-    let open_only = match params.state.as_deref() {
-        None | Some("all") => false,
-        Some("open") => true,
-        Some(_) => return Err(ApiError::bad_field("state", "state must be open or all")),
-    };
+    let open_only = matches!(params.state, Some(AlertStateFilter::Open));
     let limit = limit_param(params.limit, 100, 1000)?;
     let alerts = state
         .stores

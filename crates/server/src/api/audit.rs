@@ -358,13 +358,16 @@ pub async fn put_entity_settings(
 #[into_params(parameter_in = Query)]
 pub struct FilterParams {
     /// Inclusive lower bound on `CreationTime`, RFC 3339.
+    #[param(value_type = Option<String>, format = DateTime)]
     pub from: Option<String>,
     /// Exclusive upper bound on `CreationTime`, RFC 3339.
+    #[param(value_type = Option<String>, format = DateTime)]
     pub to: Option<String>,
     /// `User`, exactly.
     pub user: Option<String>,
     pub operation: Option<String>,
     /// ReadMultiple, Read, Create, Update, Delete or Other.
+    #[param(value_type = Option<tracklog_domain::audit::Category>)]
     pub category: Option<String>,
     pub entity_name: Option<String>,
     pub entity_id: Option<String>,
@@ -497,6 +500,7 @@ pub async fn get_record(
 #[into_params(parameter_in = Query)]
 pub struct FormatParam {
     /// csv, jsonl, cef, syslog or ocsf.
+    #[param(value_type = Format)]
     pub format: String,
 }
 
@@ -508,7 +512,8 @@ const EXPORT_PAGE: usize = 1000;
 /// export itself is audited.
 #[utoipa::path(get, path = "/api/v1/audit/export", tag = "audit",
     params(FormatParam, FilterParams),
-    responses((status = 200, description = "The records, one per line", content_type = "text/plain"),
+    responses((status = 200, description = "The records, one per line: CSV (`text/csv`), JSONL and OCSF (`application/x-ndjson`), CEF and syslog (`text/plain`)",
+            content((String = "text/csv"), (String = "application/x-ndjson"), (String = "text/plain"))),
         (status = 400, body = super::ErrorEnvelope), (status = 403, body = super::ErrorEnvelope)),
     security(("sas" = []), ("basic" = [])))]
 pub async fn export(
@@ -634,8 +639,10 @@ pub fn export_stream(
 #[into_params(parameter_in = Query)]
 pub struct ReportParams {
     /// Inclusive lower bound, RFC 3339.
+    #[param(value_type = Option<String>, format = DateTime)]
     pub from: Option<String>,
     /// Exclusive upper bound, RFC 3339.
+    #[param(value_type = Option<String>, format = DateTime)]
     pub to: Option<String>,
     /// hour, day (default) or week.
     pub bucket: Option<String>,

@@ -606,8 +606,10 @@ pub struct RecordParams {
     #[serde(rename = "type")]
     pub kind: Option<String>,
     /// Inclusive, RFC 3339.
+    #[param(value_type = Option<String>, format = DateTime)]
     pub from: Option<String>,
     /// Exclusive, RFC 3339.
+    #[param(value_type = Option<String>, format = DateTime)]
     pub to: Option<String>,
     /// 1 to 1000; 100 by default.
     #[param(minimum = 1, maximum = 1000)]

@@ -11,7 +11,7 @@ use tracklog_domain::ids::{CaseId, ContactId};
 use tracklog_domain::time::{UtcMillis, parse_iso8601_duration};
 use utoipa::IntoParams;
 
-use super::extract::{ApiJson, ApiQuery, Caller, one_or_many};
+use super::extract::{ApiJsonItems, ApiQuery, Caller, one_or_many};
 use super::interactions::limit_param;
 use crate::auth::{Authorized, Principal, need};
 use crate::error::ApiError;
@@ -81,7 +81,7 @@ pub fn parse_contacts(items: Vec<Value>, now: UtcMillis) -> (Vec<Contact>, Vec<V
 pub async fn upsert_contacts(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<need::Write>,
-    ApiJson(body): ApiJson<Value>,
+    ApiJsonItems(body): ApiJsonItems,
 ) -> Result<Json<Value>, ApiError> {
     principal.require(Right::Write)?;
     let items = bounded_batch(body, "contacts")?;
@@ -140,7 +140,7 @@ pub async fn list_contacts(
 }
 
 /// One contact's profile.
-#[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "contacts", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "contacts", params(("id" = tracklog_domain::ids::ContactId, Path)),
     responses((status = 200, body = Object), (status = 404, body = super::ErrorEnvelope)),
     security(("sas" = []), ("basic" = [])))]
 pub async fn get_contact(
@@ -161,7 +161,7 @@ pub async fn get_contact(
 
 /// Everything held about a contact: profile, cases and interactions. The
 /// export is recorded in the activity log.
-#[utoipa::path(get, path = "/api/v1/contacts/{id}/export", tag = "privacy", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/contacts/{id}/export", tag = "privacy", params(("id" = tracklog_domain::ids::ContactId, Path)),
     responses((status = 200, body = Object)),
     security(("sas" = []), ("basic" = [])))]
 pub async fn export_contact(
@@ -186,7 +186,7 @@ pub struct EraseParams {
 /// Erases a contact: interactions (stitched anonymous ones too), session
 /// links, cases and profile. The erasure itself is audited, with counts only.
 #[utoipa::path(delete, path = "/api/v1/contacts/{id}", tag = "privacy",
-    params(("id" = String, Path), EraseParams),
+    params(("id" = tracklog_domain::ids::ContactId, Path), EraseParams),
     responses((status = 200, description = "What was erased", body = Object),
         (status = 400, description = "`erase=true` is missing", body = super::ErrorEnvelope)),
     security(("sas" = []), ("basic" = [])))]
@@ -217,7 +217,7 @@ pub async fn erase_contact(
 pub async fn upsert_cases(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<need::Write>,
-    ApiJson(body): ApiJson<Value>,
+    ApiJsonItems(body): ApiJsonItems,
 ) -> Result<Json<Value>, ApiError> {
     principal.require(Right::Write)?;
     let items = bounded_batch(body, "cases")?;
@@ -277,7 +277,7 @@ pub async fn list_cases(
 }
 
 /// One case.
-#[utoipa::path(get, path = "/api/v1/cases/{id}", tag = "cases", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/cases/{id}", tag = "cases", params(("id" = tracklog_domain::ids::CaseId, Path)),
     responses((status = 200, body = Object), (status = 404, body = super::ErrorEnvelope)),
     security(("sas" = []), ("basic" = [])))]
 pub async fn get_case(
@@ -345,7 +345,7 @@ pub fn journey_cursor(text: Option<&str>) -> Result<Option<tracklog_store::Curso
 /// they ran) and the newest interactions, a page at a time. An interaction
 /// at the case's creation time or later is not part of it.
 #[utoipa::path(get, path = "/api/v1/cases/{id}/journey", tag = "cases",
-    params(("id" = String, Path), JourneyParams),
+    params(("id" = tracklog_domain::ids::CaseId, Path), JourneyParams),
     responses((status = 200, description = "The journey (PRODUCT.md §8)", body = Object),
         (status = 404, body = super::ErrorEnvelope)),
     security(("sas" = []), ("basic" = [])))]

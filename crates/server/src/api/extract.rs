@@ -47,25 +47,64 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        axum::Json::<T>::from_request(req, state)
+        read_json(req, state, false).await.map(ApiJson)
+    }
+}
+
+/// A JSON body that is one object or an array of them (the bulk upserts).
+pub struct ApiJsonItems(pub serde_json::Value);
+
+impl<S: Send + Sync> FromRequest<S> for ApiJsonItems {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        read_json(req, state, true).await.map(ApiJsonItems)
+    }
+}
+
+async fn read_json<T: DeserializeOwned, S: Send + Sync>(
+    req: Request,
+    state: &S,
+    array_allowed: bool,
+) -> Result<T, ApiError> {
+    let (parts, body) = req.into_parts();
+    let json =
+        axum::Json::<serde_json::Value>::from_request(Request::from_parts(parts, body), state)
             .await
-            .map(|j| ApiJson(j.0))
-            .map_err(|e: JsonRejection| match e {
-                JsonRejection::MissingJsonContentType(_) => ApiError::BadRequest {
-                    code: "invalid_content_type",
-                    message: "send Content-Type: application/json".into(),
-                    field: Some("Content-Type".into()),
-                },
-                JsonRejection::BytesRejection(_) => ApiError::PayloadTooLarge {
-                    limit: "max_body_bytes",
-                    message: "the body could not be read within the size limit".into(),
-                },
-                other => ApiError::BadRequest {
-                    code: "invalid_json",
-                    message: other.body_text(),
-                    field: None,
-                },
-            })
+            .map_err(rejection)?
+            .0;
+    // serde would read an array into a struct field by field, in order:
+    // not what the API documents, so only the bulk bodies take one.
+    if json.is_array() && !array_allowed {
+        return Err(ApiError::BadRequest {
+            code: "invalid_json",
+            message: "the body must be a JSON object".into(),
+            field: None,
+        });
+    }
+    serde_json::from_value(json).map_err(|e| ApiError::BadRequest {
+        code: "invalid_json",
+        message: format!("Failed to deserialize the JSON body into the target type: {e}"),
+        field: None,
+    })
+}
+
+fn rejection(e: JsonRejection) -> ApiError {
+    match e {
+        JsonRejection::MissingJsonContentType(_) => ApiError::BadRequest {
+            code: "invalid_content_type",
+            message: "send Content-Type: application/json".into(),
+            field: Some("Content-Type".into()),
+        },
+        JsonRejection::BytesRejection(_) => ApiError::PayloadTooLarge {
+            limit: "max_body_bytes",
+            message: "the body could not be read within the size limit".into(),
+        },
+        other => ApiError::BadRequest {
+            code: "invalid_json",
+            message: other.body_text(),
+            field: None,
+        },
     }
 }
 

@@ -160,8 +160,10 @@ pub(crate) async fn append_batch(
 #[into_params(parameter_in = Query)]
 pub struct TimelineParams {
     /// Inclusive lower bound, RFC 3339.
+    #[param(value_type = Option<String>, format = DateTime)]
     pub from: Option<String>,
     /// Exclusive upper bound, RFC 3339.
+    #[param(value_type = Option<String>, format = DateTime)]
     pub to: Option<String>,
     /// Page size, 1 to 1000; 100 by default.
     #[param(minimum = 1, maximum = 1000)]
@@ -204,7 +206,7 @@ pub fn limit_param(value: Option<usize>, default: usize, max: usize) -> Result<u
 
 /// A contact's interactions, oldest first.
 #[utoipa::path(get, path = "/api/v1/contacts/{id}/interactions", tag = "interactions",
-    params(("id" = String, Path, description = "The CRM contact id"), TimelineParams),
+    params(("id" = tracklog_domain::ids::ContactId, Path, description = "The CRM contact id"), TimelineParams),
     responses(
         (status = 200, description = "A page of interactions", body = TimelinePage),
         (status = 400, description = "A bad parameter", body = super::ErrorEnvelope),

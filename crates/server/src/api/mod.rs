@@ -90,6 +90,16 @@ impl Modify for Security {
         description = "Activity hub: portal interactions and customer journeys, channel analytics, and compliance activity logging."
     ),
     modifiers(&Security),
+    components(schemas(
+        tracklog_domain::ids::ContactId,
+        tracklog_domain::ids::CaseId,
+        tracklog_domain::ids::PortalId,
+        tracklog_domain::ids::TypeName,
+        tracklog_domain::ids::PolicyName,
+        tracklog_domain::ids::UserName,
+        tracklog_domain::audit::Category,
+        tracklog_domain::audit::format::Format,
+    )),
     tags(
         (name = "interactions", description = "Portal interactions and contact timelines"),
         (name = "segment", description = "Segment-spec ingestion for Segment's clients (write key as the Basic user)"),

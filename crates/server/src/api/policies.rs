@@ -185,7 +185,7 @@ pub async fn create_policy(
 
 /// One policy, without its keys.
 #[utoipa::path(get, path = "/api/v1/policies/{name}", tag = "policies",
-    params(("name" = String, Path)),
+    params(("name" = tracklog_domain::ids::PolicyName, Path)),
     responses((status = 200, body = PolicyView), (status = 404, body = super::ErrorEnvelope)),
     security(("sas" = []), ("basic" = [])))]
 pub async fn get_policy(
@@ -207,7 +207,7 @@ pub async fn get_policy(
 
 /// Deletes a policy: its credentials stop working at once.
 #[utoipa::path(delete, path = "/api/v1/policies/{name}", tag = "policies",
-    params(("name" = String, Path)),
+    params(("name" = tracklog_domain::ids::PolicyName, Path)),
     responses((status = 204, description = "Deleted"), (status = 404, body = super::ErrorEnvelope)),
     security(("sas" = []), ("basic" = [])))]
 pub async fn delete_policy(
@@ -226,7 +226,7 @@ pub async fn delete_policy(
 
 /// Replaces one key (primary by default); the other keeps working.
 #[utoipa::path(post, path = "/api/v1/policies/{name}/rotate", tag = "policies",
-    params(("name" = String, Path)),
+    params(("name" = tracklog_domain::ids::PolicyName, Path)),
     request_body(content = Option<RotateKey>, description = "Optional; none or `{}` rotates the primary key"),
     responses((status = 200, body = PolicyWithKeys), (status = 404, body = super::ErrorEnvelope)),
     security(("sas" = []), ("basic" = [])))]

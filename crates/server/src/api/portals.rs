@@ -101,7 +101,7 @@ pub async fn create_portal(
 }
 
 /// One portal.
-#[utoipa::path(get, path = "/api/v1/portals/{id}", tag = "portals", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/portals/{id}", tag = "portals", params(("id" = tracklog_domain::ids::PortalId, Path)),
     responses((status = 200, body = Object), (status = 404, body = super::ErrorEnvelope)),
     security(("sas" = []), ("basic" = [])))]
 pub async fn get_portal(
@@ -121,7 +121,7 @@ pub async fn get_portal(
 }
 
 /// Replaces a portal's settings; its keys stay as they are.
-#[utoipa::path(put, path = "/api/v1/portals/{id}", tag = "portals", params(("id" = String, Path)),
+#[utoipa::path(put, path = "/api/v1/portals/{id}", tag = "portals", params(("id" = tracklog_domain::ids::PortalId, Path)),
     request_body = PortalBody,
     responses((status = 200, body = Object), (status = 404, body = super::ErrorEnvelope),
         (status = 422, body = super::ErrorEnvelope)),
@@ -155,7 +155,7 @@ pub async fn update_portal(
 /// portal sends with a policy, that policy's primary key. The answer holds
 /// the new keys.
 #[utoipa::path(post, path = "/api/v1/portals/{id}/update-configuration", tag = "portals",
-    params(("id" = String, Path)),
+    params(("id" = tracklog_domain::ids::PortalId, Path)),
     responses((status = 200, description = "`{\"portal\": portal, \"policy\": policy with keys | null}`", body = Object),
         (status = 404, body = super::ErrorEnvelope)),
     security(("sas" = []), ("basic" = [])))]
@@ -186,7 +186,7 @@ pub struct DeleteParams {
 /// "Delete integration": capture from the portal stops at once, and its
 /// interactions are kept or purged.
 #[utoipa::path(delete, path = "/api/v1/portals/{id}", tag = "portals",
-    params(("id" = String, Path), DeleteParams),
+    params(("id" = tracklog_domain::ids::PortalId, Path), DeleteParams),
     responses((status = 202, description = "Deleted; a purge continues in the background"),
         (status = 204, description = "Deleted; data kept"),
         (status = 404, body = super::ErrorEnvelope)),
@@ -232,7 +232,7 @@ pub struct InsightParams {
 /// A portal's activity: interactions per day by type, top articles, top
 /// searches, and searches the same contact followed with a case within 24 h.
 #[utoipa::path(get, path = "/api/v1/portals/{id}/insights", tag = "portals",
-    params(("id" = String, Path), InsightParams),
+    params(("id" = tracklog_domain::ids::PortalId, Path), InsightParams),
     responses((status = 200, body = Object), (status = 404, body = super::ErrorEnvelope)),
     security(("sas" = []), ("basic" = [])))]
 pub async fn portal_insights(

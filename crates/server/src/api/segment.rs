@@ -54,8 +54,9 @@ pub struct SegmentReply {
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)] // Documents the body; `segment::map_body` reads it.
 pub struct SegmentBatch {
-    /// The messages: track, page, identify, each with its `type`.
-    #[schema(value_type = Vec<Object>)]
+    /// The messages: track, page, identify, each with its `type`. An item
+    /// that is not a message is refused on its own, in `rejected`.
+    #[schema(value_type = Vec<serde_json::Value>)]
     batch: Vec<Value>,
     /// When the client sent the batch, RFC 3339; corrects the clocks of
     /// the messages' timestamps.

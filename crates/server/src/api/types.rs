@@ -78,7 +78,7 @@ pub async fn create_type(
 
 /// One type.
 #[utoipa::path(get, path = "/api/v1/interaction-types/{name}", tag = "interaction-types",
-    params(("name" = String, Path)),
+    params(("name" = tracklog_domain::ids::TypeName, Path)),
     responses((status = 200, body = Object), (status = 404, body = super::ErrorEnvelope)),
     security(("sas" = []), ("basic" = [])))]
 pub async fn get_type(
@@ -114,7 +114,7 @@ async fn change<N>(
 /// `{"enabled": false}` stops its capture: items of the type are then
 /// refused with `interaction_type_not_captured`.
 #[utoipa::path(patch, path = "/api/v1/interaction-types/{name}", tag = "interaction-types",
-    params(("name" = String, Path)), request_body = TypePatch,
+    params(("name" = tracklog_domain::ids::TypeName, Path)), request_body = TypePatch,
     responses((status = 200, body = Object), (status = 404, body = super::ErrorEnvelope),
         (status = 422, body = super::ErrorEnvelope)),
     security(("sas" = []), ("basic" = [])))]
@@ -147,7 +147,7 @@ pub async fn patch_type(
 /// Deletes a type: capture stops, and the definition is kept so that it can
 /// be restored.
 #[utoipa::path(delete, path = "/api/v1/interaction-types/{name}", tag = "interaction-types",
-    params(("name" = String, Path)),
+    params(("name" = tracklog_domain::ids::TypeName, Path)),
     responses((status = 200, body = Object), (status = 404, body = super::ErrorEnvelope)),
     security(("sas" = []), ("basic" = [])))]
 pub async fn delete_type(
@@ -169,7 +169,7 @@ pub async fn delete_type(
 
 /// Restores a deleted or disabled type.
 #[utoipa::path(post, path = "/api/v1/interaction-types/{name}/restore", tag = "interaction-types",
-    params(("name" = String, Path)),
+    params(("name" = tracklog_domain::ids::TypeName, Path)),
     responses((status = 200, body = Object), (status = 404, body = super::ErrorEnvelope)),
     security(("sas" = []), ("basic" = [])))]
 pub async fn restore_type(

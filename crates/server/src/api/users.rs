@@ -173,7 +173,7 @@ pub async fn create_user(
 
 /// One user.
 #[utoipa::path(get, path = "/api/v1/users/{name}", tag = "users",
-    params(("name" = String, Path)),
+    params(("name" = tracklog_domain::ids::UserName, Path)),
     responses((status = 200, body = UserView), (status = 404, body = super::ErrorEnvelope)),
     security(("sas" = []), ("basic" = [])))]
 pub async fn get_user(
@@ -197,7 +197,7 @@ pub async fn get_user(
 /// sessions at once. The org's last enabled admin cannot be disabled or
 /// demoted (409).
 #[utoipa::path(patch, path = "/api/v1/users/{name}", tag = "users",
-    params(("name" = String, Path)),
+    params(("name" = tracklog_domain::ids::UserName, Path)),
     request_body = PatchUser,
     responses(
         (status = 200, body = UserView),
@@ -227,7 +227,7 @@ pub async fn patch_user(
 /// Removes a user; their sessions end at once. The org's last enabled
 /// admin cannot be removed (409).
 #[utoipa::path(delete, path = "/api/v1/users/{name}", tag = "users",
-    params(("name" = String, Path)),
+    params(("name" = tracklog_domain::ids::UserName, Path)),
     responses(
         (status = 204, description = "Removed"),
         (status = 404, body = super::ErrorEnvelope),
@@ -250,7 +250,7 @@ pub async fn delete_user(
 
 /// Sets a user's password, or generates one, and ends their sessions.
 #[utoipa::path(post, path = "/api/v1/users/{name}/password", tag = "users",
-    params(("name" = String, Path)),
+    params(("name" = tracklog_domain::ids::UserName, Path)),
     request_body(content = Option<ResetPassword>, description = "Optional; none or `{}` generates a password"),
     responses(
         (status = 200, body = PasswordReset),

@@ -1,0 +1,166 @@
+//! The API document says what the server takes: bodies documented as one
+//! object refuse an array, path parameters carry the pattern the server
+//! checks, and every operation with a path parameter documents its 400.
+
+mod common;
+
+use common::{TestServer, basic};
+use regex::Regex;
+use serde_json::{Value, json};
+
+async fn send(
+    server: &TestServer,
+    auth: &(String, Option<String>),
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut request = server
+        .http
+        .request(method, server.url(path))
+        .basic_auth(&auth.0, auth.1.as_ref());
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_body_documented_as_one_object_refuses_an_array_and_the_bulk_bodies_take_one() {
+    let server = TestServer::start().await;
+    let auth = basic(&server.policy("admin", "manage,write,read").await);
+    let put = reqwest::Method::PUT;
+    // serde alone would read [20, 5] into the queue's two fields, in order.
+    let (status, body) = send(
+        &server,
+        &auth,
+        put.clone(),
+        "/api/v1/queues/q1",
+        Some(&json!([20, 5])),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_json");
+    let (status, _) = send(
+        &server,
+        &auth,
+        put,
+        "/api/v1/queues/q1",
+        Some(&json!({"service_level_seconds": 20})),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    let post = reqwest::Method::POST;
+    let contacts = json!([{"id": "c1"}, {"id": "c2"}]);
+    let (status, body) = send(
+        &server,
+        &auth,
+        post.clone(),
+        "/api/v1/contacts",
+        Some(&contacts),
+    )
+    .await;
+    assert_eq!(
+        (status, body["accepted"].clone()),
+        (200, json!(2)),
+        "{body}"
+    );
+
+    // A Segment batch's sentAt is a time as text; an object is refused whole.
+    let batch = json!({"batch": [], "sentAt": {}});
+    let (status, body) = send(&server, &auth, post, "/v1/batch", Some(&batch)).await;
+    assert_eq!(status, 400, "{body}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_bad_query_parameter_of_the_real_time_stream_is_a_400_naming_it() {
+    let server = TestServer::start().await;
+    let auth = basic(&server.policy("reader", "read").await);
+    let get = reqwest::Method::GET;
+    let (status, body) = send(
+        &server,
+        &auth,
+        get,
+        "/api/v1/realtime?timezone=Mars%2FOlympus",
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "timezone");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn every_path_parameter_has_the_pattern_the_server_checks() {
+    let server = TestServer::start().await;
+    let auth = basic(&server.policy("admin", "manage,write,read").await);
+    let document: Value = server
+        .http
+        .get(server.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let schemas = &document["components"]["schemas"];
+    let mut checked = 0;
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let path_parameters: Vec<&Value> = operation["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "path")
+                .collect();
+            if path_parameters.is_empty() || operation.get("security").is_none() {
+                continue;
+            }
+            assert!(
+                operation["responses"].get("400").is_some(),
+                "{method} {path} takes a path parameter but documents no 400"
+            );
+            for parameter in path_parameters {
+                let mut schema = &parameter["schema"];
+                if let Some(reference) = schema["$ref"].as_str() {
+                    schema = &schemas[reference.trim_start_matches("#/components/schemas/")];
+                }
+                let pattern = schema["pattern"].as_str().unwrap_or_else(|| {
+                    panic!("{method} {path}: {} has no pattern", parameter["name"])
+                });
+                // Rust's regex reads the document's \xNN escapes as JavaScript would.
+                let pattern = Regex::new(pattern).unwrap();
+                assert!(!pattern.is_match("a\u{1}b"), "{method} {path}: {pattern}");
+                assert!(!pattern.is_match(""), "{method} {path}: {pattern}");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 30, "only {checked} path parameters seen");
+
+    // What a pattern refuses, the server refuses with a 400 naming it; what
+    // it allows reaches the operation (here: a 404 for an unknown user).
+    let get = reqwest::Method::GET;
+    let (status, body) = send(&server, &auth, get.clone(), "/api/v1/users/a%01b", None).await;
+    assert_eq!(
+        (status, body["error"]["field"].clone()),
+        (400, json!("name")),
+        "{body}"
+    );
+    let (status, _) = send(
+        &server,
+        &auth,
+        get.clone(),
+        "/api/v1/users/nobody.here",
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, body) = send(&server, &auth, get, "/api/v1/contacts/c%7F1", None).await;
+    assert_eq!(status, 400, "{body}");
+    server.stop().await;
+}
