@@ -1,11 +1,12 @@
-//! Opaque paging cursors: the text a listing hands out for its next page and
-//! reads back when a client passes it in.
-
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+//! Paging cursors: the text a listing hands out for its next page and reads
+//! back when a client passes it in.
+//!
+//! A cursor is a position, `TIME.SEQ`: two integers in their one canonical
+//! spelling. The language is regular ([`Cursor::PATTERN`]), so the API
+//! document states exactly which texts are cursors. Clients pass cursors
+//! back as they got them; a cursor reveals nothing a page did not show.
 
 /// A position in an ordered listing: a time and a tie-breaking sequence.
-/// Clients see it as opaque text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {
     pub time: i64,
@@ -17,29 +18,49 @@ pub struct Cursor {
 #[error("the cursor is not valid")]
 pub struct BadCursor;
 
+/// Digits a part may have: 18 always fit an `i64`, and a time in
+/// milliseconds or a sequence number never needs more.
+const MAX_DIGITS: usize = 18;
+
 impl Cursor {
-    /// The cursor as the text clients pass back.
+    /// Every text [`Cursor::decode`] accepts, and nothing else.
+    pub const PATTERN: &'static str = "^(0|-?[1-9][0-9]{0,17})\\.(0|-?[1-9][0-9]{0,17})$";
+
+    /// The cursor as the text clients pass back. A part beyond 18 digits
+    /// (never a real time or sequence) is clamped, so that every cursor
+    /// issued decodes.
     pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(format!("{}.{}", self.time, self.seq))
+        const LIMIT: i64 = 999_999_999_999_999_999;
+        format!(
+            "{}.{}",
+            self.time.clamp(-LIMIT, LIMIT),
+            self.seq.clamp(-LIMIT, LIMIT)
+        )
     }
 
-    /// Reads a cursor produced by [`Cursor::encode`]. Only the canonical
-    /// text of a cursor is accepted, so each cursor has exactly one spelling.
-    pub fn decode(text_in: &str) -> Result<Self, BadCursor> {
-        let bytes = URL_SAFE_NO_PAD.decode(text_in).map_err(|_| BadCursor)?;
-        let text = String::from_utf8(bytes).map_err(|_| BadCursor)?;
+    /// Reads a cursor produced by [`Cursor::encode`]: only the canonical
+    /// spelling of each part is accepted, so a cursor has one text.
+    pub fn decode(text: &str) -> Result<Self, BadCursor> {
         let (time, seq) = text.split_once('.').ok_or(BadCursor)?;
-        let cursor = Self {
-            time: time.parse().map_err(|_| BadCursor)?,
-            seq: seq.parse().map_err(|_| BadCursor)?,
-        };
-        // "+1.007" reads as the same position as "1.7"; refusing every
-        // spelling but the one issued keeps a cursor a single value.
-        if cursor.encode() != text_in {
-            return Err(BadCursor);
-        }
-        Ok(cursor)
+        Ok(Self {
+            time: part(time)?,
+            seq: part(seq)?,
+        })
     }
+}
+
+/// `0`, or an optional `-`, a digit other than 0 and at most 17 more digits.
+fn part(text: &str) -> Result<i64, BadCursor> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let canonical = text == "0"
+        || (!digits.is_empty()
+            && digits.len() <= MAX_DIGITS
+            && !digits.starts_with('0')
+            && digits.bytes().all(|b| b.is_ascii_digit()));
+    if !canonical {
+        return Err(BadCursor);
+    }
+    text.parse().map_err(|_| BadCursor)
 }
 
 #[cfg(test)]
@@ -51,31 +72,53 @@ mod tests {
     #[test]
     fn round_trips_and_refuses_garbage() {
         let cursor = Cursor { time: -5, seq: 99 };
-        assert_eq!(Cursor::decode(&cursor.encode()).unwrap(), cursor);
-        assert_eq!(Cursor::decode("%%%"), Err(BadCursor));
-        assert_eq!(
-            Cursor::decode(&URL_SAFE_NO_PAD.encode("1-2")),
-            Err(BadCursor)
-        );
-        assert_eq!(Cursor::decode(""), Err(BadCursor));
-        assert_eq!(
-            Cursor::decode(&URL_SAFE_NO_PAD.encode("+1.007")),
-            Err(BadCursor)
-        );
+        assert_eq!(cursor.encode(), "-5.99");
+        assert_eq!(Cursor::decode(&cursor.encode()), Ok(cursor));
+        for bad in [
+            "%%%", "1-2", "", ".", "1.", ".1", "+1.7", "01.7", "1.007", "-0.1", "1.2.3",
+        ] {
+            assert_eq!(Cursor::decode(bad), Err(BadCursor), "{bad:?}");
+        }
+        assert_eq!(Cursor::decode("1234567890123456789.0"), Err(BadCursor));
+        assert!(Cursor::decode("999999999999999999.-999999999999999999").is_ok());
     }
 
     proptest! {
         #[test]
-        fn every_cursor_round_trips(time in any::<i64>(), seq in any::<i64>()) {
-            let cursor = Cursor { time, seq };
+        fn every_cursor_round_trips(time in -999_999_999_999_999_999i64..=999_999_999_999_999_999, seq in any::<u32>()) {
+            let cursor = Cursor { time, seq: seq.into() };
             prop_assert_eq!(Cursor::decode(&cursor.encode()), Ok(cursor));
         }
 
         #[test]
-        fn any_text_decodes_or_is_refused(text in ".{0,40}") {
+        fn every_issued_text_matches_the_pattern(time in any::<i64>(), seq in any::<i64>()) {
+            let text = Cursor { time, seq }.encode();
+            prop_assert!(Cursor::decode(&text).is_ok());
+            prop_assert!(matches_pattern(&text), "{}", text);
+        }
+
+        #[test]
+        fn the_pattern_and_the_decoder_agree(text in "-?[0-9]{0,20}\\.-?[0-9]{0,20}|.{0,12}") {
+            prop_assert_eq!(Cursor::decode(&text).is_ok(), matches_pattern(&text));
             if let Ok(cursor) = Cursor::decode(&text) {
                 prop_assert_eq!(cursor.encode(), text);
             }
         }
+    }
+
+    /// [`Cursor::PATTERN`], spelled out by hand so the test does not
+    /// check the decoder against itself.
+    fn matches_pattern(text: &str) -> bool {
+        fn part(p: &str) -> bool {
+            if p == "0" {
+                return true;
+            }
+            let d = p.strip_prefix('-').unwrap_or(p);
+            let bytes = d.as_bytes();
+            (1..=18).contains(&bytes.len())
+                && (b'1'..=b'9').contains(&bytes[0])
+                && bytes.iter().all(u8::is_ascii_digit)
+        }
+        matches!(text.split_once('.'), Some((a, b)) if part(a) && part(b))
     }
 }

@@ -211,7 +211,10 @@ fn document_credential_failures(openapi: &mut utoipa::openapi::OpenApi) {
                     utoipa::openapi::path::ParameterIn::Path => {
                         refuse_control_characters(parameter)
                     }
-                    utoipa::openapi::path::ParameterIn::Query => allow_empty_time(parameter),
+                    utoipa::openapi::path::ParameterIn::Query => {
+                        allow_empty_time(parameter);
+                        describe_cursor(parameter);
+                    }
                     _ => {}
                 }
             }
@@ -280,6 +283,23 @@ fn allow_empty_time(parameter: &mut utoipa::openapi::path::Parameter) {
             .item(Schema::Object(empty))
             .into(),
     );
+}
+
+/// Every `cursor` parameter is a [`tracklog_store::Cursor`]; its schema is
+/// the cursor's pattern, or empty (absent).
+fn describe_cursor(parameter: &mut utoipa::openapi::path::Parameter) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::Schema;
+    if parameter.name != "cursor" {
+        return;
+    }
+    if let Some(RefOr::T(Schema::Object(object))) = parameter.schema.as_mut() {
+        let whole = tracklog_store::Cursor::PATTERN
+            .trim_start_matches('^')
+            .trim_end_matches('$');
+        object.pattern = Some(format!("^({whole})?$"));
+        object.description = Some("The `next_cursor` of the previous page, as given".into());
+    }
 }
 
 async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {

@@ -94,6 +94,54 @@ async fn a_bad_query_parameter_of_the_real_time_stream_is_a_400_naming_it() {
     server.stop().await;
 }
 
+/// Every `$ref` under `value`, as (where, target).
+fn references(value: &Value, at: &str, found: &mut Vec<(String, String)>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                if key == "$ref" {
+                    found.push((at.to_owned(), child.as_str().unwrap_or_default().to_owned()));
+                } else {
+                    references(child, &format!("{at}/{key}"), found);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (index, child) in items.iter().enumerate() {
+                references(child, &format!("{at}/{index}"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn every_reference_in_the_document_resolves() {
+    let server = TestServer::start().await;
+    let document: Value = server
+        .http
+        .get(server.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut found = Vec::new();
+    references(&document, "", &mut found);
+    assert!(found.len() > 50, "only {} references", found.len());
+    for (at, target) in found {
+        let name = target
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("{at}: {target}"));
+        assert!(
+            document["components"]["schemas"].get(name).is_some(),
+            "{at} refers to {target}, which the document does not hold"
+        );
+    }
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn every_path_parameter_has_the_pattern_the_server_checks() {
     let server = TestServer::start().await;

@@ -19,6 +19,7 @@ use crate::contact::RecordError;
 
 /// Which side of the threshold is a breach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Comparison {
     Above,
@@ -36,21 +37,37 @@ impl Comparison {
 
 /// A threshold rule, e.g. ASA above 60 s over 15 minutes for queue X.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AlertRule {
+    /// 1 to 100 letters, digits, `_`, `-` or `.`.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_.-]{1,100}$"))]
     pub id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = super::query_schema::MetricName))]
     pub metric: String,
     pub comparison: Comparison,
     pub threshold: f64,
     /// Minutes, a multiple of 15 from 15 to 1440.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 15, maximum = 1440, multiple_of = 15)
+    )]
     pub window_minutes: i64,
-    /// Scope: dimension values, e.g. `{"queue": "billing"}`.
+    /// Scope: dimension values, e.g. `{"queue": "billing"}`; each a
+    /// dimension the metric has.
     #[serde(default)]
     pub filters: BTreeMap<String, String>,
     /// Also warn when the trend will cross the threshold in this window.
     #[serde(default)]
     pub predictive: bool,
-    /// Where firing, predicted and resolved alerts are posted.
+    /// Where firing, predicted and resolved alerts are posted: an http or
+    /// https URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^https?://[A-Za-z][A-Za-z0-9-]*(\.[A-Za-z][A-Za-z0-9-]*)*(:[0-9]{1,4})?(/[A-Za-z0-9._~/-]*)?$"
+        )
+    )]
     pub webhook_url: Option<String>,
     /// Signs webhook bodies (`X-Tracklog-Signature`, HMAC-SHA256); never
     /// shown back.

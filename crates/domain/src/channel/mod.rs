@@ -10,7 +10,8 @@
 //! - [`metrics`]: the metric catalogue as data (§6.1) and the contributions
 //!   each session or agent makes to the pre-aggregated buckets.
 //! - [`query`]: a metrics query as sent, parsed into metrics, a range, an
-//!   interval, a zone and dimensions.
+//!   interval, a zone and dimensions; [`query_schema`] (with the `openapi`
+//!   feature) documents the values it takes.
 //! - [`series`]: the fold of those buckets into a query's series, one point
 //!   per interval.
 //! - [`interval`]: query intervals aligned in an IANA time zone, DST-aware.
@@ -25,6 +26,8 @@ pub mod interval;
 pub mod metrics;
 pub mod payload;
 pub mod query;
+#[cfg(feature = "openapi")]
+pub mod query_schema;
 pub mod sentiment;
 pub mod series;
 mod series_json;

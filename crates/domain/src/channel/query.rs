@@ -36,7 +36,7 @@ impl OneOrMany {
 #[serde(deny_unknown_fields)]
 pub struct MetricsRequest {
     /// Metric names; every metric when absent.
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<super::query_schema::MetricName>>))]
     pub metrics: Option<OneOrMany>,
     /// RFC 3339; 24 hours before `to` when absent.
     #[cfg_attr(feature = "openapi", schema(format = DateTime))]
@@ -45,12 +45,14 @@ pub struct MetricsRequest {
     #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub to: Option<String>,
     /// 15m, 30m, 1h, 1d or 1w; 1h by default.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<super::query_schema::IntervalName>))]
     pub interval: Option<String>,
     /// An IANA time zone; UTC by default.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<super::query_schema::TimeZoneName>))]
     pub timezone: Option<String>,
     /// queue, channel, agent, provider or sentiment_band (the closing
     /// sentiment's band), one or a list.
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<super::query_schema::DimensionName>>))]
     pub group_by: Option<OneOrMany>,
     /// `{"queue": "billing"}` or `{"queue": ["billing", "sales"]}`.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]

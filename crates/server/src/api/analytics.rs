@@ -85,9 +85,12 @@ pub async fn drilldown(
 #[into_params(parameter_in = Query)]
 pub struct RealtimeParams {
     /// Metric names, comma-separated; every metric by default.
+    #[param(value_type = Option<tracklog_domain::channel::query_schema::MetricNameList>)]
     pub metrics: Option<String>,
     /// The interval of the current and previous figures: 15m by default.
+    #[param(value_type = Option<tracklog_domain::channel::query_schema::IntervalName>)]
     pub interval: Option<String>,
+    #[param(value_type = Option<tracklog_domain::channel::query_schema::TimeZoneName>)]
     pub timezone: Option<String>,
     pub queue: Option<String>,
     /// Milliseconds between updates, 200 to 10000; 1000 by default.
@@ -206,20 +209,15 @@ pub async fn list_alert_rules(
 /// threshold, window_minutes, filters?, predictive?, webhook_url?,
 /// webhook_secret?, enabled?}`.
 #[utoipa::path(post, path = "/api/v1/alert-rules", tag = "analytics",
-    request_body(content = Object, description = "An alert rule"),
+    request_body(content = tracklog_domain::channel::alerts::AlertRule, description = "An alert rule"),
     responses((status = 200, body = Object), (status = 422, body = super::ErrorEnvelope)),
     security(("sas" = []), ("basic" = [])))]
 pub async fn put_alert_rule(
     State(state): State<AppState>,
     caller: Caller<need::Manage>,
-    ApiJson(body): ApiJson<Value>,
+    ApiJson(rule): ApiJson<tracklog_domain::channel::alerts::AlertRule>,
 ) -> Result<Json<Value>, ApiError> {
     caller.principal.require(Right::Manage)?;
-    let rule: tracklog_domain::channel::alerts::AlertRule =
-        serde_json::from_value(body).map_err(|e| ApiError::Unprocessable {
-            message: format!("not an alert rule: {e}"),
-            field: None,
-        })?;
     let rule =
         alerts::put_alert_rule(&state.stores, caller.principal.org, &caller.actor, rule).await?;
     Ok(Json(json!(rule)))

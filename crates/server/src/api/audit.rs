@@ -172,6 +172,7 @@ pub struct AuditSettingsBody {
     /// server's `audit.retention_days` (90 by default). On PUT, leaving it
     /// out keeps the current value.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 36500)]
     pub retention_days: Option<u32>,
     /// The org's own operations that record a sign-in or sign-out, beside
     /// the built-in names (`SignIn`, `UserLoggedIn`, `UserLoginFailed`...):
@@ -645,7 +646,18 @@ pub struct ReportParams {
     #[param(value_type = Option<String>, format = DateTime)]
     pub to: Option<String>,
     /// hour, day (default) or week.
+    #[param(inline, value_type = Option<ReportBucket>)]
     pub bucket: Option<String>,
+}
+
+/// The buckets a report counts in.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // Documents `bucket`; `reports::Bucket::parse` reads it.
+pub enum ReportBucket {
+    Hour,
+    Day,
+    Week,
 }
 
 /// One report in the list.

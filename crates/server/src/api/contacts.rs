@@ -176,10 +176,19 @@ pub async fn export_contact(
     Ok(Json(export))
 }
 
+/// `true`, the only value that erases.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // Documents `erase`; the handler refuses anything else.
+pub enum ConfirmErase {
+    True,
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EraseParams {
     /// Must be `true`: erasure cannot be undone.
+    #[param(value_type = ConfirmErase)]
     pub erase: Option<bool>,
 }
 
@@ -248,6 +257,7 @@ pub async fn upsert_cases(
 #[into_params(parameter_in = Query)]
 pub struct CaseListParams {
     /// Only this contact's cases.
+    #[param(value_type = Option<tracklog_domain::ids::ContactId>)]
     pub contact_id: Option<String>,
     /// 1 to 1000; 100 by default.
     #[param(minimum = 1, maximum = 1000)]

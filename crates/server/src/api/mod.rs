@@ -99,6 +99,13 @@ impl Modify for Security {
         tracklog_domain::ids::UserName,
         tracklog_domain::audit::Category,
         tracklog_domain::audit::format::Format,
+        tracklog_domain::channel::query_schema::MetricName,
+        tracklog_domain::channel::query_schema::MetricNameList,
+        tracklog_domain::channel::query_schema::TimeZoneName,
+        tracklog_domain::channel::query_schema::IntervalName,
+        tracklog_domain::channel::query_schema::DimensionName,
+        crate::services::forecast::ForecastInterval,
+        contacts::ConfirmErase,
     )),
     tags(
         (name = "interactions", description = "Portal interactions and contact timelines"),

@@ -84,7 +84,11 @@ pub struct CreatePolicy {
     /// Any of `manage`, `write`, `read`.
     #[schema(value_type = Vec<PolicyRight>, min_items = 1)]
     pub rights: Vec<String>,
+    /// The one portal the policy may send for.
+    #[schema(value_type = Option<tracklog_domain::ids::PortalId>)]
     pub portal: Option<String>,
+    /// The one channel provider the policy may send for.
+    #[schema(pattern = r"^[^\x00-\x1F\x7F-\x9F]{1,256}$")]
     pub provider: Option<String>,
 }
 
@@ -98,11 +102,20 @@ pub enum PolicyRight {
     Read,
 }
 
+/// One of a policy's two keys.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // Documents `KeySlot`, which the store crate defines without schemas.
+pub enum KeySlotName {
+    Primary,
+    Secondary,
+}
+
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateKey {
     /// `primary` (default) or `secondary`.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<KeySlotName>)]
     pub key: Option<KeySlot>,
 }
 
@@ -243,11 +256,14 @@ pub async fn rotate_policy(
     let request: RotateKey = if body.iter().all(u8::is_ascii_whitespace) {
         RotateKey::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest {
-            code: "invalid_json",
-            message: e.to_string(),
-            field: Some("key".into()),
-        })?
+        // `null` is no body, as the document's optional body allows.
+        serde_json::from_slice::<Option<RotateKey>>(&body)
+            .map_err(|e| ApiError::BadRequest {
+                code: "invalid_json",
+                message: e.to_string(),
+                field: Some("key".into()),
+            })?
+            .unwrap_or_default()
     };
     let actor = api_actor(&principal, &headers, peer);
     let policy = policies::rotate(

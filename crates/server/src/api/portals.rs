@@ -24,16 +24,51 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PortalBody {
-    /// Required on creation; must match the path on update.
+    /// Must match the path when given.
+    #[schema(value_type = Option<tracklog_domain::ids::PortalId>)]
     pub id: Option<String>,
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// Browser origins, such as `https://help.example.com`.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
     /// The access policy the portal's servers send with.
+    #[schema(value_type = Option<tracklog_domain::ids::PolicyName>)]
     pub policy: Option<String>,
     /// Interactions older than this many days are purged.
+    #[schema(minimum = 1, maximum = 36500)]
     pub retention_days: Option<u32>,
+}
+
+/// A portal to register: [`PortalBody`] with its id required.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPortal {
+    #[schema(value_type = tracklog_domain::ids::PortalId)]
+    pub id: String,
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: String,
+    /// Browser origins, such as `https://help.example.com`.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// The access policy the portal's servers send with.
+    #[schema(value_type = Option<tracklog_domain::ids::PolicyName>)]
+    pub policy: Option<String>,
+    /// Interactions older than this many days are purged.
+    #[schema(minimum = 1, maximum = 36500)]
+    pub retention_days: Option<u32>,
+}
+
+impl From<NewPortal> for PortalBody {
+    fn from(new: NewPortal) -> Self {
+        PortalBody {
+            id: Some(new.id),
+            name: new.name,
+            allowed_origins: new.allowed_origins,
+            policy: new.policy,
+            retention_days: new.retention_days,
+        }
+    }
 }
 
 fn portal_id(text: &str) -> Result<PortalId, ApiError> {
@@ -72,7 +107,7 @@ pub async fn list_portals(
 }
 
 /// Registers a portal. The answer holds its public ingest key for browsers.
-#[utoipa::path(post, path = "/api/v1/portals", tag = "portals", request_body = PortalBody,
+#[utoipa::path(post, path = "/api/v1/portals", tag = "portals", request_body = NewPortal,
     responses((status = 201, description = "The portal", body = Object),
         (status = 409, description = "The id is taken", body = super::ErrorEnvelope),
         (status = 422, description = "A bad field", body = super::ErrorEnvelope)),
@@ -80,14 +115,11 @@ pub async fn list_portals(
 pub async fn create_portal(
     State(state): State<AppState>,
     caller: Caller<need::Manage>,
-    ApiJson(body): ApiJson<PortalBody>,
+    ApiJson(new): ApiJson<NewPortal>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.principal.require(Right::Manage)?;
-    let id = portal_id(
-        body.id
-            .as_deref()
-            .ok_or_else(|| ApiError::bad_field("id", "id is required"))?,
-    )?;
+    let id = portal_id(&new.id)?;
+    let body = PortalBody::from(new);
     let portal = portals::create_portal(
         &state.stores,
         caller.principal.org,
@@ -224,8 +256,10 @@ pub async fn delete_portal(
 #[into_params(parameter_in = Query)]
 pub struct InsightParams {
     /// RFC 3339; 30 days before `to` by default.
+    #[param(value_type = Option<String>, format = DateTime)]
     pub from: Option<String>,
     /// RFC 3339, exclusive; now by default.
+    #[param(value_type = Option<String>, format = DateTime)]
     pub to: Option<String>,
 }
 

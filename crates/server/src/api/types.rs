@@ -18,7 +18,8 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewType {
-    /// Lower-case letters, digits, `_`, `-`, `.`; not starting with `portal_`.
+    /// 1 to 64 letters, digits, `_`, `-` or `.`; not starting with `portal_`.
+    #[schema(pattern = r"^(?!portal_)[A-Za-z0-9._-]{1,64}$")]
     pub name: String,
     pub display_name: Option<String>,
     /// A JSON Schema for the type's fields, checked at ingest.

@@ -59,6 +59,7 @@ pub struct CreateUser {
     #[schema(value_type = UserRole)]
     pub role: String,
     /// At least 10 characters; generated and answered once when left out.
+    #[schema(min_length = 10)]
     pub password: Option<String>,
 }
 
@@ -95,6 +96,7 @@ pub enum UserRole {
 #[serde(deny_unknown_fields)]
 pub struct ResetPassword {
     /// At least 10 characters; generated when left out.
+    #[schema(min_length = 10)]
     pub password: Option<String>,
 }
 
@@ -271,11 +273,14 @@ pub async fn reset_password(
     let request: ResetPassword = if body.iter().all(u8::is_ascii_whitespace) {
         ResetPassword::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest {
-            code: "invalid_json",
-            message: e.to_string(),
-            field: Some("password".into()),
-        })?
+        // `null` is no body, as the document's optional body allows.
+        serde_json::from_slice::<Option<ResetPassword>>(&body)
+            .map_err(|e| ApiError::BadRequest {
+                code: "invalid_json",
+                message: e.to_string(),
+                field: Some("password".into()),
+            })?
+            .unwrap_or_default()
     };
     let actor = api_actor(&principal, &headers, peer);
     let password = users::reset_password(

@@ -126,10 +126,14 @@ pub async fn query_metrics(
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DrilldownRequest {
+    #[schema(value_type = tracklog_domain::channel::query_schema::MetricName)]
     pub metric: String,
     /// The interval's start, as the query answered it.
+    #[schema(format = DateTime)]
     pub start: String,
+    #[schema(value_type = Option<tracklog_domain::channel::query_schema::IntervalName>)]
     pub interval: Option<String>,
+    #[schema(value_type = Option<tracklog_domain::channel::query_schema::TimeZoneName>)]
     pub timezone: Option<String>,
     /// The series' group, e.g. `{"queue": "billing"}`.
     #[schema(value_type = Option<Object>)]

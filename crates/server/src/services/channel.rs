@@ -45,13 +45,15 @@ pub(super) async fn audit(
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderInput {
+    /// 1 to 256 characters, none of them a control character.
+    #[schema(pattern = r"^[^\x00-\x1F\x7F-\x9F]{1,256}$")]
     pub id: String,
     pub name: Option<String>,
     pub enable_analytics: Option<bool>,
 }
 
 fn provider_id(id: &str) -> Result<String, RecordError> {
-    if id.is_empty() || id.len() > 256 || id.chars().any(char::is_control) {
+    if id.is_empty() || id.chars().count() > 256 || id.chars().any(char::is_control) {
         return Err(RecordError::new(
             "id",
             "must be 1 to 256 characters without control characters",
@@ -167,6 +169,9 @@ pub async fn captured_names(
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DefinitionInput {
+    /// 1 to 100 letters, digits, `_`, `-` or `.`, starting with a letter;
+    /// not the name of a built-in definition.
+    #[schema(pattern = r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$")]
     pub name: String,
     pub display_name: Option<String>,
     pub description: Option<String>,
@@ -254,8 +259,10 @@ pub async fn delete_definition(
 #[serde(deny_unknown_fields)]
 pub struct QueueInput {
     /// Answered within this many seconds counts toward service level (20 by default).
+    #[schema(minimum = 0, maximum = 86400)]
     pub service_level_seconds: Option<i64>,
     /// Abandoned within this many seconds is a short abandon (5 by default).
+    #[schema(minimum = 0, maximum = 86400)]
     pub short_abandon_seconds: Option<i64>,
 }
 

@@ -14,15 +14,30 @@ use super::ServiceError;
 use super::analytics::{MetricsQuery, query_metrics};
 
 /// `GET /api/v1/forecast` parameters.
+/// The intervals a forecast is made in.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Documents `interval`, which `Interval::parse` reads.
+pub enum ForecastInterval {
+    #[schema(rename = "15m")]
+    M15,
+    #[schema(rename = "30m")]
+    M30,
+    #[schema(rename = "1h")]
+    H1,
+}
+
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ForecastParams {
     /// The queue; every queue together when absent.
     pub queue: Option<String>,
     /// 15m, 30m or 1h; 1h by default.
+    #[param(value_type = Option<ForecastInterval>)]
     pub interval: Option<String>,
     /// Weeks of history to fit on, 1 to 26; 8 by default.
+    #[param(minimum = 1, maximum = 26)]
     pub weeks: Option<u32>,
+    #[param(value_type = Option<tracklog_domain::channel::query_schema::TimeZoneName>)]
     pub timezone: Option<String>,
     /// Service-level target, 0 to 1; 0.8 by default.
     pub target: Option<f64>,

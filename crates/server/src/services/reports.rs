@@ -28,8 +28,10 @@ pub const CSV_MAX_SESSIONS: usize = 1_000_000;
 #[into_params(parameter_in = Query)]
 pub struct DissatisfiedParams {
     /// RFC 3339, inclusive; a week before `to` when absent.
+    #[param(value_type = Option<String>, format = DateTime)]
     pub from: Option<String>,
     /// RFC 3339, exclusive; now when absent.
+    #[param(value_type = Option<String>, format = DateTime)]
     pub to: Option<String>,
     /// Only this queue's sessions.
     pub queue: Option<String>,
