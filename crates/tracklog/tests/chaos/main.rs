@@ -20,7 +20,12 @@
 //!   is refused, reads are served;
 //! - [`powercut`]: the filesystem stops where its last sync left it; every
 //!   acknowledged item survives, and a negative control under `eatmydata`
-//!   shows that the test sees the loss when fsync is disabled.
+//!   shows that the test sees the loss when fsync is disabled;
+//! - [`overload`]: twice the sustainable ingest rate; every answer is a
+//!   2xx or a 503 with Retry-After, memory stays under the README's bound,
+//!   reads are served and nothing acknowledged is lost (`scripts/overload`
+//!   runs 10 minutes; [`soak`], run by `scripts/soak`, an hour at 70 % of
+//!   the rate).
 //!
 //! `CHAOS_KILLS` sets how many kills (10 by default, the CI size);
 //! `scripts/chaos` runs 100. `CHAOS_SEED` replays a run.
@@ -33,9 +38,11 @@ mod channel;
 mod diskfull;
 mod fsync;
 mod load;
+mod overload;
 mod portal;
 mod powercut;
 mod slowdisk;
+mod soak;
 mod tables;
 
 use std::collections::HashMap;
