@@ -118,15 +118,7 @@ fn references(value: &Value, at: &str, found: &mut Vec<(String, String)>) {
 #[tokio::test]
 async fn every_reference_in_the_document_resolves() {
     let server = TestServer::start().await;
-    let document: Value = server
-        .http
-        .get(server.url("/api/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let document = server.openapi_document().await;
     let mut found = Vec::new();
     references(&document, "", &mut found);
     assert!(found.len() > 50, "only {} references", found.len());
@@ -146,15 +138,7 @@ async fn every_reference_in_the_document_resolves() {
 async fn every_path_parameter_has_the_pattern_the_server_checks() {
     let server = TestServer::start().await;
     let auth = basic(&server.policy("admin", "manage,write,read").await);
-    let document: Value = server
-        .http
-        .get(server.url("/api/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let document = server.openapi_document().await;
     let schemas = &document["components"]["schemas"];
     let mut checked = 0;
     for (path, item) in document["paths"].as_object().unwrap() {

@@ -108,6 +108,24 @@ fn rejection(e: JsonRejection) -> ApiError {
     }
 }
 
+/// An optional JSON body: none, whitespace or `null` is `T::default()`.
+/// A body that cannot be read is a 400 naming `field`, the body's one field.
+pub fn optional_body<T: DeserializeOwned + Default>(
+    body: &[u8],
+    field: &str,
+) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice::<Option<T>>(body)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| ApiError::BadRequest {
+            code: "invalid_json",
+            message: e.to_string(),
+            field: Some(field.into()),
+        })
+}
+
 /// The peer's address when the server knows it (always, when served by
 /// [`crate::run`]).
 #[derive(Debug, Clone, Copy)]

@@ -253,18 +253,7 @@ pub async fn rotate_policy(
 ) -> Result<Json<PolicyWithKeys>, ApiError> {
     principal.require(Right::Manage)?;
     let name = policy_name(&name)?;
-    let request: RotateKey = if body.iter().all(u8::is_ascii_whitespace) {
-        RotateKey::default()
-    } else {
-        // `null` is no body, as the document's optional body allows.
-        serde_json::from_slice::<Option<RotateKey>>(&body)
-            .map_err(|e| ApiError::BadRequest {
-                code: "invalid_json",
-                message: e.to_string(),
-                field: Some("key".into()),
-            })?
-            .unwrap_or_default()
-    };
+    let request: RotateKey = super::extract::optional_body(&body, "key")?;
     let actor = api_actor(&principal, &headers, peer);
     let policy = policies::rotate(
         &state.stores,

@@ -270,18 +270,7 @@ pub async fn reset_password(
 ) -> Result<Json<PasswordReset>, ApiError> {
     principal.require(Right::Manage)?;
     let name = user_name(&name)?;
-    let request: ResetPassword = if body.iter().all(u8::is_ascii_whitespace) {
-        ResetPassword::default()
-    } else {
-        // `null` is no body, as the document's optional body allows.
-        serde_json::from_slice::<Option<ResetPassword>>(&body)
-            .map_err(|e| ApiError::BadRequest {
-                code: "invalid_json",
-                message: e.to_string(),
-                field: Some("password".into()),
-            })?
-            .unwrap_or_default()
-    };
+    let request: ResetPassword = super::extract::optional_body(&body, "password")?;
     let actor = api_actor(&principal, &headers, peer);
     let password = users::reset_password(
         &state.stores,

@@ -135,20 +135,24 @@ impl TestServer {
         self.policy_in("default", name, rights, None).await
     }
 
-    /// The (method, path) of every operation the served OpenAPI document
-    /// lists, split into the pages (tag `ui`) and the rest.
-    pub async fn documented_operations(
-        &self,
-    ) -> (BTreeSet<(String, String)>, BTreeSet<(String, String)>) {
-        let document: serde_json::Value = self
-            .http
+    /// The served OpenAPI document.
+    pub async fn openapi_document(&self) -> serde_json::Value {
+        self.http
             .get(self.url("/api/v1/openapi.json"))
             .send()
             .await
             .unwrap()
             .json()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// The (method, path) of every operation the served OpenAPI document
+    /// lists, split into the pages (tag `ui`) and the rest.
+    pub async fn documented_operations(
+        &self,
+    ) -> (BTreeSet<(String, String)>, BTreeSet<(String, String)>) {
+        let document = self.openapi_document().await;
         let (mut pages, mut api) = (BTreeSet::new(), BTreeSet::new());
         for (path, item) in document["paths"].as_object().unwrap() {
             for (method, operation) in item.as_object().unwrap() {
