@@ -163,15 +163,17 @@ fn document_itself(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openapi::Op
         vec![HttpMethod::Get],
         get("The live page's script", "ui", "JavaScript"),
     );
-    document_credential_failures(&mut openapi);
+    document_common_answers(&mut openapi);
     openapi
 }
 
 /// Every operation that takes a credential answers 401 to a missing,
 /// wrong, expired or revoked one and 403 to one without the right or scope
-/// (`auth.rs`), before its own work, and every one that takes a body or a
-/// query 400 to one it cannot read: documented once here for all of them.
-fn document_credential_failures(openapi: &mut utoipa::openapi::OpenApi) {
+/// (`auth.rs`), before its own work, and every one that takes a body, a
+/// query or a path parameter 400 to one it cannot read: documented once
+/// here for all of them, with the parameter schemas every operation shares
+/// (names in paths, empty times, cursors).
+fn document_common_answers(openapi: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::response::ResponseBuilder;
     use utoipa::openapi::{ContentBuilder, Ref};
     let answer = |description: &str| {

@@ -67,12 +67,10 @@ async fn read_json<T: DeserializeOwned, S: Send + Sync>(
     state: &S,
     array_allowed: bool,
 ) -> Result<T, ApiError> {
-    let (parts, body) = req.into_parts();
-    let json =
-        axum::Json::<serde_json::Value>::from_request(Request::from_parts(parts, body), state)
-            .await
-            .map_err(rejection)?
-            .0;
+    let json = axum::Json::<serde_json::Value>::from_request(req, state)
+        .await
+        .map_err(rejection)?
+        .0;
     // serde would read an array into a struct field by field, in order:
     // not what the API documents, so only the bulk bodies take one.
     if json.is_array() && !array_allowed {
