@@ -81,6 +81,29 @@ pub struct Tally {
     pub acked: Vec<u64>,
 }
 
+impl Tally {
+    /// Counts one answer: a success with its latency, a 503 with
+    /// Retry-After (an empty refusal), or a failure named with `what`.
+    /// True for a success.
+    fn record(&mut self, answer: Result<(), String>, started: Instant, what: &str) -> bool {
+        match answer {
+            Ok(()) => {
+                self.ok += 1;
+                self.latencies.push(started.elapsed());
+                true
+            }
+            Err(refused) if refused.is_empty() => {
+                self.overloaded += 1;
+                false
+            }
+            Err(failure) => {
+                self.failures.push(format!("{what}{failure}"));
+                false
+            }
+        }
+    }
+}
+
 pub type Shared = Arc<Mutex<Tally>>;
 
 /// The interactions of batch `batch`, for contacts `chaos-0` to
@@ -165,14 +188,8 @@ impl Target {
             other => Err(refusal(other).await),
         };
         let mut tally = tally.lock().unwrap();
-        match answer {
-            Ok(()) => {
-                tally.ok += 1;
-                tally.latencies.push(started.elapsed());
-                tally.acked.push(batch);
-            }
-            Err(refused) if refused.is_empty() => tally.overloaded += 1,
-            Err(failure) => tally.failures.push(failure),
+        if tally.record(answer, started, "") {
+            tally.acked.push(batch);
         }
     }
 }
@@ -321,15 +338,7 @@ pub async fn read(target: Target, seconds: u64, tally: Shared) {
                         .map_err(|e| format!("200, then {e}")),
                     other => Err(refusal(other).await),
                 };
-                let mut tally = tally.lock().unwrap();
-                match answer {
-                    Ok(()) => {
-                        tally.ok += 1;
-                        tally.latencies.push(started.elapsed());
-                    }
-                    Err(refused) if refused.is_empty() => tally.overloaded += 1,
-                    Err(failure) => tally.failures.push(format!("read: {failure}")),
-                }
+                tally.lock().unwrap().record(answer, started, "read: ");
             }
         }
     };
