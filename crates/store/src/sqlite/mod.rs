@@ -605,6 +605,12 @@ pub(crate) fn sql_error(error: rusqlite::Error) -> StoreError {
         Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen) => {
             StoreError::Unavailable(error.to_string())
         }
+        // What the disk returned is not a database page: a storage fault
+        // (a failing or stopped disk reads like this too), not a fault of
+        // the request. `tracklog doctor` tells which it is.
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => StoreError::Unavailable(
+            format!("the database cannot be read ({error}); `tracklog doctor` checks it"),
+        ),
         _ => StoreError::Internal(error.to_string()),
     }
 }

@@ -2,13 +2,12 @@
 //! once each through search.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use super::common::Server;
+use super::load::Cutoff;
 
 fn user(round: usize) -> String {
     format!("chaos-audit-{round}")
@@ -24,14 +23,19 @@ fn record(id: &str, round: usize, n: u64) -> Value {
     })
 }
 
-/// Sends batches of records until told to stop or refused; returns the
-/// acknowledged ids.
-pub async fn send(base: String, key: String, round: usize, stop: Arc<AtomicBool>) -> Vec<String> {
+/// Sends batches of records until the cutoff or a refusal; returns the
+/// acknowledged ids, and those answered only after the cutoff.
+pub async fn send(
+    base: String,
+    key: String,
+    round: usize,
+    cutoff: Cutoff,
+) -> (Vec<String>, Vec<String>) {
     let http = reqwest::Client::new();
     let url = format!("{base}/api/v1/audit/records");
     let mut acknowledged = Vec::new();
     for batch in 0..10_000u64 {
-        if stop.load(Ordering::Relaxed) {
+        if cutoff.passed() {
             break;
         }
         let ids: Vec<String> = (0..20).map(|i| format!("r{round}-a{batch}-{i}")).collect();
@@ -54,12 +58,15 @@ pub async fn send(base: String, key: String, round: usize, stop: Arc<AtomicBool>
                 };
                 assert_eq!(report["accepted"], 20, "{report}");
                 assert_eq!(report["duplicates"], 0, "{report}");
+                if cutoff.passed() {
+                    return (acknowledged, ids);
+                }
                 acknowledged.extend(ids);
             }
             _ => break,
         }
     }
-    acknowledged
+    (acknowledged, Vec::new())
 }
 
 /// Every acknowledged record of the rounds is found by search, once.

@@ -5,13 +5,12 @@
 //! events.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use super::common::Server;
+use super::load::Cutoff;
 
 /// What one round got acknowledged: sessions, and events per session.
 #[derive(Default)]
@@ -90,13 +89,20 @@ async fn post(http: &reqwest::Client, url: &str, key: &str, body: &Value) -> Opt
     response.json().await.ok()
 }
 
-/// Sends conversations one after another until told to stop or refused.
-pub async fn send(base: String, key: String, round: usize, stop: Arc<AtomicBool>) -> Acknowledged {
+/// Sends conversations one after another until the cutoff or a refusal;
+/// returns what was acknowledged, and the sessions whose start was
+/// answered only after the cutoff.
+pub async fn send(
+    base: String,
+    key: String,
+    round: usize,
+    cutoff: Cutoff,
+) -> (Acknowledged, Vec<String>) {
     let http = reqwest::Client::new();
     let mut acknowledged = Acknowledged::default();
     let mut previous: Option<Value> = None;
     for step in 0..10_000u64 {
-        if stop.load(Ordering::Relaxed) {
+        if cutoff.passed() {
             break;
         }
         let conversation = format!("r{round}-k{step}");
@@ -113,6 +119,9 @@ pub async fn send(base: String, key: String, round: usize, stop: Arc<AtomicBool>
         };
         assert_eq!(report["accepted"], 1, "{report}");
         let session = format!("{conversation}-s");
+        if cutoff.passed() {
+            return (acknowledged, vec![session]);
+        }
         acknowledged.sessions.push(session.clone());
         let (body, count) = events(&conversation, &agent, step);
         let Some(report) = post(&http, &format!("{base}/api/v1/channel/events"), &key, &body).await
@@ -121,6 +130,9 @@ pub async fn send(base: String, key: String, round: usize, stop: Arc<AtomicBool>
         };
         assert_eq!(report["accepted"], count, "{report}");
         assert_eq!(report["rejected"], json!([]), "{report}");
+        if cutoff.passed() {
+            break;
+        }
         acknowledged.events.insert(session, count);
         // Now and then the previous step's events again: a retry stores
         // nothing twice.
@@ -139,7 +151,7 @@ pub async fn send(base: String, key: String, round: usize, stop: Arc<AtomicBool>
         }
         previous = Some(body);
     }
-    acknowledged
+    (acknowledged, Vec::new())
 }
 
 async fn get(http: &reqwest::Client, server: &Server, key: &str, path: &str) -> Value {

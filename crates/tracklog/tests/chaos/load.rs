@@ -9,32 +9,108 @@ use std::time::{Duration, Instant};
 use super::common::{Server, tracklog};
 use super::{audit, channel, portal};
 
-/// What one round of load got acknowledged, by pillar.
+/// The moment the senders stop, and from which an answer no longer counts
+/// as an acknowledgement. A sender that reads a 200 after the cutoff keeps
+/// what it sent apart, as late, instead of acknowledged.
+///
+/// That matters for the simulated power cut: a real one stops the server
+/// with the disk, so no client is told anything after it. `xfs_io shutdown`
+/// stops only the filesystem, the server runs on, and a flush that was
+/// under way when the journal was aborted can still return success. What
+/// is answered after the cut began is therefore not a promise a real
+/// server could have made, and the power-cut test sets the cutoff just
+/// before it cuts.
+#[derive(Clone, Default)]
+pub struct Cutoff(Arc<AtomicBool>);
+
+impl Cutoff {
+    pub fn set(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn passed(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// What one round of load got acknowledged, by pillar, and what was
+/// answered only after the cutoff.
 pub struct Round {
     pub interactions: Vec<(usize, String)>,
     pub records: Vec<String>,
     pub channel: channel::Acknowledged,
+    pub late: Late,
+}
+
+/// Items answered with a 200 after the cutoff: not counted as acknowledged.
+#[derive(Default)]
+pub struct Late {
+    pub interactions: Vec<(usize, String)>,
+    pub records: Vec<String>,
+    pub sessions: Vec<String>,
+}
+
+impl Late {
+    pub fn len(&self) -> usize {
+        self.interactions.len() + self.records.len() + self.sessions.len()
+    }
 }
 
 /// Runs the three pillars' senders for round `round`; `during` runs while
 /// they send, and they stop once it returns (or at their first refusal).
+/// Every 200 counts as acknowledged: the server was running when it sent
+/// it, whatever the test did since.
 pub async fn load<F: std::future::Future<Output = ()>>(
     server: &Server,
     key: &str,
     round: usize,
     during: F,
 ) -> Round {
-    let stop = Arc::new(AtomicBool::new(false));
+    let mut round = load_until(server, key, round, |_| during).await;
+    let late = std::mem::take(&mut round.late);
+    round.interactions.extend(late.interactions);
+    round.records.extend(late.records);
+    round.channel.sessions.extend(late.sessions);
+    round
+}
+
+/// As [`load`], but `during` is given the cutoff, and answers read after
+/// it are kept apart in [`Round::late`]; the cutoff is set once `during`
+/// returns if it was not before.
+pub async fn load_until<F, D>(server: &Server, key: &str, round: usize, during: D) -> Round
+where
+    F: std::future::Future<Output = ()>,
+    D: FnOnce(Cutoff) -> F,
+{
+    let cutoff = Cutoff::default();
     let (base, key) = (server.base.clone(), key.to_owned());
-    let portal = tokio::spawn(portal::send(base.clone(), key.clone(), round, stop.clone()));
-    let audit = tokio::spawn(audit::send(base.clone(), key.clone(), round, stop.clone()));
-    let channel = tokio::spawn(channel::send(base, key, round, stop.clone()));
-    during.await;
-    stop.store(true, Ordering::Relaxed);
+    let portal = tokio::spawn(portal::send(
+        base.clone(),
+        key.clone(),
+        round,
+        cutoff.clone(),
+    ));
+    let audit = tokio::spawn(audit::send(
+        base.clone(),
+        key.clone(),
+        round,
+        cutoff.clone(),
+    ));
+    let channel = tokio::spawn(channel::send(base, key, round, cutoff.clone()));
+    during(cutoff.clone()).await;
+    cutoff.set();
+    let (interactions, late_interactions) = portal.await.unwrap();
+    let (records, late_records) = audit.await.unwrap();
+    let (channel, late_sessions) = channel.await.unwrap();
     Round {
-        interactions: portal.await.unwrap(),
-        records: audit.await.unwrap(),
-        channel: channel.await.unwrap(),
+        interactions,
+        records,
+        channel,
+        late: Late {
+            interactions: late_interactions,
+            records: late_records,
+            sessions: late_sessions,
+        },
     }
 }
 

@@ -46,8 +46,6 @@ mod soak;
 mod tables;
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Server, create_policy, tracklog};
@@ -96,20 +94,25 @@ async fn acknowledged_items_of_every_pillar_survive_repeated_kill_9_exactly_once
         let running = server.take().unwrap_or_else(|| Server::start(dir.path()));
         let contacts: Vec<usize> = (round * CONTACTS..(round + 1) * CONTACTS).collect();
         portal::add_cases(&http, &running, &key, &contacts).await;
-        let stop = Arc::new(AtomicBool::new(false));
+        let cutoff = load::Cutoff::default();
         let (base, k) = (running.base.clone(), key.clone());
-        let portal = tokio::spawn(portal::send(base.clone(), k.clone(), round, stop.clone()));
-        let audit = tokio::spawn(audit::send(base.clone(), k.clone(), round, stop.clone()));
-        let channel = tokio::spawn(channel::send(base, k, round, stop.clone()));
+        let portal = tokio::spawn(portal::send(base.clone(), k.clone(), round, cutoff.clone()));
+        let audit = tokio::spawn(audit::send(base.clone(), k.clone(), round, cutoff.clone()));
+        let channel = tokio::spawn(channel::send(base, k, round, cutoff.clone()));
         // A random moment: somewhere in the first 1.2 s of load.
         tokio::time::sleep(Duration::from_millis(100 + random.next() % 1100)).await;
         running.kill_hard();
-        stop.store(true, Ordering::Relaxed);
-        for (contact, id) in portal.await.unwrap() {
+        cutoff.set();
+        // The server sent every 200 read after the kill before it died:
+        // those count too.
+        let (acknowledged, late) = portal.await.unwrap();
+        for (contact, id) in acknowledged.into_iter().chain(late) {
             interactions.entry(contact).or_default().push(id);
         }
-        records.insert(round, audit.await.unwrap());
-        let channel = channel.await.unwrap();
+        let (acknowledged, late) = audit.await.unwrap();
+        records.insert(round, acknowledged.into_iter().chain(late).collect());
+        let (mut channel, late) = channel.await.unwrap();
+        channel.sessions.extend(late);
         sessions += channel.sessions.len();
         events += channel.events.values().sum::<usize>();
 

@@ -2,13 +2,12 @@
 //! read back once each, with every journey summary equal to the timeline.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use super::common::{Server, all_ids};
+use super::load::Cutoff;
 
 /// Contacts of one round.
 pub const CONTACTS: usize = 3;
@@ -31,17 +30,17 @@ pub async fn send(
     base: String,
     key: String,
     round: usize,
-    stop: Arc<AtomicBool>,
-) -> Vec<(usize, String)> {
+    cutoff: Cutoff,
+) -> (Vec<(usize, String)>, Vec<(usize, String)>) {
     let http = reqwest::Client::new();
     let mut tasks = Vec::new();
     for client in 0..CLIENTS {
-        let (http, key, stop) = (http.clone(), key.clone(), stop.clone());
+        let (http, key, cutoff) = (http.clone(), key.clone(), cutoff.clone());
         let url = format!("{base}/api/v1/interactions");
         tasks.push(tokio::spawn(async move {
             let mut acknowledged = Vec::new();
             for batch in 0..10_000u64 {
-                if stop.load(Ordering::Relaxed) {
+                if cutoff.passed() {
                     break;
                 }
                 let items: Vec<(usize, String)> = (0..40u64)
@@ -73,19 +72,24 @@ pub async fn send(
                         // New ids: none may be taken for a retry's.
                         assert_eq!(report["duplicates"], 0, "{report}");
                         assert_eq!(report["accepted"], 40, "{report}");
+                        if cutoff.passed() {
+                            return (acknowledged, items);
+                        }
                         acknowledged.extend(items)
                     }
                     _ => break,
                 }
             }
-            acknowledged
+            (acknowledged, Vec::new())
         }));
     }
-    let mut all = Vec::new();
+    let (mut all, mut late) = (Vec::new(), Vec::new());
     for task in tasks {
-        all.extend(task.await.unwrap());
+        let (acknowledged, answered_late) = task.await.unwrap();
+        all.extend(acknowledged);
+        late.extend(answered_late);
     }
-    all
+    (all, late)
 }
 
 /// The case journey's total over a window that holds every interaction.

@@ -7,7 +7,14 @@
 //! started on it.
 //!
 //! Every item of all three pillars acknowledged before the cut must be
-//! found once after it. The negative control makes the same cut with the
+//! found once after it. A real power cut stops the server with the disk;
+//! this one leaves the server running, and a flush that straddles the
+//! shutdown can return success for what the stopped journal never kept.
+//! Under load such 200s, read after the cut began, were seen whose items
+//! were gone after the remount, while every item answered before it
+//! survived. So the senders stop counting the moment before the cut
+//! ([`super::load::Cutoff`]); what is answered later is reported, not
+//! required. The negative control makes the same cut with the
 //! server under `eatmydata`, which turns every fsync into nothing: the same
 //! reads must then find acknowledged items missing (or the server unable to
 //! start), or the test could not see the loss it exists to catch.
@@ -19,8 +26,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::channel::Acknowledged;
 use super::common::{Server, create_policy};
-use super::load::{Round, check_found_once, load, verify_and_rebuild};
+use super::load::{Late, Round, check_found_once, load_until, verify_and_rebuild};
 use super::portal;
 
 /// An ext4 filesystem in a file, mounted through a loop device.
@@ -113,8 +121,11 @@ async fn cut_mid_load(
     let http = reqwest::Client::new();
     let contacts: Vec<usize> = (0..portal::CONTACTS).collect();
     portal::add_cases(&http, &server, &key, &contacts).await;
-    let round = load(&server, &key, 0, async {
+    let round = load_until(&server, &key, 0, |cutoff| async move {
         tokio::time::sleep(Duration::from_millis(1_500)).await;
+        // A real power cut takes the server with it: nothing answered
+        // from here on was an acknowledgement a client could receive.
+        cutoff.set();
         fs.cut();
     })
     .await;
@@ -135,11 +146,16 @@ async fn every_acknowledged_item_survives_a_power_cut() {
     let server = server.unwrap_or_else(|e| panic!("after a power cut: {e}"));
     let http = reqwest::Client::new();
     let server = check_found_once(&http, server, &dir, &key, &[&round]).await;
+    // What the server answered after the cut began is reported, not
+    // required: no real client could have been told it.
+    let late = round.late.len();
+    let late_lost = count_lost(&server, &key, &late_round(&round.late)).await;
     assert!(server.terminate().success());
     let cells = verify_and_rebuild(&dir, "a power cut");
     eprintln!(
         "power cut: acknowledged and found once: {} interactions, {} audit records, \
-         {} sessions; {cells} derived cells equal to a rebuild",
+         {} sessions; {cells} derived cells equal to a rebuild; {late} items answered \
+         after the cut began, of which lost: {late_lost:?}",
         round.interactions.len(),
         round.records.len(),
         round.channel.sessions.len()
@@ -176,6 +192,19 @@ async fn the_power_cut_test_sees_the_loss_when_fsync_is_disabled() {
         "with fsync disabled a power cut lost nothing that was acknowledged: \
          the power-cut test cannot see a loss"
     );
+}
+
+/// The items answered after the cut, as a round to look for.
+fn late_round(late: &Late) -> Round {
+    Round {
+        interactions: late.interactions.clone(),
+        records: late.records.clone(),
+        channel: Acknowledged {
+            sessions: late.sessions.clone(),
+            events: Default::default(),
+        },
+        late: Late::default(),
+    }
 }
 
 /// Every value of `field` across the pages of `path`; `None` when a page
