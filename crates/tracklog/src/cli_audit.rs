@@ -380,10 +380,15 @@ async fn export(
         serde_json::to_value(&params)?,
     )
     .await;
-    let mut sink: Box<dyn Write> = match &out {
-        Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        )),
+    // A file is written beside its destination and renamed into place once
+    // whole and synced: a full disk or a failure midway leaves no partial
+    // export that looks complete (the partial file is removed).
+    let mut partial = match &out {
+        Some(path) => Some(partial_file(path)?),
+        None => None,
+    };
+    let mut sink: Box<dyn Write + '_> = match &mut partial {
+        Some(file) => Box::new(std::io::BufWriter::new(file.as_file_mut())),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
     let bar = indicatif::ProgressBar::new(total);
@@ -394,7 +399,12 @@ async fn export(
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let hostname = org_name.to_owned();
-    sink.write_all(format.header().as_bytes())?;
+    let target = out
+        .as_ref()
+        .map_or_else(|| "standard output".to_owned(), |p| p.display().to_string());
+    let failed = || format!("writing {target}");
+    sink.write_all(format.header().as_bytes())
+        .with_context(failed)?;
     let mut cursor = None;
     let mut written = 0u64;
     loop {
@@ -412,7 +422,8 @@ async fn export(
                         hit.stored_at,
                     )
                     .as_bytes(),
-            )?;
+            )
+            .with_context(failed)?;
         }
         written += page.items.len() as u64;
         bar.set_position(written);
@@ -421,7 +432,32 @@ async fn export(
             break;
         }
     }
-    sink.flush()?;
+    sink.flush().with_context(failed)?;
+    drop(sink);
     bar.finish_and_clear();
+    if let (Some(file), Some(path)) = (partial, &out) {
+        file.as_file()
+            .sync_all()
+            .with_context(|| format!("writing {}", path.display()))?;
+        file.persist(path)
+            .with_context(|| format!("renaming the export to {}", path.display()))?;
+    }
     Ok(written)
+}
+
+/// A new file in the directory of `path`, removed unless persisted.
+fn partial_file(path: &std::path::Path) -> anyhow::Result<tempfile::NamedTempFile> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => std::path::Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".partial")
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a file in {}", dir.display()))
 }

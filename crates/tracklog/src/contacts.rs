@@ -33,27 +33,44 @@ pub async fn import(stores: &Stores, org: OrgId, path: &Path) -> anyhow::Result<
         indicatif::ProgressStyle::with_template("{wide_bar} {pos}/{len} contacts ({per_sec})")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
+    let total = rows.len();
     let (mut imported, mut refused) = (0, 0);
     let mut batch = Vec::with_capacity(CHUNK);
-    for (line, parsed) in rows {
+    let mut first_line = None;
+    let mut rows = rows.into_iter().peekable();
+    while let Some((line, parsed)) = rows.next() {
         match parsed {
-            Ok(contact) => batch.push(contact),
+            Ok(contact) => {
+                first_line.get_or_insert(line);
+                batch.push(contact);
+            }
             Err(message) => {
                 refused += 1;
                 bar.suspend(|| eprintln!("{}:{line}: {message}", path.display()));
             }
         }
-        if batch.len() == CHUNK {
-            imported += batch.len();
-            stores
+        if batch.len() == CHUNK || (rows.peek().is_none() && !batch.is_empty()) {
+            let written = batch.len();
+            if let Err(error) = stores
                 .portals
                 .upsert_contacts(org, std::mem::take(&mut batch))
-                .await?;
+                .await
+            {
+                bar.finish_and_clear();
+                // A chunk is one transaction: it is in whole or not at all.
+                return Err(anyhow!(
+                    "{}: {imported} of {total} rows imported; the store refused the rows \
+                     from line {} on: {error}. Contacts are upserted, so running the \
+                     same import again (once the cause is fixed) completes it",
+                    path.display(),
+                    first_line.unwrap_or(line)
+                ));
+            }
+            imported += written;
+            first_line = None;
             bar.set_position((imported + refused) as u64);
         }
     }
-    imported += batch.len();
-    stores.portals.upsert_contacts(org, batch).await?;
     bar.finish_and_clear();
     Ok((imported, refused))
 }

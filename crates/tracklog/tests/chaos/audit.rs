@@ -13,7 +13,7 @@ fn user(round: usize) -> String {
     format!("chaos-audit-{round}")
 }
 
-fn record(id: &str, round: usize, n: u64) -> Value {
+pub fn record(id: &str, round: usize, n: u64) -> Value {
     let operation = ["Create", "Update", "Retrieve"][(n % 3) as usize];
     json!({
         "Id": id, "CreationTime": format!("2026-03-01T10:{:02}:00Z", n % 60),

@@ -22,12 +22,12 @@ use super::{audit, channel, portal};
 const RESERVE: u64 = 8 << 20;
 
 /// A tmpfs mounted on a temporary directory, unmounted when dropped.
-struct Tmpfs {
+pub struct Tmpfs {
     dir: tempfile::TempDir,
 }
 
 impl Tmpfs {
-    fn mount(size: &str) -> Self {
+    pub fn mount(size: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let status = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
@@ -41,11 +41,29 @@ impl Tmpfs {
         Self { dir }
     }
 
-    fn path(&self) -> &Path {
+    pub fn path(&self) -> &Path {
         self.dir.path()
     }
 
-    fn free_bytes(&self) -> u64 {
+    /// Fills what is left but `leave` bytes with a file of zeros; returns
+    /// the file, whose removal frees the space again.
+    pub fn fill(&self, leave: u64) -> PathBuf {
+        let filler = self.path().join("filler");
+        let size = self.free_bytes().saturating_sub(leave);
+        std::fs::write(&filler, vec![0u8; size as usize]).unwrap();
+        if leave == 0 {
+            // To the last byte: whatever rounding `df` did is taken too.
+            use std::io::Write;
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&filler)
+                .unwrap();
+            while file.write_all(&[0u8; 4096]).is_ok() {}
+        }
+        filler
+    }
+
+    pub fn free_bytes(&self) -> u64 {
         let output = Command::new("df")
             .args(["-B1", "--output=avail"])
             .arg(self.path())

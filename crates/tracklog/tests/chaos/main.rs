@@ -16,6 +16,8 @@
 //!   has recovered by itself;
 //! - [`diskfull`]: the disk fills; writes are refused, reads served, and
 //!   writes resume once space is freed;
+//! - [`diskfull_files`]: a full disk under the checkpoint file, an export
+//!   and an import; each fails whole and catches up once space is freed;
 //! - [`slowdisk`]: every fdatasync is delayed; the queue fills, the excess
 //!   is refused, reads are served;
 //! - [`powercut`]: the filesystem stops where its last sync left it; every
@@ -36,6 +38,7 @@ mod common;
 mod audit;
 mod channel;
 mod diskfull;
+mod diskfull_files;
 mod fsync;
 mod load;
 mod overload;
