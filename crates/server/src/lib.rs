@@ -419,6 +419,7 @@ pub async fn run_with_stores(
     });
     let purger = retention::spawn(
         stores.clone(),
+        state_for_jobs.metrics.clone(),
         Duration::from_secs(state_interval),
         stopping_rx.clone(),
     );

@@ -25,6 +25,8 @@
 //! | `tracklog_audit_checkpoints_published_total` | counter | | checkpoints appended to `audit.checkpoint_file` |
 //! | `tracklog_audit_checkpoints_forwarded_total` | counter | `forwarder` | checkpoints sent to a SIEM (resends included) |
 //! | `tracklog_audit_purged_total` | counter | | records removed by retention |
+//! | `tracklog_retention_purged_total` | counter | | portal interactions removed by their portal's `retention_days` |
+//! | `tracklog_retention_failures_total` | counter | | failed purges of a portal's interactions (each is tried again at the next pass) |
 //! | `tracklog_audit_exported_total` | counter | `format` | records written by exports |
 //! | `tracklog_audit_forwarded_total` | counter | `forwarder` | records sent to a SIEM (resends included) |
 //! | `tracklog_audit_forward_failures_total` | counter | `forwarder` | failed deliveries to a SIEM (each is retried) |
@@ -92,6 +94,8 @@ pub struct Metrics {
     pub audit_checkpoints_published: Counter,
     pub audit_checkpoints_forwarded: Family<ForwarderLabel, Counter>,
     pub audit_purged: Counter,
+    pub retention_purged: Counter,
+    pub retention_failures: Counter,
     pub audit_exported: Family<FormatLabel, Counter>,
     pub audit_forwarded: Family<ForwarderLabel, Counter>,
     pub audit_forward_failures: Family<ForwarderLabel, Counter>,
@@ -169,6 +173,8 @@ impl Metrics {
             audit_checkpoints_published: Counter::default(),
             audit_checkpoints_forwarded: Family::default(),
             audit_purged: Counter::default(),
+            retention_purged: Counter::default(),
+            retention_failures: Counter::default(),
             audit_exported: Family::default(),
             audit_forwarded: Family::default(),
             audit_forward_failures: Family::default(),
@@ -340,6 +346,16 @@ impl Metrics {
             "audit_purged",
             "Audit records removed by retention",
             metrics.audit_purged.clone(),
+        );
+        registry.register(
+            "retention_purged",
+            "Portal interactions removed by their portal's retention",
+            metrics.retention_purged.clone(),
+        );
+        registry.register(
+            "retention_failures",
+            "Failed purges of a portal's interactions, each tried again at the next pass",
+            metrics.retention_failures.clone(),
         );
         registry.register(
             "audit_exported",

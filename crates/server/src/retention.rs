@@ -8,10 +8,14 @@ use tracing::Instrument;
 use tracklog_domain::time::UtcMillis;
 use tracklog_store::Stores;
 
+use crate::metrics::Metrics;
 use crate::services::portals;
 
 /// One pass over every org's portals. Returns how many interactions went.
-pub async fn purge_once(stores: &Stores, now: UtcMillis) -> u64 {
+/// A portal whose purge fails (a full disk, say) is counted in `metrics`
+/// and tried again at the next pass; what it deleted before stays deleted,
+/// since each chunk is its own transaction.
+pub async fn purge_once(stores: &Stores, metrics: &Metrics, now: UtcMillis) -> u64 {
     let mut total = 0;
     let orgs = match stores.meta.list_orgs().await {
         Ok(orgs) => orgs,
@@ -33,10 +37,12 @@ pub async fn purge_once(stores: &Stores, now: UtcMillis) -> u64 {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::info!(org = %org.name, portal = %portal.id, deleted = n, "retention purge");
+                    metrics.retention_purged.inc_by(n);
                     total += n;
                 }
                 Err(error) => {
-                    tracing::warn!(org = %org.name, portal = %portal.id, %error, "retention purge failed");
+                    metrics.retention_failures.inc();
+                    tracing::warn!(org = %org.name, portal = %portal.id, %error, "retention purge failed; it is tried again at the next pass");
                 }
             }
         }
@@ -48,6 +54,7 @@ pub async fn purge_once(stores: &Stores, now: UtcMillis) -> u64 {
 /// until `stopping` turns true.
 pub fn spawn(
     stores: Stores,
+    metrics: std::sync::Arc<Metrics>,
     interval: Duration,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
@@ -58,7 +65,7 @@ pub fn spawn(
             loop {
                 tokio::select! {
                     _ = ticker.tick() => {
-                        purge_once(&stores, UtcMillis::now()).await;
+                        purge_once(&stores, &metrics, UtcMillis::now()).await;
                     }
                     changed = stopping.changed() => {
                         if changed.is_err() || *stopping.borrow() {

@@ -9,7 +9,13 @@
 //!   again, it writes the whole export;
 //! - an import (`tracklog import contacts`): the command fails saying how
 //!   many rows went in and that running it again completes it; run again,
-//!   every contact is stored once.
+//!   every contact is stored once;
+//! - a retention purge of a portal's interactions: each failed pass is
+//!   counted, reads are served, and once space is freed the next passes
+//!   remove every interaction past its retention.
+//!
+//! A checkpoint in the database on a full disk is the disk-full test's
+//! ([`super::diskfull`]): the activity log verifies after it.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -307,5 +313,112 @@ fn an_export_or_an_import_that_meets_a_full_disk_fails_whole_and_completes_when_
     );
     drop(db);
     drop(out);
+    drop(disk);
+}
+
+/// Every interaction id stored for a contact.
+async fn stored(http: &reqwest::Client, server: &Server, key: &str, contact: &str) -> usize {
+    super::common::all_ids(http, server, key, contact)
+        .await
+        .len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retention_purge_that_meets_a_full_disk_fails_and_finishes_once_space_is_freed() {
+    let disk = Tmpfs::mount("160m");
+    let data = disk.path().join("data");
+    let created = cli(
+        &data,
+        &[
+            "policy",
+            "create",
+            "app",
+            "--rights",
+            "write,read,manage",
+            "--json",
+        ],
+    );
+    assert!(created.status.success(), "{}", text(&created));
+    let keys: Value = serde_json::from_slice(&created.stdout).unwrap();
+    let key = keys["primary_key"].as_str().unwrap().to_owned();
+    let env = |interval: &'static str| {
+        [
+            ("TRACKLOG_INGEST__LOG_MIN_FREE_BYTES", RESERVE),
+            ("TRACKLOG_RETENTION__INTERVAL_SECONDS", interval),
+        ]
+    };
+    let http = reqwest::Client::new();
+
+    // Interactions of a portal that keeps them a day, all months old; the
+    // purge runs only at the start, before there are any.
+    let server = Server::start_with(&[], &env("3600"), &data);
+    let response = http
+        .post(server.url("/api/v1/portals"))
+        .basic_auth("app", Some(&key))
+        .json(&serde_json::json!({"id": "old", "name": "Old", "retention_days": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    let (contacts, batches) = (20, 60);
+    for batch in 0..batches {
+        let body: Vec<Value> = (0..500)
+            .map(|i| {
+                let mut item = super::common::item(
+                    &format!("old-{batch}-{i}"),
+                    &format!("p-{}", i % contacts),
+                );
+                item["portal_portalid"] = "old".into();
+                item
+            })
+            .collect();
+        let response = http
+            .post(server.url("/api/v1/interactions"))
+            .basic_auth("app", Some(&key))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let before = stored(&http, &server, &key, "p-0").await;
+    assert_eq!(before, batches * 500 / contacts);
+    assert!(server.terminate().success());
+
+    // The disk fills; the purge runs every second on the next start.
+    let filler = disk.fill(64 << 10);
+    let server = Server::start_with(&[], &env("1"), &data);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metric(&http, &server, "tracklog_retention_failures_total").await < 2.0 {
+        assert!(
+            Instant::now() < deadline,
+            "no purge failed on a full disk in 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Reads are served meanwhile, from whatever the failed passes left.
+    let left = stored(&http, &server, &key, "p-1").await;
+    assert!(left <= before);
+
+    // Space is freed: the next passes finish the purge by themselves.
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for contact in 0..contacts {
+        let contact = format!("p-{contact}");
+        while stored(&http, &server, &key, &contact).await > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "{contact}'s old interactions were still there 60 s after space was freed"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let failures = metric(&http, &server, "tracklog_retention_failures_total").await;
+    assert!(server.terminate().success());
+    eprintln!(
+        "retention purge on a full disk: {failures} passes failed; once space was freed \
+         all {} interactions went",
+        batches * 500
+    );
     drop(disk);
 }
