@@ -18,7 +18,7 @@ pub enum IdError {
     BadCharacter,
 }
 
-fn check_text(text: &str, max: usize) -> Result<(), IdError> {
+pub fn check_text(text: &str, max: usize) -> Result<(), IdError> {
     if text.is_empty() {
         return Err(IdError::Empty);
     }

@@ -94,6 +94,52 @@ async fn a_bad_query_parameter_of_the_real_time_stream_is_a_400_naming_it() {
     server.stop().await;
 }
 
+#[tokio::test]
+async fn what_the_document_refuses_the_server_refuses_naming_the_field() {
+    let server = TestServer::start().await;
+    let auth = basic(&server.policy("admin", "manage,read").await);
+    let cases = [
+        (
+            reqwest::Method::POST,
+            "/api/v1/policies",
+            Some(json!({"name": "p", "rights": ["read"], "provider": ""})),
+            "provider",
+        ),
+        (
+            reqwest::Method::GET,
+            "/api/v1/audit/reports?bucket=fortnight",
+            None,
+            "bucket",
+        ),
+        (
+            reqwest::Method::PUT,
+            "/api/v1/audit/settings",
+            Some(json!({
+                "auditing_enabled": true, "read_auditing": false, "user_access_auditing": true,
+                "excluded_messages": [], "sign_in_operations": [""],
+            })),
+            "sign_in_operations",
+        ),
+    ];
+    for (method, path, body, field) in cases {
+        let (status, answer) = send(&server, &auth, method.clone(), path, body.as_ref()).await;
+        assert_eq!(status, 400, "{method} {path}: {answer}");
+        assert_eq!(answer["error"]["field"], field, "{method} {path}");
+    }
+    // The real-time stream filtered by queue, with no metric named: every
+    // metric that has queues (not occupancy) rather than a refusal.
+    let response = server
+        .http
+        .get(server.url("/api/v1/realtime?queue=billing"))
+        .basic_auth(&auth.0, auth.1.as_ref())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    drop(response);
+    server.stop().await;
+}
+
 /// Every `$ref` under `value`, as (where, target).
 fn references(value: &Value, at: &str, found: &mut Vec<(String, String)>) {
     match value {

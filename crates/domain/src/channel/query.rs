@@ -44,7 +44,8 @@ pub struct MetricsRequest {
     /// RFC 3339, exclusive; now when absent.
     #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub to: Option<String>,
-    /// 15m, 30m, 1h, 1d or 1w; 1h by default.
+    /// 15m, 30m, 1h, 1d or 1w. By default 1h, or 1d (1w) when the range
+    /// holds 20000 hours (days) or more.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<super::query_schema::IntervalName>))]
     pub interval: Option<String>,
     /// An IANA time zone; UTC by default.
@@ -84,7 +85,11 @@ fn time_field(field: &str, value: Option<&str>) -> Result<Option<UtcMillis>, Rec
 impl MetricsQuery {
     pub fn parse(request: MetricsRequest, now: UtcMillis) -> Result<Self, RecordError> {
         let catalogue = metrics::catalogue();
-        let metrics = match request.metrics.map(OneOrMany::into_vec) {
+        let named = request
+            .metrics
+            .as_ref()
+            .is_some_and(|m| !m.clone().into_vec().is_empty());
+        let mut metrics = match request.metrics.map(OneOrMany::into_vec) {
             None => catalogue.clone(),
             Some(names) if names.is_empty() => catalogue.clone(),
             Some(names) => names
@@ -109,9 +114,23 @@ impl MetricsQuery {
         if from >= to {
             return Err(RecordError::new("from", "must be before to"));
         }
-        let interval_text = request.interval.unwrap_or_else(|| "1h".into());
-        let interval = Interval::parse(&interval_text)
-            .ok_or_else(|| RecordError::new("interval", "must be 15m, 30m, 1h, 1d or 1w"))?;
+        let interval = match request.interval {
+            Some(text) => Interval::parse(&text)
+                .ok_or_else(|| RecordError::new("interval", "must be 15m, 30m, 1h, 1d or 1w"))?,
+            // Hours, or the first larger interval that the range holds at
+            // most `MAX_INTERVALS` of.
+            None => {
+                let span = (to.as_millis() - from.as_millis()) as u64;
+                let hours = span / 3_600_000;
+                if hours < interval::MAX_INTERVALS as u64 {
+                    Interval::H1
+                } else if hours / 24 < interval::MAX_INTERVALS as u64 {
+                    Interval::D1
+                } else {
+                    Interval::W1
+                }
+            }
+        };
         let tz_name = request.timezone.unwrap_or_else(|| "UTC".into());
         let tz = interval::zone(&tz_name).ok_or_else(|| {
             RecordError::new("timezone", format!("{tz_name:?} is not an IANA time zone"))
@@ -140,6 +159,22 @@ impl MetricsQuery {
             let d = dimension("filters", &key)?;
             for value in values.into_vec() {
                 filters.push((d, value));
+            }
+        }
+        if !named {
+            // No metric named: every metric that can be grouped and
+            // filtered as asked (occupancy has no queue, for one).
+            metrics.retain(|metric| {
+                group_by
+                    .iter()
+                    .chain(filters.iter().map(|(d, _)| d))
+                    .all(|d| metric.dimensions.contains(d))
+            });
+            if metrics.is_empty() {
+                return Err(RecordError::new(
+                    "group_by",
+                    "no metric can be grouped and filtered by all of these",
+                ));
             }
         }
         for metric in &metrics {
@@ -179,5 +214,76 @@ impl MetricsQuery {
                 ),
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(json: serde_json::Value) -> MetricsRequest {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn now() -> UtcMillis {
+        UtcMillis::parse_rfc3339("2026-03-02T00:00:00Z").unwrap()
+    }
+
+    #[test]
+    fn unnamed_metrics_are_those_that_can_be_filtered_as_asked() {
+        let all = MetricsQuery::parse(request(serde_json::json!({})), now()).unwrap();
+        assert!(all.metrics.iter().any(|m| m.name == "occupancy"));
+        let by_queue = MetricsQuery::parse(
+            request(serde_json::json!({"filters": {"queue": "billing"}})),
+            now(),
+        )
+        .unwrap();
+        assert!(!by_queue.metrics.is_empty());
+        assert!(by_queue.metrics.iter().all(|m| m.name != "occupancy"));
+        assert!(by_queue.metrics.len() < all.metrics.len());
+        // Named, it is refused, saying why.
+        let named = MetricsQuery::parse(
+            request(serde_json::json!({"metrics": "occupancy", "filters": {"queue": "billing"}})),
+            now(),
+        )
+        .unwrap_err();
+        assert_eq!(named.field, "group_by");
+        assert!(named.message.contains("occupancy"), "{}", named.message);
+    }
+
+    #[test]
+    fn the_default_interval_grows_with_the_range_and_a_given_one_is_kept() {
+        let interval = |from: &str, given: Option<&str>| {
+            let mut body = serde_json::json!({"from": from});
+            if let Some(given) = given {
+                body["interval"] = given.into();
+            }
+            MetricsQuery::parse(request(body), now()).map(|q| q.interval)
+        };
+        assert_eq!(
+            interval("2026-03-01T00:00:00Z", None).unwrap(),
+            Interval::H1
+        );
+        assert_eq!(
+            interval("2000-01-01T00:00:00Z", None).unwrap(),
+            Interval::D1
+        );
+        assert_eq!(
+            interval("1800-01-01T00:00:00Z", None).unwrap(),
+            Interval::W1
+        );
+        let kept = MetricsQuery::parse(
+            request(serde_json::json!({"from": "2000-01-01T00:00:00Z", "interval": "1h"})),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(kept.interval, Interval::H1);
+        assert!(kept.starts().is_err(), "too many hours is still refused");
+        let defaulted = MetricsQuery::parse(
+            request(serde_json::json!({"from": "2000-01-01T00:00:00Z"})),
+            now(),
+        )
+        .unwrap();
+        assert!(defaulted.starts().is_ok());
     }
 }

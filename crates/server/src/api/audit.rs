@@ -179,8 +179,15 @@ pub struct AuditSettingsBody {
     /// governed by `user_access_auditing` and counted by the "Signed in or
     /// out" report. On PUT, leaving it out keeps the current list.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<OperationName>>)]
     pub sign_in_operations: Option<Vec<String>>,
 }
+
+/// An operation's name: 1 to 256 characters, no control characters.
+#[derive(ToSchema)]
+#[schema(value_type = String, pattern = r"^[^\x00-\x1F\x7F-\x9F]{1,256}$")]
+#[allow(dead_code)] // Documents `sign_in_operations`, which are read as text.
+pub struct OperationName(String);
 
 impl AuditSettingsBody {
     fn new(settings: OrgAuditSettings, retention_days: u32) -> Self {
@@ -710,6 +717,9 @@ pub async fn list_reports(
 ) -> Result<Json<ReportList>, ApiError> {
     principal.require(Right::Read)?;
     let base = window(&params)?;
+    // Each summary counts the whole window, but a bad bucket is refused
+    // here as on each report's page.
+    bucket_millis(params.bucket.as_deref())?;
     let mut items = Vec::with_capacity(REPORTS.len());
     for report in REPORTS {
         let filter =

@@ -180,6 +180,10 @@ pub async fn create_policy(
         .map(PortalId::parse)
         .transpose()
         .map_err(|e| ApiError::bad_field("portal", format!("portal {e}")))?;
+    if let Some(provider) = &request.provider {
+        tracklog_domain::ids::check_text(provider, 256)
+            .map_err(|e| ApiError::bad_field("provider", format!("provider {e}")))?;
+    }
     let actor = api_actor(&principal, &headers, peer);
     let policy = policies::create(
         &state.stores,
