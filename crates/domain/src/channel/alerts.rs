@@ -55,6 +55,7 @@ pub struct AlertRule {
     /// Scope: dimension values, e.g. `{"queue": "billing"}`; each a
     /// dimension the metric has.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = super::query_schema::DimensionValues))]
     pub filters: BTreeMap<String, String>,
     /// Also warn when the trend will cross the threshold in this window.
     #[serde(default)]

@@ -56,7 +56,7 @@ pub struct MetricsRequest {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<super::query_schema::DimensionName>>))]
     pub group_by: Option<OneOrMany>,
     /// `{"queue": "billing"}` or `{"queue": ["billing", "sales"]}`.
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<super::query_schema::DimensionValueLists>))]
     pub filters: Option<BTreeMap<String, OneOrMany>>,
 }
 

@@ -88,15 +88,67 @@ pub struct DimensionName;
 
 impl utoipa::PartialSchema for DimensionName {
     fn schema() -> RefOr<Schema> {
-        let all = ["queue", "channel", "agent", "provider", "sentiment_band"];
         names(
             "queue, channel, agent, provider or sentiment_band",
-            all.map(str::to_owned).to_vec(),
+            DIMENSIONS.map(str::to_owned).to_vec(),
         )
     }
 }
 
 impl utoipa::ToSchema for DimensionName {}
+
+const DIMENSIONS: [&str; 5] = ["queue", "channel", "agent", "provider", "sentiment_band"];
+
+/// An object keyed by dimension, nothing else, with `value` under each.
+fn by_dimension(description: &str, value: impl Fn() -> RefOr<Schema>) -> RefOr<Schema> {
+    let mut object = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some(description))
+        .additional_properties(Some(
+            utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+        ));
+    for dimension in DIMENSIONS {
+        object = object.property(dimension, value());
+    }
+    object.into()
+}
+
+fn dimension_value() -> RefOr<Schema> {
+    ObjectBuilder::new().schema_type(Type::String).into()
+}
+
+/// One value per dimension: `{"queue": "billing"}`.
+pub struct DimensionValues;
+
+impl utoipa::PartialSchema for DimensionValues {
+    fn schema() -> RefOr<Schema> {
+        by_dimension(
+            "One value per dimension, such as {\"queue\": \"billing\"}",
+            dimension_value,
+        )
+    }
+}
+
+impl utoipa::ToSchema for DimensionValues {}
+
+/// One value or a list per dimension: `{"queue": ["billing", "sales"]}`.
+pub struct DimensionValueLists;
+
+impl utoipa::PartialSchema for DimensionValueLists {
+    fn schema() -> RefOr<Schema> {
+        by_dimension(
+            "One value or a list per dimension, such as {\"queue\": [\"billing\", \"sales\"]}",
+            || {
+                utoipa::openapi::schema::OneOfBuilder::new()
+                    .item(dimension_value())
+                    .item(utoipa::openapi::schema::ArrayBuilder::new().items(dimension_value()))
+                    .into()
+            },
+        )
+    }
+}
+
+impl utoipa::ToSchema for DimensionValueLists {}
 
 #[cfg(test)]
 mod tests {
@@ -133,6 +185,26 @@ mod tests {
         }
         for name in values(DimensionName::schema()) {
             assert!(Dimension::parse(&name).is_some(), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_filter_objects_take_every_dimension_and_nothing_else() {
+        for schema in [DimensionValues::schema(), DimensionValueLists::schema()] {
+            let RefOr::T(Schema::Object(object)) = schema else {
+                panic!("not an object")
+            };
+            let keys: Vec<&String> = object.properties.keys().collect();
+            assert_eq!(keys.len(), DIMENSIONS.len());
+            for key in keys {
+                assert!(Dimension::parse(key).is_some(), "{key}");
+            }
+            assert!(matches!(
+                object.additional_properties.as_deref(),
+                Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(
+                    false
+                ))
+            ));
         }
     }
 }

@@ -166,6 +166,7 @@ pub struct AuditSettingsBody {
     /// Read and ReadMultiple records, subject also to the entity's settings.
     pub read_auditing: bool,
     /// Messages (operations) never recorded.
+    #[schema(value_type = Vec<OperationName>)]
     pub excluded_messages: Vec<String>,
     /// Days the org keeps its records, 1 to 36500; the background purge
     /// removes older ones and the chain still verifies. Until set, the

@@ -136,9 +136,9 @@ pub struct DrilldownRequest {
     #[schema(value_type = Option<tracklog_domain::channel::query_schema::TimeZoneName>)]
     pub timezone: Option<String>,
     /// The series' group, e.g. `{"queue": "billing"}`.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<tracklog_domain::channel::query_schema::DimensionValues>)]
     pub group: Option<BTreeMap<String, String>>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<tracklog_domain::channel::query_schema::DimensionValueLists>)]
     pub filters: Option<BTreeMap<String, OneOrMany>>,
     /// At most this many sessions (1000 by default, 10000 at most).
     pub limit: Option<usize>,
