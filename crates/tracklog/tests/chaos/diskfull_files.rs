@@ -77,6 +77,18 @@ fn kept_up_to(file: &Path) -> i64 {
         .unwrap_or(0)
 }
 
+/// The body of a GET as the test's policy.
+async fn get(http: &reqwest::Client, server: &Server, key: &str, path: &str) -> Vec<u8> {
+    let response = http
+        .get(server.url(path))
+        .basic_auth("app", Some(key))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{path}");
+    response.bytes().await.unwrap().to_vec()
+}
+
 async fn post_records(http: &reqwest::Client, server: &Server, key: &str, batch: u64) {
     let body: Vec<Value> = (0..20)
         .map(|i| record(&format!("full-{batch}-{i}"), 0, batch * 20 + i))
@@ -130,15 +142,9 @@ async fn a_full_disk_under_the_checkpoint_file_delays_it_and_it_catches_up_whole
     // Space is freed: the file catches up, whole, with the chain.
     std::fs::remove_file(&filler).unwrap();
     post_records(&http, &server, &key, batch).await;
-    let page: Value = http
-        .get(server.url("/api/v1/audit/search?limit=1000"))
-        .basic_auth("app", Some(&key))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value =
+        serde_json::from_slice(&get(&http, &server, &key, "/api/v1/audit/search?limit=1000").await)
+            .unwrap();
     // Newest first by CreationTime, which these records do not follow.
     assert!(page["next_cursor"].is_null(), "more than one page");
     let head = page["items"]
@@ -178,15 +184,7 @@ async fn a_full_disk_under_the_checkpoint_file_delays_it_and_it_catches_up_whole
             .stdout,
     )
     .unwrap();
-    let export = http
-        .get(server.url("/api/v1/audit/export?format=jsonl"))
-        .basic_auth("app", Some(&key))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let export = get(&http, &server, &key, "/api/v1/audit/export?format=jsonl").await;
     let public = http
         .get(server.url("/api/v1/audit/public-key"))
         .send()
