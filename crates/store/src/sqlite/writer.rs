@@ -217,17 +217,17 @@ pub(crate) fn run_writer(
         }
     };
     while !stopping {
-        let received = if fault.is_set() {
-            match jobs.recv_timeout(crate::fault::RECOVERY_INTERVAL) {
-                Ok(message) => Some(message),
-                Err(RecvTimeoutError::Timeout) => {
-                    recover();
-                    continue;
-                }
-                Err(RecvTimeoutError::Disconnected) => None,
+        // Never a wait without a bound: the WAL flusher trips the latch
+        // from its own thread, possibly while this one waits for a job, and
+        // none may come (the materialisers wait for the log, `/readyz`
+        // writes nothing) until the database is re-established.
+        let received = match jobs.recv_timeout(crate::fault::RECOVERY_INTERVAL) {
+            Ok(message) => Some(message),
+            Err(RecvTimeoutError::Timeout) => {
+                recover();
+                continue;
             }
-        } else {
-            jobs.recv().ok()
+            Err(RecvTimeoutError::Disconnected) => None,
         };
         let first = match received {
             Some(Message::Job(job)) => job,
@@ -393,5 +393,43 @@ fn commit_group(
     metrics.commit_items.observe(items as f64);
     for deliver in deliveries {
         deliver(commit.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use crate::sqlite::{SqliteOptions, SqliteStore};
+    use crate::{Lifecycle, StoreMetrics};
+
+    /// The WAL flusher trips the latch from its own thread while the writer
+    /// waits for jobs, and no job comes: the writer still re-establishes
+    /// the database by itself.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fault_tripped_while_the_writer_is_idle_is_recovered_without_a_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(
+            dir.path(),
+            SqliteOptions::default(),
+            StoreMetrics::default(),
+        )
+        .unwrap();
+        // Let the writer settle into waiting for a job.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        store
+            .inner
+            .fault
+            .trip("fsync tracklog.db-wal: EIO (a test)");
+        assert!(store.fault().is_some());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while store.fault().is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "still faulted 10 s after the trip, with the writer idle"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        store.close().await;
     }
 }

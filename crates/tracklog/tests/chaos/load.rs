@@ -157,16 +157,15 @@ pub async fn refused_everywhere(http: &reqwest::Client, server: &Server, key: &s
 pub async fn wait_ready(http: &reqwest::Client, server: &Server, after: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let status = http
-            .get(server.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status();
-        if status == 200 {
+        let response = http.get(server.url("/readyz")).send().await.unwrap();
+        if response.status() == 200 {
             return;
         }
-        assert!(Instant::now() < deadline, "not ready 30 s after {after}");
+        let why = response.text().await.unwrap_or_default();
+        assert!(
+            Instant::now() < deadline,
+            "not ready 30 s after {after}: {why}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

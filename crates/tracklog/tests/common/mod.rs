@@ -43,7 +43,7 @@ pub fn create_policy(data_dir: &Path, name: &str, rights: &str) -> (String, Stri
 /// when that is set (to read what a failed test's server said), else
 /// nowhere.
 fn server_log() -> Stdio {
-    let Some(dir) = std::env::var_os("TEST_SERVER_LOGS") else {
+    let Some(dir) = std::env::var_os("TEST_SERVER_LOGS").filter(|d| !d.is_empty()) else {
         return Stdio::null();
     };
     let name = format!(
