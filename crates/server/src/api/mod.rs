@@ -5,6 +5,8 @@
 
 pub mod analytics;
 pub mod audit;
+pub mod audit_reports;
+pub mod audit_settings;
 pub mod channel;
 pub mod contacts;
 pub mod extract;
@@ -171,15 +173,18 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(contacts::case_journey))
         .routes(routes!(audit::post_records))
         .routes(routes!(audit::get_record))
-        .routes(routes!(audit::get_settings, audit::put_settings))
         .routes(routes!(
-            audit::get_entity_settings,
-            audit::put_entity_settings
+            audit_settings::get_settings,
+            audit_settings::put_settings
+        ))
+        .routes(routes!(
+            audit_settings::get_entity_settings,
+            audit_settings::put_entity_settings
         ))
         .routes(routes!(audit::search))
         .routes(routes!(audit::export))
-        .routes(routes!(audit::list_reports))
-        .routes(routes!(audit::get_report))
+        .routes(routes!(audit_reports::list_reports))
+        .routes(routes!(audit_reports::get_report))
         .routes(routes!(audit::verify))
         .routes(routes!(audit::public_key))
         .routes(routes!(channel::post_init))
