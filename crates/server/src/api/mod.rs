@@ -8,6 +8,8 @@ pub mod audit;
 pub mod audit_reports;
 pub mod audit_settings;
 pub mod channel;
+pub mod channel_config;
+pub mod channel_records;
 pub mod contacts;
 pub mod extract;
 pub mod health;
@@ -189,37 +191,43 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::public_key))
         .routes(routes!(channel::post_init))
         .routes(routes!(channel::post_events))
-        .routes(routes!(channel::list_providers, channel::put_provider))
         .routes(routes!(
-            channel::get_provider,
-            channel::patch_provider,
-            channel::delete_provider
+            channel_config::list_providers,
+            channel_config::put_provider
         ))
         .routes(routes!(
-            channel::list_definitions,
-            channel::create_definition
+            channel_config::get_provider,
+            channel_config::patch_provider,
+            channel_config::delete_provider
         ))
         .routes(routes!(
-            channel::get_definition,
-            channel::patch_definition,
-            channel::delete_definition
-        ))
-        .routes(routes!(channel::list_queues))
-        .routes(routes!(channel::put_queue))
-        .routes(routes!(
-            channel::list_conversations,
-            channel::create_conversations
-        ))
-        .routes(routes!(channel::get_conversation))
-        .routes(routes!(channel::list_sessions, channel::create_sessions))
-        .routes(routes!(channel::get_session))
-        .routes(routes!(
-            channel::list_participants,
-            channel::create_participants
+            channel_config::list_definitions,
+            channel_config::create_definition
         ))
         .routes(routes!(
-            channel::list_kpi_events,
-            channel::create_kpi_events
+            channel_config::get_definition,
+            channel_config::patch_definition,
+            channel_config::delete_definition
+        ))
+        .routes(routes!(channel_config::list_queues))
+        .routes(routes!(channel_config::put_queue))
+        .routes(routes!(
+            channel_records::list_conversations,
+            channel_records::create_conversations
+        ))
+        .routes(routes!(channel_records::get_conversation))
+        .routes(routes!(
+            channel_records::list_sessions,
+            channel_records::create_sessions
+        ))
+        .routes(routes!(channel_records::get_session))
+        .routes(routes!(
+            channel_records::list_participants,
+            channel_records::create_participants
+        ))
+        .routes(routes!(
+            channel_records::list_kpi_events,
+            channel_records::create_kpi_events
         ))
         .routes(routes!(analytics::list_metrics))
         .routes(routes!(analytics::query_metrics))
