@@ -118,13 +118,14 @@ impl MetricsQuery {
             Some(text) => Interval::parse(&text)
                 .ok_or_else(|| RecordError::new("interval", "must be 15m, 30m, 1h, 1d or 1w"))?,
             // Hours, or the first larger interval that the range holds at
-            // most `MAX_INTERVALS` of.
+            // most `MAX_INTERVALS` of (counting the partial ones at each
+            // end, where the zone's alignment cuts the range).
             None => {
                 let span = (to.as_millis() - from.as_millis()) as u64;
-                let hours = span / 3_600_000;
-                if hours < interval::MAX_INTERVALS as u64 {
+                let hours = span / 3_600_000 + 2;
+                if hours <= interval::MAX_INTERVALS as u64 {
                     Interval::H1
-                } else if hours / 24 < interval::MAX_INTERVALS as u64 {
+                } else if hours / 24 + 2 <= interval::MAX_INTERVALS as u64 {
                     Interval::D1
                 } else {
                     Interval::W1
@@ -285,5 +286,24 @@ mod tests {
         )
         .unwrap();
         assert!(defaulted.starts().is_ok());
+        // Just under the bound in hours, off the hour and in a zone with
+        // a half-hour offset: the intervals the default gives still fit.
+        for hours in [19_990_i64, 19_997, 19_998, 19_999, 20_000, 20_001] {
+            let to = UtcMillis::parse_rfc3339("2026-03-02T00:17:00Z").unwrap();
+            let from = to.saturating_add_millis(-hours * 3_600_000 - 1_234);
+            let query = MetricsQuery::parse(
+                request(serde_json::json!({
+                    "from": from.to_rfc3339(), "to": to.to_rfc3339(),
+                    "timezone": "Asia/Kolkata",
+                })),
+                now(),
+            )
+            .unwrap();
+            assert!(
+                query.starts().is_ok(),
+                "{hours} hours: {:?}",
+                query.interval
+            );
+        }
     }
 }
