@@ -85,14 +85,11 @@ fn time_field(field: &str, value: Option<&str>) -> Result<Option<UtcMillis>, Rec
 impl MetricsQuery {
     pub fn parse(request: MetricsRequest, now: UtcMillis) -> Result<Self, RecordError> {
         let catalogue = metrics::catalogue();
-        let named = request
-            .metrics
-            .as_ref()
-            .is_some_and(|m| !m.clone().into_vec().is_empty());
-        let mut metrics = match request.metrics.map(OneOrMany::into_vec) {
-            None => catalogue.clone(),
-            Some(names) if names.is_empty() => catalogue.clone(),
-            Some(names) => names
+        let names = request.metrics.map(OneOrMany::into_vec).unwrap_or_default();
+        let named = !names.is_empty();
+        let mut metrics = match named {
+            false => catalogue.clone(),
+            true => names
                 .iter()
                 .map(|name| {
                     catalogue

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::audit::record;
-use super::common::{BIN, Server, create_policy};
+use super::common::{BIN, Server, all_ids, create_policy, tracklog_with};
 use super::diskfull::Tmpfs;
 use super::load::metric;
 
@@ -33,15 +33,11 @@ use super::load::metric;
 const RESERVE: &str = "1048576";
 
 fn cli(data_dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env_remove("TRACKLOG_LISTEN")
-        .env("TRACKLOG_INGEST__LOG_MIN_FREE_BYTES", RESERVE)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run tracklog")
+    tracklog_with(
+        data_dir,
+        &[("TRACKLOG_INGEST__LOG_MIN_FREE_BYTES", RESERVE)],
+        args,
+    )
 }
 
 fn text(output: &Output) -> String {
@@ -314,11 +310,9 @@ fn an_export_or_an_import_that_meets_a_full_disk_fails_whole_and_completes_when_
     drop(disk);
 }
 
-/// Every interaction id stored for a contact.
+/// How many interactions are stored for a contact.
 async fn stored(http: &reqwest::Client, server: &Server, key: &str, contact: &str) -> usize {
-    super::common::all_ids(http, server, key, contact)
-        .await
-        .len()
+    all_ids(http, server, key, contact).await.len()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

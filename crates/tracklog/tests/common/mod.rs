@@ -12,11 +12,17 @@ use serde_json::{Value, json};
 pub const BIN: &str = env!("CARGO_BIN_EXE_tracklog");
 
 pub fn tracklog(data_dir: &Path, args: &[&str]) -> std::process::Output {
+    tracklog_with(data_dir, &[], args)
+}
+
+/// [`tracklog`] with extra environment variables (configuration overrides).
+pub fn tracklog_with(data_dir: &Path, env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
     Command::new(BIN)
         .args(args)
         .arg("--data-dir")
         .arg(data_dir)
         .env_remove("TRACKLOG_LISTEN")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .expect("run tracklog")
